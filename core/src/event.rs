@@ -1,0 +1,426 @@
+//! The events that flow between the stages, and their JSON wire format.
+//!
+//! The wire format is fixed by golden fixtures (`core/tests/golden/`): every field here
+//! is part of the contract that Kafka consumers and `/ws` clients rely on. Times are
+//! milliseconds since the Unix epoch (UTC); distances are metres; speeds are metres per
+//! second; angles are degrees.
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::geo::LatLon;
+
+/// Identifiers (vehicles, stops, routes, trips, incidents, alerts). Short ids are
+/// stored inline, so decoding and cloning them does not allocate.
+pub type Id = CompactString;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type TimestampMs = i64;
+
+/// What a vehicle is doing, after GTFS-realtime's `VehicleStopStatus`, plus the
+/// operational states a twin needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VehicleStatus {
+    /// Moving towards `next_stop_id`.
+    InTransitTo,
+    /// Standing at `next_stop_id` with doors open.
+    StoppedAt,
+    /// Waiting at a terminus before its next trip.
+    Layover,
+    /// Broken down: stopped, not carrying anyone further until repaired.
+    BrokenDown,
+}
+
+/// How full a vehicle is, after GTFS-realtime's `OccupancyStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OccupancyStatus {
+    /// No passengers.
+    Empty,
+    /// Under half of the seats taken.
+    ManySeatsAvailable,
+    /// Most seats taken.
+    FewSeatsAvailable,
+    /// All seats taken, standing room left.
+    StandingRoomOnly,
+    /// Standing room nearly gone.
+    CrushedStandingRoomOnly,
+    /// At capacity.
+    Full,
+}
+
+impl OccupancyStatus {
+    /// The status for `passengers` aboard a vehicle with `capacity` places
+    /// (seats are taken to be half of the places).
+    pub fn from_load(passengers: u32, capacity: u32) -> Self {
+        if passengers == 0 {
+            return OccupancyStatus::Empty;
+        }
+        let share = passengers as f64 / capacity.max(1) as f64;
+        match share {
+            s if s >= 1.0 => OccupancyStatus::Full,
+            s if s >= 0.9 => OccupancyStatus::CrushedStandingRoomOnly,
+            s if s >= 0.5 => OccupancyStatus::StandingRoomOnly,
+            s if s >= 0.25 => OccupancyStatus::FewSeatsAvailable,
+            _ => OccupancyStatus::ManySeatsAvailable,
+        }
+    }
+}
+
+/// The kind of vehicle a route runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportMode {
+    /// A bus in street traffic.
+    Bus,
+    /// A tram or light rail, partly in street traffic.
+    Tram,
+    /// Rail on its own right of way (metro, suburban).
+    Rail,
+}
+
+/// A vehicle's position report, about once a second per vehicle.
+///
+/// Topic `vehicle_locations`, key `vehicle_id`. The live vehicle table's rows
+/// (`live_vehicle_table`) have the same shape: the latest report per vehicle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VehiclePosition {
+    /// The vehicle, e.g. `"B07-012"`.
+    pub vehicle_id: Id,
+    /// The route it serves, e.g. `"B07"`.
+    pub route_id: Id,
+    /// The trip it is running, e.g. `"B07-012-T0031"`.
+    pub trip_id: Id,
+    /// When the position was measured (event time), ms since the epoch.
+    pub timestamp: TimestampMs,
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Heading, degrees clockwise from north, `[0, 360)`.
+    pub bearing: f32,
+    /// Speed over ground, metres per second.
+    pub speed_mps: f32,
+    /// The next stop it will serve (or is standing at), e.g. `"S0142"`.
+    pub next_stop_id: Id,
+    /// Passengers aboard.
+    pub passengers: u32,
+    /// Places aboard, seated and standing.
+    pub capacity: u32,
+    /// How full it is, GTFS-realtime style.
+    pub occupancy_status: OccupancyStatus,
+    /// Deviation from the timetable in seconds: positive is late, negative early.
+    pub delay_s: i32,
+    /// What it is doing.
+    pub status: VehicleStatus,
+}
+
+impl VehiclePosition {
+    /// Its position as a point.
+    pub fn position(&self) -> LatLon {
+        LatLon::new(self.lat, self.lon)
+    }
+}
+
+/// A rider tapping a card on at a stop.
+///
+/// Topic `rider_tapped_on`, key `stop_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiderTap {
+    /// The (anonymised) card, e.g. `"C00012345"`.
+    pub rider_id: Id,
+    /// Where the rider tapped on, e.g. `"S0142"`.
+    pub stop_id: Id,
+    /// The line the rider is waiting for, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<Id>,
+    /// When the tap happened (event time), ms since the epoch.
+    pub timestamp: TimestampMs,
+}
+
+/// The kind of a traffic incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficIncidentKind {
+    /// A collision blocking lanes.
+    Accident,
+    /// Planned works narrowing the road.
+    Roadworks,
+    /// Heavy traffic.
+    Congestion,
+}
+
+/// Whether an incident is still in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// In force: vehicles inside its radius are slowed.
+    Active,
+    /// Over: this record ends it.
+    Cleared,
+}
+
+/// A traffic incident, reported when it starts and again when it clears.
+///
+/// Topic `traffic_incidents`, key `incident_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficIncident {
+    /// The incident, e.g. `"TI-000017"`.
+    pub incident_id: Id,
+    /// What happened.
+    pub kind: TrafficIncidentKind,
+    /// Whether it is in force (`active`) or over (`cleared`).
+    pub status: IncidentStatus,
+    /// Centre latitude, degrees.
+    pub lat: f64,
+    /// Centre longitude, degrees.
+    pub lon: f64,
+    /// Radius of the affected area, metres.
+    pub radius_m: f64,
+    /// How bad it is.
+    pub severity: Severity,
+    /// Factor applied to the speed of vehicles inside the area, `(0, 1]`.
+    pub speed_factor: f64,
+    /// When it started, ms since the epoch.
+    pub started_at: TimestampMs,
+    /// When it is expected to clear, ms since the epoch.
+    pub expected_end: TimestampMs,
+    /// When this report was made (event time), ms since the epoch.
+    pub timestamp: TimestampMs,
+}
+
+/// Severity, with the CivicSense seed's levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational.
+    Low,
+    /// Noticeable effect.
+    Moderate,
+    /// Serious effect; act soon.
+    High,
+    /// Act now.
+    Critical,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Far more riders tapping on at a stop than usual.
+    Surge,
+    /// A vehicle running well behind its timetable.
+    Delay,
+    /// A vehicle broken down, stranded or out of contact.
+    Breakdown,
+    /// Vehicles of one line running too close together.
+    Bunching,
+    /// Vehicles of one line running too far apart.
+    Gapping,
+    /// A vehicle fuller than it should be.
+    Crowding,
+    /// A traffic or city incident affecting service.
+    Incident,
+}
+
+/// An alert's transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The condition began; the alert is active.
+    Raised,
+    /// The condition ended; the alert is no longer active.
+    Cleared,
+}
+
+/// What an alert is about: a stop, a vehicle, a route or an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// A stop; the subject id is a stop id.
+    Stop,
+    /// A vehicle; the subject id is a vehicle id.
+    Vehicle,
+    /// A route; the subject id is a route id.
+    Route,
+    /// An incident; the subject id is an incident id.
+    Incident,
+}
+
+/// An alert raised (or cleared) by a detector.
+///
+/// Topic `alerts`, key `alert_id`; surge alerts also go to `surge_alerts`, keyed by stop id.
+/// An alert is raised once and later cleared once, both records with the same
+/// `alert_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable id of this alert, the same in its `raised` and `cleared` records,
+    /// e.g. `"surge:S0142:1700000040000"`.
+    pub alert_id: Id,
+    /// What it is about.
+    pub kind: AlertKind,
+    /// This record's transition.
+    pub state: AlertState,
+    /// How bad it is.
+    pub severity: Severity,
+    /// The kind of thing it is about.
+    pub subject_kind: SubjectKind,
+    /// The id of the thing it is about (a stop, vehicle, route or incident id).
+    pub subject_id: Id,
+    /// Where it is, when it has a place (for "locate on the map").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    /// Where it is, when it has a place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    /// Start of the window (inclusive) or time span the evidence covers, ms since the epoch.
+    pub window_start: TimestampMs,
+    /// End of the window (exclusive) or time span the evidence covers, ms since the epoch.
+    pub window_end: TimestampMs,
+    /// When the alert was first raised (event time), ms since the epoch.
+    pub raised_at: TimestampMs,
+    /// When this record was made (event time), ms since the epoch.
+    pub timestamp: TimestampMs,
+    /// A one-line description for people.
+    pub message: String,
+    /// The numbers behind it, e.g. `{"taps": 57, "threshold": 40}`.
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A record that could not be processed, set aside on the `dead_letters` topic with
+/// the reason, so that nothing vanishes silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The topic the record came from.
+    pub source_topic: String,
+    /// Its key, as text (lossy if the key was not UTF-8).
+    pub key: String,
+    /// Why it was set aside.
+    pub error: String,
+    /// The payload as received, as text (lossy if it was not UTF-8).
+    pub payload: String,
+    /// The record's timestamp as received, ms since the epoch.
+    pub timestamp: TimestampMs,
+}
+
+/// Why an event failed validation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidEvent {
+    /// The JSON did not parse or did not match the event's shape.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    /// Coordinates not finite or out of range.
+    #[error("invalid coordinates ({lat}, {lon})")]
+    Coordinates {
+        /// The latitude given.
+        lat: f64,
+        /// The longitude given.
+        lon: f64,
+    },
+    /// A timestamp too far in the future (or before 2000).
+    #[error("timestamp {0} out of range")]
+    Timestamp(TimestampMs),
+    /// Some other field out of its range.
+    #[error("{0}")]
+    Field(&'static str),
+}
+
+/// Earliest event time accepted: 2000-01-01T00:00:00Z.
+pub const MIN_VALID_TIMESTAMP: TimestampMs = 946_684_800_000;
+
+/// An event that can check its own fields.
+pub trait Validate {
+    /// Checks the fields against their documented ranges. `now` is the current time;
+    /// timestamps more than `max_future_ms` after it are rejected.
+    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent>;
+}
+
+fn check_ts(ts: TimestampMs, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
+    if ts < MIN_VALID_TIMESTAMP || ts > now.saturating_add(max_future_ms) {
+        return Err(InvalidEvent::Timestamp(ts));
+    }
+    Ok(())
+}
+
+fn check_point(lat: f64, lon: f64) -> Result<(), InvalidEvent> {
+    if !LatLon::new(lat, lon).is_valid() {
+        return Err(InvalidEvent::Coordinates { lat, lon });
+    }
+    Ok(())
+}
+
+impl Validate for VehiclePosition {
+    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp, now, max_future_ms)?;
+        check_point(self.lat, self.lon)?;
+        if !self.speed_mps.is_finite() || self.speed_mps < 0.0 {
+            return Err(InvalidEvent::Field("speed_mps must be finite and non-negative"));
+        }
+        if !self.bearing.is_finite() {
+            return Err(InvalidEvent::Field("bearing must be finite"));
+        }
+        if self.vehicle_id.is_empty() {
+            return Err(InvalidEvent::Field("vehicle_id must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for RiderTap {
+    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp, now, max_future_ms)?;
+        if self.stop_id.is_empty() {
+            return Err(InvalidEvent::Field("stop_id must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for TrafficIncident {
+    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp, now, max_future_ms)?;
+        check_point(self.lat, self.lon)?;
+        if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
+            return Err(InvalidEvent::Field("radius_m must be positive"));
+        }
+        if !(self.speed_factor > 0.0 && self.speed_factor <= 1.0) {
+            return Err(InvalidEvent::Field("speed_factor must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a JSON payload into an event, with a clear error for anything malformed.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, InvalidEvent> {
+    serde_json::from_slice(payload).map_err(|e| InvalidEvent::Malformed(e.to_string()))
+}
+
+/// Encodes an event as its JSON wire format.
+pub fn encode<T: Serialize>(event: &T) -> bytes::Bytes {
+    // Serialising these plain structs cannot fail: no maps with non-string keys,
+    // and floats that are not finite serialise as `null`.
+    bytes::Bytes::from(serde_json::to_vec(event).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn occupancy_follows_load() {
+        assert_eq!(OccupancyStatus::from_load(0, 80), OccupancyStatus::Empty);
+        assert_eq!(OccupancyStatus::from_load(10, 80), OccupancyStatus::ManySeatsAvailable);
+        assert_eq!(OccupancyStatus::from_load(30, 80), OccupancyStatus::FewSeatsAvailable);
+        assert_eq!(OccupancyStatus::from_load(50, 80), OccupancyStatus::StandingRoomOnly);
+        assert_eq!(OccupancyStatus::from_load(75, 80), OccupancyStatus::CrushedStandingRoomOnly);
+        assert_eq!(OccupancyStatus::from_load(80, 80), OccupancyStatus::Full);
+    }
+
+    #[test]
+    fn decode_reports_malformed_input() {
+        let err = decode::<RiderTap>(b"{\"rider_id\":1}").unwrap_err();
+        assert!(matches!(err, InvalidEvent::Malformed(_)), "{err}");
+        assert!(decode::<RiderTap>(b"not json").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Topic names. The defaults follow the StreamCity seed; a prefix can be set so that
+//! several twins (or several tests) share one Kafka cluster without seeing each other.
+
+use std::sync::Arc;
+
+/// The names of every topic the stages read or write.
+///
+/// Stages never hard-code a topic name: they take it from here, so a test can run a
+/// whole pipeline on randomly prefixed topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// Vehicle position reports ([`crate::VehiclePosition`]), keyed by vehicle id.
+    pub vehicle_locations: Arc<str>,
+    /// Rider tap-ons ([`crate::RiderTap`]), keyed by stop id.
+    pub rider_tapped_on: Arc<str>,
+    /// Traffic incidents and their clearance ([`crate::TrafficIncident`]), keyed by incident id.
+    pub traffic_incidents: Arc<str>,
+    /// The live vehicle table's changelog ([`crate::VehiclePosition`] rows; an empty
+    /// payload is a tombstone), keyed by vehicle id. Compacted on Kafka.
+    pub live_vehicle_table: Arc<str>,
+    /// Passenger surge alerts ([`crate::Alert`] of kind `surge`), keyed by stop id.
+    pub surge_alerts: Arc<str>,
+    /// Every alert of every kind ([`crate::Alert`]), keyed by alert id.
+    pub alerts: Arc<str>,
+    /// Records that arrived after their window's grace period, as they were received.
+    pub late_events: Arc<str>,
+    /// Records that could not be decoded or failed validation, as they were received.
+    pub dead_letters: Arc<str>,
+}
+
+impl Topics {
+    /// The seed's topic names, each preceded by `prefix` (empty for the plain names).
+    pub fn with_prefix(prefix: &str) -> Self {
+        let name = |n: &str| -> Arc<str> { Arc::from(format!("{prefix}{n}")) };
+        Topics {
+            vehicle_locations: name("vehicle_locations"),
+            rider_tapped_on: name("rider_tapped_on"),
+            traffic_incidents: name("traffic_incidents"),
+            live_vehicle_table: name("live_vehicle_table"),
+            surge_alerts: name("surge_alerts"),
+            alerts: name("alerts"),
+            late_events: name("late_events"),
+            dead_letters: name("dead_letters"),
+        }
+    }
+
+    /// Every topic, in a fixed order (for creating them on a broker).
+    pub fn all(&self) -> [&Arc<str>; 8] {
+        [
+            &self.vehicle_locations,
+            &self.rider_tapped_on,
+            &self.traffic_incidents,
+            &self.live_vehicle_table,
+            &self.surge_alerts,
+            &self.alerts,
+            &self.late_events,
+            &self.dead_letters,
+        ]
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self::with_prefix("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_applies_to_every_topic() {
+        let t = Topics::with_prefix("t1_");
+        assert!(t.all().iter().all(|n| n.starts_with("t1_")));
+        assert_eq!(&*Topics::default().vehicle_locations, "vehicle_locations");
+        assert_eq!(&*Topics::default().rider_tapped_on, "rider_tapped_on");
+    }
+}

@@ -1,0 +1,52 @@
+//! StreamCity's dashboard server: the live map page, `/ws` for live updates, `/api`
+//! for pull queries, `/healthz` and `/readyz`.
+//!
+//! [`app`] builds the router from shared state and is what tests call; [`serve`] runs
+//! it on a listener until cancelled. [`live::run_ingest`] feeds the state from the bus.
+//! The protocol is documented in `dashboard/PROTOCOL.md`.
+
+pub mod api;
+pub mod assets;
+pub mod live;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use streamcity_core::CancellationToken;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+
+pub use live::{Live, LiveConfig};
+
+/// The dashboard's routes over the live state.
+pub fn app(live: Arc<Live>) -> Router {
+    let api = Router::new()
+        .route("/api/routes", get(api::routes))
+        .route("/api/stops", get(api::stops))
+        .route("/api/vehicles", get(api::vehicles))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/{*rest}", get(api::not_found))
+        .fallback(assets::serve)
+        .layer(CompressionLayer::new());
+    Router::new()
+        .route("/ws", get(ws::handler))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .merge(api)
+        .with_state(live)
+}
+
+/// Serves the dashboard on `listener` until `stop` is cancelled; then closes the
+/// WebSocket clients (code 1001) and finishes open requests.
+pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) -> std::io::Result<()> {
+    let shutdown = {
+        let live = Arc::clone(&live);
+        async move {
+            stop.cancelled().await;
+            live.close_clients();
+        }
+    };
+    axum::serve(listener, app(live)).with_graceful_shutdown(shutdown).await
+}

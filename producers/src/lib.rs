@@ -1,0 +1,13 @@
+//! StreamCity's city model and simulators.
+//!
+//! - [`city`]: the transit network (routes, shapes, stops, headways), built from a seed;
+//! - [`sim`]: the simulation core, a plain state machine stepped through time;
+//! - [`runner`]: the async shell that paces the core with a clock and publishes its
+//!   events to the bus.
+
+pub mod city;
+pub mod runner;
+pub mod sim;
+
+pub use city::{City, CityConfig};
+pub use sim::{SimConfig, SimEvent, Simulation};

@@ -1,0 +1,199 @@
+//! The StreamCity twin assembled: every stage in one process on the in-memory bus.
+//!
+//! [`Embedded::start`] is what `streamcity` with no subcommand runs, and what the
+//! end-to-end tests start on an ephemeral port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use streamcity_core::bus::TopicStats;
+use streamcity_core::{CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock};
+use streamcity_dashboard::{Live, LiveConfig};
+use streamcity_processor::ProcessorConfig;
+use streamcity_processor::runner::ProcessorStats;
+use streamcity_producers::runner::ProducerStats;
+use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// Everything that configures an embedded twin.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Where the dashboard listens (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// The city to build.
+    pub city: CityConfig,
+    /// The simulation.
+    pub sim: SimConfig,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// The processor.
+    pub processor: ProcessorConfig,
+    /// The dashboard.
+    pub live: LiveConfig,
+    /// Topic names.
+    pub topics: Topics,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            city: CityConfig::default(),
+            sim: SimConfig { start_ms: clock::wall_clock_ms(), ..SimConfig::default() },
+            speed: 1.0,
+            processor: ProcessorConfig::default(),
+            live: LiveConfig::default(),
+            topics: Topics::default(),
+        }
+    }
+}
+
+/// A running embedded twin.
+pub struct Embedded {
+    /// Where the dashboard listens.
+    pub addr: SocketAddr,
+    /// The bus every stage runs on (tests publish to it directly).
+    pub bus: MemoryBus,
+    /// The topic names in use.
+    pub topics: Topics,
+    /// The simulated clock.
+    pub clock: SharedClock,
+    /// The dashboard's live state.
+    pub live: Arc<Live>,
+    /// The producers' counters.
+    pub producer: Arc<ProducerStats>,
+    /// The processor's counters.
+    pub processor: Arc<ProcessorStats>,
+    stop: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// What a twin did, printed when it stops.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Records published per topic.
+    pub topics: Vec<TopicStats>,
+    /// Alerts raised.
+    pub alerts_raised: u64,
+    /// Records set aside as dead letters.
+    pub dead_letters: u64,
+}
+
+impl Embedded {
+    /// Builds the city, binds the dashboard's port and starts every stage: consumers
+    /// first, so that nothing published is missed, then the simulators.
+    pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Embedded> {
+        let listener =
+            TcpListener::bind(config.addr).await.with_context(|| format!("cannot listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let clock: SharedClock = if config.speed == 1.0 && (config.sim.start_ms - clock::wall_clock_ms()).abs() < 1_000 {
+            Arc::new(SystemClock)
+        } else {
+            Arc::new(ScaledClock::new(config.sim.start_ms, config.speed))
+        };
+        let city = Arc::new(City::generate(config.city));
+        let bus = MemoryBus::default();
+        let topics = config.topics.clone();
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let live = Arc::new(Live::new(Arc::clone(&city), topics.clone(), config.live));
+        let dash_sub = streamcity_dashboard::live::subscribe(&bus, &topics).await?;
+        tasks.spawn(ingest(dash_sub, Arc::clone(&live), stop.clone()));
+        tasks.spawn(serve(listener, Arc::clone(&live), stop.clone()));
+
+        let processor = Arc::new(ProcessorStats::default());
+        let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+        let run = streamcity_processor::runner::run(
+            bus.clone(),
+            proc_sub,
+            topics.clone(),
+            config.processor,
+            Arc::clone(&clock),
+            stop.clone(),
+            Arc::clone(&processor),
+        );
+        tasks.spawn(async move {
+            run.await.context("processor")?;
+            Ok(())
+        });
+
+        let producer = Arc::new(ProducerStats::default());
+        let sim = Simulation::new(Arc::clone(&city), config.sim.clone());
+        let run = streamcity_producers::runner::run(
+            sim,
+            bus.clone(),
+            topics.clone(),
+            Arc::clone(&clock),
+            stop.clone(),
+            Arc::clone(&producer),
+        );
+        tasks.spawn(async move {
+            run.await.context("producers")?;
+            Ok(())
+        });
+
+        Ok(Embedded { addr, bus, topics, clock, live, producer, processor, stop, tasks })
+    }
+
+    /// The token that stops every stage.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until a stage fails (an error) or the twin is stopped (Ok).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        while let Some(done) = self.tasks.join_next().await {
+            let result = done.context("a stage panicked")?;
+            if let Err(e) = result {
+                self.stop.cancel();
+                return Err(e);
+            }
+            if !self.stop.is_cancelled() {
+                self.stop.cancel();
+                anyhow::bail!("a stage stopped unexpectedly");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every stage, lets them flush what they have in flight, and returns what
+    /// the twin did.
+    pub async fn shutdown(mut self) -> anyhow::Result<Summary> {
+        self.stop.cancel();
+        let mut first_error = None;
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(e) = done.context("a stage panicked").and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(self.summary())
+    }
+
+    /// Counters so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            topics: self.bus.stats(),
+            alerts_raised: self.processor.alerts_raised.load(Ordering::Relaxed),
+            dead_letters: self.processor.dead_letters.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn ingest(
+    sub: streamcity_core::bus::MemorySubscription,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    streamcity_dashboard::live::run_ingest(sub, live, stop).await.context("dashboard ingest")
+}
+
+async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) -> anyhow::Result<()> {
+    streamcity_dashboard::serve(listener, live, stop).await.context("dashboard server")
+}
