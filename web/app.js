@@ -101,6 +101,7 @@
       this._ctx = this._canvas.getContext('2d');
       this._buf = { n: 0, cap: 0 };
       this._frames = 0; this._fpsSince = performance.now(); this.fps = 0;
+      this._drawMs = 0; this._lowRes = false; this._adaptedAt = 0;
       this._reset();
       this._tickBound = this._tick.bind(this);
       this._raf = requestAnimationFrame(this._tickBound);
@@ -108,7 +109,7 @@
     onRemove() {
       cancelAnimationFrame(this._raf);
       L.DomUtil.remove(this._canvas);
-      this._buf.n = 0;
+      this._buf.n = 0; this.fps = 0;
     },
     getEvents() {
       return { move: this._reset, zoom: this._reset, viewreset: this._reset, resize: this._reset, zoomanim: this._animateZoom };
@@ -117,7 +118,7 @@
     // Put the canvas back over the viewport (in layer coordinates) and redraw now,
     // so panning never shows a stale frame.
     _reset() {
-      const map = this._map, size = map.getSize(), dpr = window.devicePixelRatio || 1;
+      const map = this._map, size = map.getSize(), dpr = this._lowRes ? 1 : window.devicePixelRatio || 1;
       this._topLeft = map.containerPointToLayerPoint([0, 0]);
       L.DomUtil.setPosition(this._canvas, this._topLeft);
       if (!this._size || !size.equals(this._size) || dpr !== this._dpr) {
@@ -145,7 +146,11 @@
     },
 
     _tick(now) {
-      if (!this._drawnThisFrame) this._draw();
+      if (!this._drawnThisFrame) {
+        const t = performance.now();
+        this._draw();
+        this._adaptResolution(performance.now() - t);
+      }
       this._drawnThisFrame = false;
       this._frames++;
       if (now - this._fpsSince >= 1000) {
@@ -153,6 +158,20 @@
         this._frames = 0; this._fpsSince = now;
       }
       this._raf = requestAnimationFrame(this._tickBound);
+    },
+
+    // On a HiDPI screen, drop to one canvas pixel per CSS pixel while frames take too
+    // long to draw (4× fewer pixels at dpr 2), and go back up once there is headroom.
+    // Smoothed draw time, at most one switch per 5 s.
+    _adaptResolution(ms) {
+      this._drawMs += (ms - this._drawMs) * 0.1;
+      const dpr = window.devicePixelRatio || 1, now = performance.now();
+      if (dpr <= 1 || now - this._adaptedAt < 5000) return;
+      if (!this._lowRes && this._drawMs > 14) this._lowRes = true;
+      else if (this._lowRes && this._drawMs * dpr * dpr < 8) this._lowRes = false;
+      else return;
+      this._adaptedAt = now; this._drawMs = 8;
+      this._reset();
     },
 
     // Canvas-relative offset: x_canvas = p0.x * scale - off.x
@@ -172,7 +191,7 @@
       if (b.cap >= n) return b;
       b.cap = Math.max(1024, n * 1.5 | 0);
       b.x = new Float32Array(b.cap); b.y = new Float32Array(b.cap);
-      b.style = new Uint8Array(b.cap); b.occ = new Uint8Array(b.cap); b.tracks = new Array(b.cap);
+      b.style = new Uint8Array(b.cap); b.tracks = new Array(b.cap);
       return b;
     },
 
@@ -223,8 +242,7 @@
       vehiclePopup.setLatLng(this._map.unproject([tr.px, tr.py], 0));
     },
 
-    // Nearest drawn vehicle within HIT_RADIUS_PX of a container point; the one drawn
-    // last (on top) wins a tie.
+    // Nearest drawn vehicle within HIT_RADIUS_PX of a container point.
     hitTest(containerPoint) {
       const b = this._buf, p = this._map.containerPointToLayerPoint(containerPoint).subtract(this._topLeft || [0, 0]);
       let best = null, bestD = HIT_RADIUS_PX * HIT_RADIUS_PX;
@@ -388,7 +406,7 @@
         <dt>Delay</dt><dd class="delay-${late}">${esc(formatDelay(v.delay_s))}</dd>
         <dt>Occupancy</dt><dd>${v.passengers}/${v.capacity} (${pct}%) — ${esc(words(v.occupancy_status))}</dd>
         <dt>Speed</dt><dd>${Math.round((v.speed_mps || 0) * 3.6)} km/h</dd>
-        <dt>Status</dt><dd>${esc(words(v.status))}</dd>
+        <dt>Status</dt><dd>${esc(words(v.status))}${/_(to|at)$/.test(v.status) && stop ? ` ${esc(stop.name)}` : ''}</dd>
         <dt>Last report</dt><dd>${formatAgo(state.serverTime - v.timestamp)}</dd>
       </dl></div>`;
   }
@@ -411,7 +429,7 @@
     const surge = [...state.alerts.values()].find((a) => a.kind === 'surge' && a.subject_id === stop.stop_id);
     return `<div class="popup" data-stop-id="${esc(stop.stop_id)}">
       <h3>${esc(stop.name)}</h3>
-      <dl><dt>Stop</dt><dd>${esc(stop.stop_id)}</dd><dt>Lines</dt><dd>${lines || '—'}</dd></dl>
+      <dl><dt>Stop id</dt><dd>${esc(stop.stop_id)}</dd><dt>Lines</dt><dd>${lines || '—'}</dd></dl>
       ${surge ? `<p class="surge sev-${esc(surge.severity)}"><b>Surge (${esc(surge.severity)})</b><br>${esc(surge.message)}</p>` : ''}</div>`;
   }
 
