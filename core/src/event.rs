@@ -30,6 +30,8 @@ pub enum VehicleStatus {
     Layover,
     /// Broken down: stopped, not carrying anyone further until repaired.
     BrokenDown,
+    /// Held by a service suspension (e.g. a power outage on its line).
+    Suspended,
 }
 
 /// How full a vehicle is, after GTFS-realtime's `OccupancyStatus`.
@@ -123,9 +125,9 @@ impl VehiclePosition {
     }
 }
 
-/// A rider tapping a card on at a stop.
-///
-/// Topic `rider_tapped_on`, key `stop_id`.
+/// A rider tapping a card on (topic `rider_tapped_on`) or off (topic
+/// `rider_tapped_off`) at a stop; key `stop_id`. The same card taps on at one stop and
+/// off at a later stop of the same line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiderTap {
     /// The (anonymised) card, e.g. `"C00012345"`.
@@ -202,6 +204,123 @@ pub enum Severity {
     High,
     /// Act now.
     Critical,
+}
+
+/// The CivicSense seed's two families of city incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CityIncidentCategory {
+    /// Emergencies: weather, fire, public safety, health.
+    Emergency,
+    /// Infrastructure: power, water, roads.
+    Infrastructure,
+}
+
+/// What kind of city incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CityIncidentKind {
+    /// Severe weather warning (storm, flood, heat).
+    WeatherAlert,
+    /// A fire, with its cordon.
+    Fire,
+    /// A public safety event (police operation, evacuation).
+    PublicSafety,
+    /// A public health advisory.
+    HealthAdvisory,
+    /// Power outage: rail lines through the area are suspended.
+    PowerOutage,
+    /// Water advisory (boil notice, main break).
+    WaterAdvisory,
+    /// Road closure: street lines through the area detour, slowly.
+    RoadClosure,
+}
+
+impl CityIncidentKind {
+    /// Emergency or infrastructure.
+    pub fn category(self) -> CityIncidentCategory {
+        match self {
+            CityIncidentKind::WeatherAlert
+            | CityIncidentKind::Fire
+            | CityIncidentKind::PublicSafety
+            | CityIncidentKind::HealthAdvisory => CityIncidentCategory::Emergency,
+            _ => CityIncidentCategory::Infrastructure,
+        }
+    }
+}
+
+/// How a city incident affects transit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitEffect {
+    /// No effect on service.
+    None,
+    /// Vehicles in the area run slower (`speed_factor`): detours, cordons, weather.
+    Slowdown,
+    /// Service on `affected_routes` is suspended: vehicles hold at their next stop.
+    Suspension,
+}
+
+/// A city incident, after the CivicSense seed's emergency and infrastructure events,
+/// reported when it starts and again when it is cleared.
+///
+/// Topic `city_incidents`, key `event_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CityIncident {
+    /// The incident, e.g. `"EMG-000012"` (emergency) or `"INF-000007"` (infrastructure).
+    pub event_id: Id,
+    /// Emergency or infrastructure.
+    pub category: CityIncidentCategory,
+    /// What happened, e.g. `power_outage`.
+    #[serde(rename = "type")]
+    pub kind: CityIncidentKind,
+    /// In force (`active`) or over (`cleared`).
+    pub status: IncidentStatus,
+    /// How bad it is.
+    pub severity: Severity,
+    /// A one-line description for people.
+    pub message: String,
+    /// The district affected, e.g. `"Eastside"`.
+    pub area: String,
+    /// Centre latitude, degrees.
+    pub lat: f64,
+    /// Centre longitude, degrees.
+    pub lon: f64,
+    /// Radius of the affected area, metres.
+    pub radius_m: f64,
+    /// Who is affected (emergencies), e.g. `["general public", "commuters"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected_groups: Vec<String>,
+    /// What people should do (emergencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instructions: Vec<String>,
+    /// The cause (infrastructure), e.g. `"Equipment failure"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Customers without service (power and water).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected_customers: Option<u32>,
+    /// The utility responsible (power and water).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utility_company: Option<String>,
+    /// What it does to transit.
+    pub transit_effect: TransitEffect,
+    /// Speed factor inside the area for a slowdown, `(0, 1]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_factor: Option<f64>,
+    /// Lines affected (slowed or suspended).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected_routes: Vec<Id>,
+    /// When it started, ms since the epoch.
+    pub started_at: TimestampMs,
+    /// When an emergency expires, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<TimestampMs>,
+    /// When infrastructure service is expected back, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_restoration: Option<TimestampMs>,
+    /// When this report was made (event time), ms since the epoch.
+    pub timestamp: TimestampMs,
 }
 
 /// What an alert is about.
@@ -385,6 +504,22 @@ impl Validate for TrafficIncident {
             return Err(InvalidEvent::Field("radius_m must be positive"));
         }
         if !(self.speed_factor > 0.0 && self.speed_factor <= 1.0) {
+            return Err(InvalidEvent::Field("speed_factor must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for CityIncident {
+    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp, now, max_future_ms)?;
+        check_point(self.lat, self.lon)?;
+        if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
+            return Err(InvalidEvent::Field("radius_m must be positive"));
+        }
+        if let Some(f) = self.speed_factor
+            && !(f > 0.0 && f <= 1.0)
+        {
             return Err(InvalidEvent::Field("speed_factor must be in (0, 1]"));
         }
         Ok(())

@@ -13,8 +13,12 @@ pub struct Topics {
     pub vehicle_locations: Arc<str>,
     /// Rider tap-ons ([`crate::RiderTap`]), keyed by stop id.
     pub rider_tapped_on: Arc<str>,
+    /// Rider tap-offs ([`crate::RiderTap`]), keyed by stop id.
+    pub rider_tapped_off: Arc<str>,
     /// Traffic incidents and their clearance ([`crate::TrafficIncident`]), keyed by incident id.
     pub traffic_incidents: Arc<str>,
+    /// City incidents, emergencies and infrastructure ([`crate::CityIncident`]), keyed by event id.
+    pub city_incidents: Arc<str>,
     /// The live vehicle table's changelog ([`crate::VehiclePosition`] rows; an empty
     /// payload is a tombstone), keyed by vehicle id. Compacted on Kafka.
     pub live_vehicle_table: Arc<str>,
@@ -35,7 +39,9 @@ impl Topics {
         Topics {
             vehicle_locations: name("vehicle_locations"),
             rider_tapped_on: name("rider_tapped_on"),
+            rider_tapped_off: name("rider_tapped_off"),
             traffic_incidents: name("traffic_incidents"),
+            city_incidents: name("city_incidents"),
             live_vehicle_table: name("live_vehicle_table"),
             surge_alerts: name("surge_alerts"),
             alerts: name("alerts"),
@@ -45,11 +51,13 @@ impl Topics {
     }
 
     /// Every topic, in a fixed order (for creating them on a broker).
-    pub fn all(&self) -> [&Arc<str>; 8] {
+    pub fn all(&self) -> [&Arc<str>; 10] {
         [
             &self.vehicle_locations,
             &self.rider_tapped_on,
+            &self.rider_tapped_off,
             &self.traffic_incidents,
+            &self.city_incidents,
             &self.live_vehicle_table,
             &self.surge_alerts,
             &self.alerts,

@@ -127,3 +127,61 @@ fn enums_use_snake_case_names() {
     assert_eq!(serde_json::to_value(TransportMode::Rail).unwrap(), json!("rail"));
     assert!(decode::<VehicleStatus>(b"\"BROKEN_DOWN\"").is_err());
 }
+
+#[test]
+fn city_incidents() {
+    check(
+        "city_incident_power_outage",
+        &CityIncident {
+            event_id: "INF-000007".into(),
+            category: CityIncidentCategory::Infrastructure,
+            kind: CityIncidentKind::PowerOutage,
+            status: IncidentStatus::Active,
+            severity: Severity::High,
+            message: "Power outage in Eastside".into(),
+            area: "Eastside".into(),
+            lat: 40.7151,
+            lon: -73.9534,
+            radius_m: 1200.0,
+            affected_groups: Vec::new(),
+            instructions: Vec::new(),
+            cause: Some("Equipment failure".into()),
+            affected_customers: Some(5000),
+            utility_company: Some("City Power & Light".into()),
+            transit_effect: TransitEffect::Suspension,
+            speed_factor: None,
+            affected_routes: vec!["R1".into()],
+            started_at: T,
+            expires_at: None,
+            estimated_restoration: Some(T + 14_400_000),
+            timestamp: T,
+        },
+    );
+    check(
+        "city_incident_weather_alert",
+        &CityIncident {
+            event_id: "EMG-000012".into(),
+            category: CityIncidentCategory::Emergency,
+            kind: CityIncidentKind::WeatherAlert,
+            status: IncidentStatus::Active,
+            severity: Severity::High,
+            message: "Severe thunderstorm warning in effect".into(),
+            area: "Downtown".into(),
+            lat: 40.7128,
+            lon: -74.006,
+            radius_m: 3750.0,
+            affected_groups: vec!["general public".into(), "commuters".into()],
+            instructions: vec!["Stay indoors".into(), "Monitor news".into()],
+            cause: None,
+            affected_customers: None,
+            utility_company: None,
+            transit_effect: TransitEffect::Slowdown,
+            speed_factor: Some(0.75),
+            affected_routes: vec!["B01".into(), "B04".into()],
+            started_at: T,
+            expires_at: Some(T + 21_600_000),
+            estimated_restoration: None,
+            timestamp: T,
+        },
+    );
+}

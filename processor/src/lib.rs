@@ -10,13 +10,14 @@ pub mod surge;
 pub mod table;
 pub mod window;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use serde_json::json;
 use streamcity_core::{
-    Alert, AlertKind, AlertState, DeadLetter, Id, IncidentStatus, InvalidEvent, Record, RiderTap, SubjectKind,
-    TimestampMs, Topics, TrafficIncident, Validate, VehiclePosition, decode, encode,
+    Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent, Record, RiderTap,
+    Severity, SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect, Validate, VehiclePosition, decode,
+    encode,
 };
 
 use crate::surge::{SurgeConfig, SurgeDetector};
@@ -62,7 +63,8 @@ pub struct Processor {
     topics: Topics,
     config: ProcessorConfig,
     vehicles: LatestTable<Id, VehiclePosition>,
-    incidents: HashMap<Id, TrafficIncident>,
+    /// Incidents (traffic and city) in force, by id.
+    incidents: HashSet<Id>,
     surge: SurgeDetector,
     max_event_ts: TimestampMs,
     watermark: TimestampMs,
@@ -77,7 +79,7 @@ impl Processor {
             topics,
             config,
             vehicles: LatestTable::new(Latest::ByEventTime),
-            incidents: HashMap::new(),
+            incidents: HashSet::new(),
             surge: SurgeDetector::new(config.surge),
             max_event_ts: TimestampMs::MIN,
             watermark: TimestampMs::MIN,
@@ -117,6 +119,8 @@ impl Processor {
             self.on_tap(record, now, out)
         } else if record.topic == self.topics.traffic_incidents {
             self.on_traffic(record, now)
+        } else if record.topic == self.topics.city_incidents {
+            self.on_city(record, now)
         } else {
             Err(InvalidEvent::Malformed(format!("unexpected topic {}", record.topic)))
         };
@@ -193,55 +197,96 @@ impl Processor {
         let incident: TrafficIncident = decode(&record.payload)?;
         incident.validate(now, self.config.max_future_ms)?;
         self.observe(incident.timestamp);
-        let id = incident.incident_id.clone();
-        let state = match incident.status {
-            IncidentStatus::Active => AlertState::Raised,
-            IncidentStatus::Cleared => AlertState::Cleared,
+        let kind = snake_name(&incident.kind);
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("radius_m".into(), json!(incident.radius_m));
+        evidence.insert("speed_factor".into(), json!(incident.speed_factor));
+        evidence.insert("incident_kind".into(), json!(kind));
+        let message = match incident.status {
+            IncidentStatus::Active => format!(
+                "Traffic {kind} {}: vehicles within {} m slowed to {:.0}% speed",
+                incident.incident_id,
+                incident.radius_m,
+                incident.speed_factor * 100.0
+            ),
+            IncidentStatus::Cleared => format!("Traffic {kind} {} cleared", incident.incident_id),
         };
-        let known = self.incidents.contains_key(&id);
-        match incident.status {
-            IncidentStatus::Active => {
-                self.incidents.insert(id.clone(), incident.clone());
-            }
-            IncidentStatus::Cleared => {
-                self.incidents.remove(&id);
-            }
-        }
-        // A repeated report of a known incident, or the clearance of one never seen,
-        // changes nothing worth an alert.
-        if (state == AlertState::Raised) != known {
-            let mut evidence = serde_json::Map::new();
-            evidence.insert("radius_m".into(), json!(incident.radius_m));
-            evidence.insert("speed_factor".into(), json!(incident.speed_factor));
-            evidence.insert("incident_kind".into(), json!(incident.kind));
-            let kind = serde_json::to_value(incident.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
-            let kind = kind.unwrap_or_default();
-            let message = match state {
-                AlertState::Raised => format!(
-                    "Traffic {kind} {id}: vehicles within {} m slowed to {:.0}% speed",
-                    incident.radius_m,
-                    incident.speed_factor * 100.0
-                ),
-                AlertState::Cleared => format!("Traffic {kind} {id} cleared"),
-            };
-            self.alerts.push(Alert {
-                alert_id: compact_str::format_compact!("incident:{id}"),
-                kind: AlertKind::Incident,
-                state,
-                severity: incident.severity,
-                subject_kind: SubjectKind::Incident,
-                subject_id: id,
-                lat: Some(incident.lat),
-                lon: Some(incident.lon),
-                window_start: incident.started_at,
-                window_end: incident.expected_end,
-                raised_at: incident.started_at,
-                timestamp: incident.timestamp,
-                message,
-                evidence,
-            });
-        }
+        let span = (incident.started_at, incident.expected_end);
+        self.incident_alert(&incident.incident_id, incident.status, incident.severity, (incident.lat, incident.lon), span, incident.timestamp, message, evidence);
         Ok(())
+    }
+
+    fn on_city(&mut self, record: &Record, now: TimestampMs) -> Result<(), InvalidEvent> {
+        let incident: CityIncident = decode(&record.payload)?;
+        incident.validate(now, self.config.max_future_ms)?;
+        self.observe(incident.timestamp);
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("incident_kind".into(), json!(snake_name(&incident.kind)));
+        evidence.insert("area".into(), json!(incident.area));
+        evidence.insert("radius_m".into(), json!(incident.radius_m));
+        evidence.insert("transit_effect".into(), json!(incident.transit_effect));
+        if !incident.affected_routes.is_empty() {
+            evidence.insert("affected_routes".into(), json!(incident.affected_routes));
+        }
+        if let Some(n) = incident.affected_customers {
+            evidence.insert("affected_customers".into(), json!(n));
+        }
+        let effect = match (incident.transit_effect, incident.affected_routes.is_empty()) {
+            (TransitEffect::Suspension, false) => format!("; service suspended on {}", incident.affected_routes.join(", ")),
+            (TransitEffect::Slowdown, false) => format!("; delays on {}", incident.affected_routes.join(", ")),
+            _ => String::new(),
+        };
+        let message = match incident.status {
+            IncidentStatus::Active => format!("{} in {}{effect}", incident.message, incident.area),
+            IncidentStatus::Cleared => format!("{} in {} is over", incident.message, incident.area),
+        };
+        let ends = incident.expires_at.or(incident.estimated_restoration).unwrap_or(incident.started_at);
+        let span = (incident.started_at, ends);
+        self.incident_alert(&incident.event_id, incident.status, incident.severity, (incident.lat, incident.lon), span, incident.timestamp, message, evidence);
+        Ok(())
+    }
+
+    /// Raises an incident alert when an incident first becomes active and clears it
+    /// when it ends. A repeated report of a known incident, or the clearance of one
+    /// never seen, changes nothing worth an alert.
+    #[allow(clippy::too_many_arguments)]
+    fn incident_alert(
+        &mut self,
+        id: &Id,
+        status: IncidentStatus,
+        severity: Severity,
+        (lat, lon): (f64, f64),
+        (start, end): (TimestampMs, TimestampMs),
+        ts: TimestampMs,
+        message: String,
+        evidence: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let changed = match status {
+            IncidentStatus::Active => self.incidents.insert(id.clone()),
+            IncidentStatus::Cleared => self.incidents.remove(id),
+        };
+        if !changed {
+            return;
+        }
+        self.alerts.push(Alert {
+            alert_id: compact_str::format_compact!("incident:{id}"),
+            kind: AlertKind::Incident,
+            state: match status {
+                IncidentStatus::Active => AlertState::Raised,
+                IncidentStatus::Cleared => AlertState::Cleared,
+            },
+            severity,
+            subject_kind: SubjectKind::Incident,
+            subject_id: id.clone(),
+            lat: Some(lat),
+            lon: Some(lon),
+            window_start: start,
+            window_end: end,
+            raised_at: start,
+            timestamp: ts,
+            message,
+            evidence,
+        });
     }
 
     fn flush_alerts(&mut self, out: &mut Vec<Record>) {
@@ -280,6 +325,11 @@ impl Processor {
         };
         out.push(Record::new(&self.topics.dead_letters, record.key.clone(), encode(&letter), record.timestamp));
     }
+}
+
+/// The wire name of an enum value (`"power_outage"`), for messages.
+fn snake_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -149,6 +149,25 @@ pub const NOMINAL_DWELL_S: f64 = 20.0;
 /// Minimum layover at a terminus, seconds.
 pub const LAYOVER_S: f64 = 120.0;
 
+/// A named district, where city incidents are reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct District {
+    /// Name, e.g. `"Eastside"`.
+    pub name: String,
+    /// Centre latitude, degrees.
+    pub lat: f64,
+    /// Centre longitude, degrees.
+    pub lon: f64,
+    /// Rough radius, metres.
+    pub radius_m: f64,
+    /// Metres east of the city centre.
+    #[serde(skip)]
+    pub x: f64,
+    /// Metres north of the city centre.
+    #[serde(skip)]
+    pub y: f64,
+}
+
 /// The whole network.
 #[derive(Debug, Clone)]
 pub struct City {
@@ -160,7 +179,12 @@ pub struct City {
     pub routes: Vec<Route>,
     /// Every stop.
     pub stops: Vec<Stop>,
+    /// The districts: Downtown in the middle, eight around it.
+    pub districts: Vec<District>,
 }
+
+const DISTRICTS: [&str; 9] =
+    ["Downtown", "Northside", "Uptown", "Eastside", "Harbourfront", "Southgate", "Riverside", "Westend", "Old Town"];
 
 /// What to build.
 #[derive(Debug, Clone, Copy)]
@@ -357,12 +381,33 @@ impl City {
             });
         }
         assign_fleet(&mut routes, config.vehicles);
-        City { centre: config.centre, projection, routes, stops }
+        let districts = DISTRICTS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (r, a) = if i == 0 { (0.0, 0.0) } else { (4_500.0, std::f64::consts::TAU * (i - 1) as f64 / 8.0) };
+                let (x, y) = (r * f64::cos(a), r * f64::sin(a));
+                let at = projection.to_latlon(x, y);
+                District { name: (*name).to_owned(), lat: round6(at.lat), lon: round6(at.lon), radius_m: 2_500.0, x, y }
+            })
+            .collect();
+        City { centre: config.centre, projection, routes, stops, districts }
     }
 
     /// Looks up a stop by id.
     pub fn stop(&self, stop_id: &str) -> Option<&Stop> {
         self.stops.iter().find(|s| s.stop_id == stop_id)
+    }
+
+    /// Indexes of the routes whose shape passes within `radius_m` of the point `(x, y)`
+    /// (local metres).
+    pub fn routes_near(&self, x: f64, y: f64, radius_m: f64) -> Vec<usize> {
+        let r2 = radius_m * radius_m;
+        (0..self.routes.len())
+            .filter(|&i| {
+                self.routes[i].path.xy.windows(2).any(|w| segment_distance2((x, y), w[0], w[1]) <= r2)
+            })
+            .collect()
     }
 
     /// Looks up a route by id.
@@ -392,6 +437,14 @@ fn assign_fleet(routes: &mut [Route], total: usize) {
     for r in routes.iter_mut() {
         r.headway_s = if r.vehicles > 0 { (r.round_trip_s() / r.vehicles as f64).round() } else { 0.0 };
     }
+}
+
+/// Squared distance from `p` to the segment `a`–`b`.
+pub fn segment_distance2(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    (p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)
 }
 
 /// Rounds a coordinate to 6 decimals (about 0.1 m), which keeps payloads short.

@@ -2,10 +2,14 @@
 //!
 //! - [`city`]: the transit network (routes, shapes, stops, headways), built from a seed;
 //! - [`sim`]: the simulation core, a plain state machine stepped through time;
+//! - [`arrivals`]: when discrete events happen (Poisson or uniform gaps, bursts);
+//! - [`civic`]: city incidents after the CivicSense seed, with their transit effects;
 //! - [`runner`]: the async shell that paces the core with a clock and publishes its
 //!   events to the bus.
 
+pub mod arrivals;
 pub mod city;
+pub mod civic;
 pub mod runner;
 pub mod sim;
 

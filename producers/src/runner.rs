@@ -26,11 +26,17 @@ pub fn to_record(topics: &Topics, event: &SimEvent) -> Record {
         SimEvent::Position(p) => {
             Record::new(&topics.vehicle_locations, Bytes::copy_from_slice(p.vehicle_id.as_bytes()), encode(p), p.timestamp)
         }
-        SimEvent::Tap(t) => {
+        SimEvent::TapOn(t) => {
             Record::new(&topics.rider_tapped_on, Bytes::copy_from_slice(t.stop_id.as_bytes()), encode(t), t.timestamp)
+        }
+        SimEvent::TapOff(t) => {
+            Record::new(&topics.rider_tapped_off, Bytes::copy_from_slice(t.stop_id.as_bytes()), encode(t), t.timestamp)
         }
         SimEvent::Traffic(i) => {
             Record::new(&topics.traffic_incidents, Bytes::copy_from_slice(i.incident_id.as_bytes()), encode(i), i.timestamp)
+        }
+        SimEvent::City(i) => {
+            Record::new(&topics.city_incidents, Bytes::copy_from_slice(i.event_id.as_bytes()), encode(i), i.timestamp)
         }
     }
 }
