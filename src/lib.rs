@@ -13,7 +13,7 @@ use streamcity_core::{CancellationToken, MemoryBus, ScaledClock, SharedClock, Sy
 use streamcity_dashboard::{Live, LiveConfig};
 use streamcity_processor::ProcessorConfig;
 use streamcity_processor::runner::ProcessorStats;
-use streamcity_producers::runner::ProducerStats;
+use streamcity_producers::runner::{Ending, Limits, ProducerStats};
 use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -35,6 +35,9 @@ pub struct EmbeddedConfig {
     pub live: LiveConfig,
     /// Topic names.
     pub topics: Topics,
+    /// When the producers stop by themselves (`--max`, `--duration`); the twin then
+    /// shuts down.
+    pub limits: Limits,
 }
 
 impl Default for EmbeddedConfig {
@@ -47,6 +50,7 @@ impl Default for EmbeddedConfig {
             processor: ProcessorConfig::default(),
             live: LiveConfig::default(),
             topics: Topics::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Embedded {
     pub processor: Arc<ProcessorStats>,
     stop: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
+    producers: tokio::task::Id,
 }
 
 /// What a twin did, printed when it stops.
@@ -128,15 +133,21 @@ impl Embedded {
             bus.clone(),
             topics.clone(),
             Arc::clone(&clock),
+            config.limits,
             stop.clone(),
             Arc::clone(&producer),
         );
-        tasks.spawn(async move {
-            run.await.context("producers")?;
-            Ok(())
-        });
+        let producers = tasks
+            .spawn(async move {
+                let ending = run.await.context("producers")?;
+                if ending != Ending::Stopped {
+                    tracing::info!(?ending, "Producers reached their limit");
+                }
+                Ok(())
+            })
+            .id();
 
-        Ok(Embedded { addr, bus, topics, clock, live, producer, processor, stop, tasks })
+        Ok(Embedded { addr, bus, topics, clock, live, producer, processor, stop, tasks, producers })
     }
 
     /// The token that stops every stage.
@@ -144,20 +155,16 @@ impl Embedded {
         self.stop.clone()
     }
 
-    /// Waits until a stage fails (an error) or the twin is stopped (Ok).
+    /// Waits until a stage fails (an error), the producers reach their limits (Ok), or
+    /// the twin is stopped (Ok). Call [`Embedded::shutdown`] afterwards.
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        while let Some(done) = self.tasks.join_next().await {
-            let result = done.context("a stage panicked")?;
-            if let Err(e) = result {
-                self.stop.cancel();
-                return Err(e);
-            }
-            if !self.stop.is_cancelled() {
-                self.stop.cancel();
-                anyhow::bail!("a stage stopped unexpectedly");
-            }
+        let Some(done) = self.tasks.join_next_with_id().await else { return Ok(()) };
+        let (id, result) = done.context("a stage panicked")?;
+        result?;
+        if id == self.producers || self.stop.is_cancelled() {
+            return Ok(());
         }
-        Ok(())
+        anyhow::bail!("a stage stopped unexpectedly")
     }
 
     /// Stops every stage, lets them flush what they have in flight, and returns what

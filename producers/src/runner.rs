@@ -3,17 +3,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use streamcity_core::{Bus, BusError, CancellationToken, Record, SharedClock, Topics, encode};
 
-use crate::sim::{SimCounts, SimEvent, Simulation};
+use crate::sim::{SimEvent, Simulation};
 
 /// Live counters of a producer, for progress output and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ProducerStats {
     /// Records handed to the bus.
     pub sent: AtomicU64,
+    /// Records the bus confirmed (on Kafka: acknowledged by the brokers).
+    pub delivered: AtomicU64,
     /// Records the bus refused.
     pub failed: AtomicU64,
     /// Simulated time reached, ms since the epoch.
@@ -41,8 +44,28 @@ pub fn to_record(topics: &Topics, event: &SimEvent) -> Record {
     }
 }
 
+/// When a producer run ends by itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// After this many records (`--max`).
+    pub max_events: Option<u64>,
+    /// After this much real time (`--duration`).
+    pub duration: Option<Duration>,
+}
+
+/// How a producer run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Stopped from outside (Ctrl+C, shutdown).
+    Stopped,
+    /// `--max` records were sent.
+    MaxEvents,
+    /// `--duration` passed.
+    Duration,
+}
+
 /// Runs the simulation in step with `clock`, publishing everything it produces, until
-/// `stop` is cancelled; then flushes the bus and returns what was produced.
+/// `stop` is cancelled or a limit is reached; then flushes the bus.
 ///
 /// When the simulation cannot keep up with the clock (a huge fleet at a high speed-up),
 /// it runs flat out and the simulated time falls behind the clock rather than skipping.
@@ -51,30 +74,52 @@ pub async fn run<B: Bus>(
     bus: B,
     topics: Topics,
     clock: SharedClock,
+    limits: Limits,
     stop: CancellationToken,
     stats: Arc<ProducerStats>,
-) -> Result<SimCounts, BusError> {
+) -> Result<Ending, BusError> {
+    let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut remaining = limits.max_events.unwrap_or(u64::MAX);
     let mut events = Vec::new();
-    while !stop.is_cancelled() {
+    let ending = loop {
+        if remaining == 0 {
+            break Ending::MaxEvents;
+        }
         let delay = clock.real_delay_until(sim.next_tick_at());
+        let wake = tokio::time::Instant::now() + delay;
+        if deadline.is_some_and(|d| d <= wake) {
+            if let Some(d) = deadline {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(d) => {}
+                    _ = stop.cancelled() => break Ending::Stopped,
+                }
+            }
+            break Ending::Duration;
+        }
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => break Ending::Stopped,
             }
+        } else if stop.is_cancelled() {
+            break Ending::Stopped;
         }
         sim.step(&mut events);
-        for event in events.drain(..) {
+        let take = events.len().min(remaining.min(usize::MAX as u64) as usize);
+        remaining -= take as u64;
+        for event in events.drain(..).take(take) {
+            stats.sent.fetch_add(1, Ordering::Relaxed);
             match bus.publish(to_record(&topics, &event)).await {
-                Ok(()) => stats.sent.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => stats.delivered.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     return Err(e);
                 }
             };
         }
+        events.clear();
         stats.sim_time_ms.store(sim.now().max(0) as u64, Ordering::Relaxed);
-    }
+    };
     bus.flush().await?;
-    Ok(sim.counts())
+    Ok(ending)
 }

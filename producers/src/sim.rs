@@ -494,7 +494,7 @@ impl Simulation {
             incident
                 .affected_routes
                 .iter()
-                .filter_map(|id| self.city.routes.iter().position(|r| &r.route_id == id))
+                .filter_map(|id| self.city.routes.iter().position(|r| r.route_id == *id))
                 .map(|r| r as u16)
                 .collect()
         } else {

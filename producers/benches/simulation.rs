@@ -1,0 +1,71 @@
+//! Simulation throughput at 100,000 vehicles on one core, without and with turning
+//! the events into bus records (JSON encoding and keys), as the runner does.
+//!
+//! `cargo bench -p streamcity-producers --bench simulation`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use streamcity_core::Topics;
+use streamcity_producers::runner::to_record;
+use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+
+const FLEET: usize = 100_000;
+
+fn simulation() -> Simulation {
+    let city = Arc::new(City::generate(CityConfig { vehicles: FLEET, ..CityConfig::default() }));
+    let mut sim = Simulation::new(city, SimConfig::default());
+    let mut out = Vec::new();
+    // Warm up: a simulated minute, so vehicles are spread over every phase.
+    for _ in 0..300 {
+        sim.step(&mut out);
+        out.clear();
+    }
+    sim
+}
+
+/// Events produced per simulated second, measured on a copy of the warmed-up state.
+fn events_per_second(sim: &mut Simulation) -> u64 {
+    let mut out = Vec::new();
+    for _ in 0..25 {
+        sim.step(&mut out);
+    }
+    out.len() as u64 / 5
+}
+
+fn bench(c: &mut Criterion) {
+    let mut sim = simulation();
+    let per_second = events_per_second(&mut sim);
+    let mut group = c.benchmark_group("simulation_100k_vehicles");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(per_second));
+    let mut out = Vec::with_capacity(per_second as usize * 2);
+    group.bench_function("one_simulated_second", |b| {
+        b.iter(|| {
+            out.clear();
+            for _ in 0..5 {
+                sim.step(&mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    let topics = Topics::default();
+    group.bench_function("one_simulated_second_to_json_records", |b| {
+        b.iter(|| {
+            out.clear();
+            for _ in 0..5 {
+                sim.step(&mut out);
+            }
+            let mut bytes = 0;
+            for e in &out {
+                bytes += black_box(to_record(&topics, e)).payload.len();
+            }
+            black_box(bytes)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,394 @@
+//! The command line: every option with its environment variable, and its conversion
+//! into the stages' settings. Bad values are refused here with a clear message.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{bail, ensure};
+use clap::{Parser, Subcommand, ValueEnum};
+use streamcity_core::clock::wall_clock_ms;
+use streamcity_core::geo::LatLon;
+use streamcity_core::{Id, TimestampMs};
+use streamcity_producers::CityConfig;
+use streamcity_producers::arrivals::{Burst, Gaps};
+use streamcity_producers::city::DEFAULT_FLEET;
+use streamcity_producers::runner::Limits;
+use streamcity_producers::sim::{CrowdEvent, DEFAULT_TAP_RATE, SimConfig};
+
+/// StreamCity: a real-time digital twin of a city's public transport.
+///
+/// With no subcommand, runs the simulators, the processor and the dashboard in one
+/// process on the embedded bus, and serves the live map at http://HOST:PORT.
+#[derive(Debug, Parser)]
+#[command(name = "streamcity", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run; nothing runs the whole twin.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Where the dashboard listens.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    /// The city and its simulation.
+    #[command(flatten)]
+    pub twin: TwinArgs,
+
+    /// Producer pacing and limits.
+    #[command(flatten)]
+    pub pace: PaceArgs,
+}
+
+/// The stages that can run on their own.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run simulators only. Without Kafka, writes the records to standard output as
+    /// JSON lines: {"topic", "key", "timestamp", "value"}.
+    Produce {
+        /// Which records to produce.
+        #[arg(value_enum)]
+        producer: ProducerKind,
+    },
+    /// Run the processor only, reading and writing Kafka.
+    Process,
+    /// Run the dashboard only, reading Kafka.
+    Serve,
+    /// Print the records of a topic.
+    Tail {
+        /// The topic to read.
+        topic: String,
+    },
+}
+
+/// Which simulators' records a producer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProducerKind {
+    /// Vehicle positions (`vehicle_locations`).
+    Vehicles,
+    /// Rider tap-ons and tap-offs (`rider_tapped_on`, `rider_tapped_off`).
+    Taps,
+    /// Traffic incidents (`traffic_incidents`).
+    Traffic,
+    /// City incidents: emergencies and infrastructure (`city_incidents`).
+    Incidents,
+    /// Everything.
+    All,
+}
+
+/// Where the dashboard listens.
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    /// Address the dashboard listens on (0.0.0.0 for every interface).
+    #[arg(long, env = "STREAMCITY_HOST", default_value = "127.0.0.1", global = true)]
+    pub host: IpAddr,
+
+    /// Port the dashboard listens on.
+    #[arg(long, env = "STREAMCITY_PORT", default_value_t = 8080, global = true)]
+    pub port: u16,
+}
+
+/// The city and its simulation.
+#[derive(Debug, clap::Args)]
+pub struct TwinArgs {
+    /// Seed of the city and the simulation: the same seed and settings give the same events.
+    #[arg(long, env = "STREAMCITY_SEED", default_value_t = 42, global = true)]
+    pub seed: u64,
+
+    /// Vehicles in service.
+    #[arg(long, env = "STREAMCITY_VEHICLES", default_value_t = DEFAULT_FLEET as u32,
+          value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub vehicles: u32,
+
+    /// Simulated seconds per real second.
+    #[arg(long, env = "STREAMCITY_SPEED", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true, global = true)]
+    pub speed: f64,
+
+    /// Simulated time to start at: a time of day `HH:MM` (UTC, today), e.g. 17:00 for
+    /// the evening peak, or milliseconds since the epoch. Default: now.
+    #[arg(long, env = "STREAMCITY_START", value_parser = parse_start, global = true)]
+    pub start: Option<TimestampMs>,
+
+    /// Latitude of the city centre, degrees.
+    #[arg(long, env = "STREAMCITY_LAT", default_value_t = 40.7128, allow_negative_numbers = true, global = true)]
+    pub lat: f64,
+
+    /// Longitude of the city centre, degrees.
+    #[arg(long, env = "STREAMCITY_LON", default_value_t = -74.0060, allow_negative_numbers = true, global = true)]
+    pub lon: f64,
+
+    /// Scripted crowd, `STOP@HH:MM[+MINUTES]xRIDERS`: riders pouring into a stop, e.g.
+    /// `S0042@17:30+15x600` (a stadium letting out). Repeatable.
+    #[arg(long, env = "STREAMCITY_CROWD", value_parser = parse_crowd, value_delimiter = ',', global = true)]
+    pub crowd: Vec<CrowdSpec>,
+
+    /// Taps at one stop within the surge window above which a surge is raised.
+    #[arg(long, env = "STREAMCITY_SURGE_THRESHOLD", default_value_t = 40, global = true)]
+    pub surge_threshold: u64,
+}
+
+/// Producer pacing and limits, after the seeds' producers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PaceArgs {
+    /// Events per second of the chosen producer: vehicle reports across the fleet, taps
+    /// across the city at midday, or new incidents. With `all`, paces the incident
+    /// streams (traffic and city).
+    #[arg(long, env = "STREAMCITY_RATE", value_parser = parse_positive, allow_negative_numbers = true, conflicts_with = "interval", global = true)]
+    pub rate: Option<f64>,
+
+    /// Mean seconds between events of the chosen producer (for vehicles: between two
+    /// reports of one vehicle). With `all`, paces the incident streams.
+    #[arg(long, env = "STREAMCITY_INTERVAL", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    pub interval: Option<f64>,
+
+    /// Shortest gap between events, seconds: gaps are then drawn uniformly between
+    /// --min-delta and --max-delta instead of exponentially. Needs --max-delta.
+    #[arg(long, env = "STREAMCITY_MIN_DELTA", value_parser = parse_non_negative, allow_negative_numbers = true, requires = "max_delta", global = true)]
+    pub min_delta: Option<f64>,
+
+    /// Longest gap between events, seconds. Needs --min-delta.
+    #[arg(long, env = "STREAMCITY_MAX_DELTA", value_parser = parse_positive, allow_negative_numbers = true, requires = "min_delta", global = true)]
+    pub max_delta: Option<f64>,
+
+    /// Probability that an event comes as a burst of several at once (CivicSense: 0.15).
+    #[arg(long, env = "STREAMCITY_BURST", value_parser = parse_probability, allow_negative_numbers = true, global = true)]
+    pub burst: Option<f64>,
+
+    /// Events in a burst.
+    #[arg(long, env = "STREAMCITY_BURST_SIZE", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(2..=1000), global = true)]
+    pub burst_size: u32,
+
+    /// Rider arrivals per second across the city at midday (the time of day scales it).
+    #[arg(long, env = "STREAMCITY_TAP_RATE", value_parser = parse_non_negative, allow_negative_numbers = true, global = true)]
+    pub tap_rate: Option<f64>,
+
+    /// Seconds between two position reports of one vehicle.
+    #[arg(long, env = "STREAMCITY_VEHICLE_INTERVAL", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    pub vehicle_interval: Option<f64>,
+
+    /// Mean seconds between new traffic incidents.
+    #[arg(long, env = "STREAMCITY_TRAFFIC_INTERVAL", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    pub traffic_interval: Option<f64>,
+
+    /// Mean seconds between new city incidents.
+    #[arg(long, env = "STREAMCITY_INCIDENT_INTERVAL", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    pub incident_interval: Option<f64>,
+
+    /// Stop after this many records.
+    #[arg(long = "max", env = "STREAMCITY_MAX", global = true)]
+    pub max_events: Option<u64>,
+
+    /// Stop after this many seconds of real time.
+    #[arg(long, env = "STREAMCITY_DURATION", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    pub duration: Option<f64>,
+
+    /// Two minutes of rapid events with bursts: frequent incidents (15 % bursts of 3)
+    /// and three times the riders.
+    #[arg(long, env = "STREAMCITY_DEMO", global = true)]
+    pub demo: bool,
+}
+
+/// A scripted crowd as given on the command line, before it is placed in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdSpec {
+    /// The stop.
+    pub stop_id: Id,
+    /// Minutes after midnight (UTC) the crowd starts.
+    pub minute_of_day: u32,
+    /// Over how many minutes the riders arrive.
+    pub minutes: u32,
+    /// How many riders.
+    pub riders: u32,
+}
+
+fn parse_f64(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() { Ok(v) } else { Err(format!("`{s}` is not a finite number")) }
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v > 0.0 { Ok(v) } else { Err(format!("must be above 0, got {s}")) }
+}
+
+fn parse_non_negative(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v >= 0.0 { Ok(v) } else { Err(format!("must not be negative, got {s}")) }
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("must be a probability from 0 to 1, got {s}")) }
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v = parse_positive(s)?;
+    if v <= 10_000.0 { Ok(v) } else { Err(format!("must be at most 10000, got {s}")) }
+}
+
+/// Minutes after midnight from `HH:MM`.
+fn parse_hhmm(s: &str) -> Result<u32, String> {
+    let err = || format!("expected a time of day as HH:MM (00:00 to 23:59), got `{s}`");
+    let (h, m) = s.split_once(':').ok_or_else(err)?;
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?);
+    if h < 24 && m < 60 { Ok(h * 60 + m) } else { Err(err()) }
+}
+
+fn parse_start(s: &str) -> Result<TimestampMs, String> {
+    if s.contains(':') {
+        let minutes = parse_hhmm(s)?;
+        let now = wall_clock_ms();
+        return Ok(now - now.rem_euclid(86_400_000) + minutes as i64 * 60_000);
+    }
+    s.parse::<TimestampMs>()
+        .ok()
+        .filter(|&t| t >= streamcity_core::event::MIN_VALID_TIMESTAMP)
+        .ok_or_else(|| format!("expected HH:MM or milliseconds since the epoch (after 2000), got `{s}`"))
+}
+
+fn parse_crowd(s: &str) -> Result<CrowdSpec, String> {
+    let err = |why: &str| format!("`{s}`: {why}; expected STOP@HH:MM[+MINUTES]xRIDERS, e.g. S0042@17:30+15x600");
+    let (stop, rest) = s.split_once('@').ok_or_else(|| err("no @"))?;
+    let (when, riders) = rest.rsplit_once('x').ok_or_else(|| err("no x before the number of riders"))?;
+    let (time, minutes) = match when.split_once('+') {
+        Some((t, m)) => (t, m.parse::<u32>().map_err(|_| err("minutes must be a whole number"))?),
+        None => (when, 10),
+    };
+    let riders = riders.parse::<u32>().map_err(|_| err("riders must be a whole number"))?;
+    if stop.is_empty() || minutes == 0 || riders == 0 {
+        return Err(err("the stop, minutes and riders must not be empty or zero"));
+    }
+    Ok(CrowdSpec { stop_id: stop.into(), minute_of_day: parse_hhmm(time)?, minutes, riders })
+}
+
+impl TwinArgs {
+    /// The city to build.
+    pub fn city(&self) -> anyhow::Result<CityConfig> {
+        let centre = LatLon::new(self.lat, self.lon);
+        ensure!(centre.is_valid(), "--lat/--lon must be a valid position, got ({}, {})", self.lat, self.lon);
+        Ok(CityConfig { seed: self.seed, centre, vehicles: self.vehicles as usize })
+    }
+}
+
+/// The simulation settings for `producer` (the all-in-one run is `All`), with the pace
+/// options applied; and when the run should end by itself.
+pub fn simulation(twin: &TwinArgs, pace: &PaceArgs, producer: ProducerKind) -> anyhow::Result<(SimConfig, Limits)> {
+    let start_ms = twin.start.unwrap_or_else(wall_clock_ms);
+    let mut sim = SimConfig { seed: twin.seed, start_ms, ..SimConfig::default() };
+    let mut limits = Limits { max_events: pace.max_events, duration: pace.duration.map(Duration::from_secs_f64) };
+    if pace.demo {
+        limits.duration.get_or_insert(Duration::from_secs(120));
+        sim.taps.gaps = Gaps::rate(DEFAULT_TAP_RATE * 3.0);
+        sim.traffic.gaps = Gaps::Poisson { mean_s: 20.0 };
+        sim.incidents.gaps = Gaps::Poisson { mean_s: 15.0 };
+        let burst = Burst { probability: 0.15, size: 3 };
+        sim.traffic.burst = burst;
+        sim.incidents.burst = burst;
+    }
+
+    // Per-stream settings.
+    if let Some(rate) = pace.tap_rate {
+        sim.taps.gaps = Gaps::rate(rate);
+    }
+    if let Some(secs) = pace.vehicle_interval {
+        sim.vehicles.gaps = Gaps::Uniform { min_s: secs, max_s: secs };
+    }
+    if let Some(secs) = pace.traffic_interval {
+        sim.traffic.gaps = Gaps::Poisson { mean_s: secs };
+    }
+    if let Some(secs) = pace.incident_interval {
+        sim.incidents.gaps = Gaps::Poisson { mean_s: secs };
+    }
+
+    // The chosen producer's pace.
+    let mean_s = pace.interval.or(pace.rate.map(|r| 1.0 / r));
+    let uniform = match (pace.min_delta, pace.max_delta) {
+        (Some(min_s), Some(max_s)) => {
+            ensure!(min_s <= max_s, "--min-delta ({min_s}) must not be above --max-delta ({max_s})");
+            Some(Gaps::Uniform { min_s, max_s })
+        }
+        _ => None,
+    };
+    let burst = pace.burst.map(|probability| Burst { probability, size: pace.burst_size });
+    let fleet = twin.vehicles as f64;
+    match producer {
+        ProducerKind::Vehicles => {
+            if burst.is_some() {
+                bail!("--burst does not apply to vehicle reports (each vehicle reports on its own)");
+            }
+            // --rate is fleet-wide; each vehicle reports every fleet/rate seconds.
+            if let Some(mean) = mean_s {
+                let per_vehicle = if pace.interval.is_some() { mean } else { mean * fleet };
+                sim.vehicles.gaps = Gaps::Uniform { min_s: per_vehicle, max_s: per_vehicle };
+            }
+            if let Some(g) = uniform {
+                sim.vehicles.gaps = g;
+            }
+        }
+        ProducerKind::Taps => apply(&mut sim.taps, mean_s, uniform, burst),
+        ProducerKind::Traffic => apply(&mut sim.traffic, mean_s, uniform, burst),
+        ProducerKind::Incidents => apply(&mut sim.incidents, mean_s, uniform, burst),
+        ProducerKind::All => {
+            apply(&mut sim.traffic, mean_s, uniform, burst);
+            apply(&mut sim.incidents, mean_s, uniform, burst);
+        }
+    }
+    let all = producer == ProducerKind::All;
+    sim.vehicles.emit = all || producer == ProducerKind::Vehicles;
+    sim.taps.emit = all || producer == ProducerKind::Taps;
+    sim.traffic.emit = all || producer == ProducerKind::Traffic;
+    sim.incidents.emit = all || producer == ProducerKind::Incidents;
+
+    for c in &twin.crowd {
+        // On the start's day, or the next day when that time has passed.
+        let day = start_ms - start_ms.rem_euclid(86_400_000);
+        let mut at = day + c.minute_of_day as i64 * 60_000;
+        if at + c.minutes as i64 * 60_000 < start_ms {
+            at += 86_400_000;
+        }
+        sim.crowds.push(CrowdEvent {
+            stop_id: c.stop_id.clone(),
+            start_ms: at,
+            duration_ms: c.minutes as i64 * 60_000,
+            riders: c.riders,
+        });
+    }
+    Ok((sim, limits))
+}
+
+fn apply(stream: &mut streamcity_producers::sim::StreamConfig, mean_s: Option<f64>, uniform: Option<Gaps>, burst: Option<Burst>) {
+    if let Some(mean_s) = mean_s {
+        stream.gaps = Gaps::Poisson { mean_s };
+    }
+    if let Some(g) = uniform {
+        stream.gaps = g;
+    }
+    if let Some(b) = burst {
+        stream.burst = b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crowds_parse_with_and_without_minutes() {
+        let c = parse_crowd("S0042@17:30+15x600").unwrap();
+        assert_eq!((c.stop_id.as_str(), c.minute_of_day, c.minutes, c.riders), ("S0042", 17 * 60 + 30, 15, 600));
+        assert_eq!(parse_crowd("S1@08:00x50").unwrap().minutes, 10);
+        for bad in ["S1", "S1@8x", "S1@25:00x10", "@08:00x10", "S1@08:00x0", "S1@08:00+ax10"] {
+            assert!(parse_crowd(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        assert!(parse_positive("-1").unwrap_err().contains("above 0"));
+        assert!(parse_positive("NaN").is_err());
+        assert!(parse_probability("1.5").unwrap_err().contains("probability"));
+        assert!(parse_start("25:00").is_err());
+        assert_eq!(parse_start("1763884800000"), Ok(1_763_884_800_000));
+        assert!(parse_start("12").is_err());
+    }
+}

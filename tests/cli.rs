@@ -1,0 +1,131 @@
+//! The `streamcity` binary as a user runs it: options, validation, produced records.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// 2025-11-23T08:00:00Z: a fixed start, so runs are comparable.
+const START: &str = "1763884800000";
+
+fn streamcity(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamcity")).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_options_get_clear_errors() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["produce", "vehicles", "--rate", "-5"], "must be above 0"),
+        (&["produce", "taps", "--min-delta", "10", "--max-delta", "5"], "--min-delta (10) must not be above --max-delta (5)"),
+        (&["produce", "buses"], "invalid value 'buses'"),
+        (&["produce", "taps", "--burst", "1.5"], "probability"),
+        (&["produce", "taps", "--min-delta", "3"], "--max-delta"),
+        (&["--vehicles", "0"], "0 is not in 1..=100000"),
+        (&["--crowd", "S1@25:00x10"], "HH:MM"),
+    ];
+    for (args, message) in cases {
+        let out = streamcity(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
+    }
+}
+
+#[test]
+fn produce_writes_exactly_max_records_the_same_way_every_time() {
+    let args = ["produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "11"];
+    let (a, b) = (streamcity(&args), streamcity(&args));
+    assert!(a.status.success(), "{}", stderr(&a));
+    let records = lines(&a);
+    assert_eq!(records.len(), 300);
+    for r in &records {
+        let topic = r["topic"].as_str().unwrap();
+        assert!(topic == "rider_tapped_on" || topic == "rider_tapped_off", "{topic}");
+        assert_eq!(r["key"], r["value"]["stop_id"], "taps are keyed by stop");
+        assert_eq!(r["timestamp"], r["value"]["timestamp"]);
+    }
+    assert_eq!(a.stdout, b.stdout, "the same seed and settings give the same records");
+    assert!(stderr(&a).contains("Sent 300 | Delivered 300 | Failed 0 | Pending 0"), "{}", stderr(&a));
+    let other = streamcity(&["produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "12"]);
+    assert_ne!(a.stdout, other.stdout);
+}
+
+#[test]
+fn min_and_max_delta_bound_the_gaps_between_events() {
+    let out = streamcity(&[
+        "produce", "incidents", "--min-delta", "10", "--max-delta", "60", "--max", "40", "--speed", "10000", "--start", START,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let starts: Vec<i64> = lines(&out)
+        .iter()
+        .filter(|r| r["value"]["status"] == "active")
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(starts.len() >= 20);
+    for gap in starts.windows(2).map(|w| w[1] - w[0]) {
+        // Timestamps are on 200 ms simulation ticks.
+        assert!((10_000 - 200..=60_200).contains(&gap), "gap of {gap} ms");
+    }
+}
+
+#[test]
+fn bursts_bring_several_events_at_once() {
+    let out = streamcity(&[
+        "produce", "traffic", "--interval", "30", "--burst", "1", "--burst-size", "3", "--max", "30", "--speed", "10000",
+        "--start", START,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut per_time = std::collections::BTreeMap::<i64, usize>::new();
+    for r in lines(&out).iter().filter(|r| r["value"]["status"] == "active") {
+        *per_time.entry(r["timestamp"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert!(per_time.len() >= 5);
+    // Every start is a burst of 3 (the last may be cut short by --max).
+    let full = per_time.values().filter(|&&n| n == 3).count();
+    assert!(full >= per_time.len() - 1, "{per_time:?}");
+}
+
+#[test]
+fn produce_all_emits_every_kind_keyed_for_partitioning() {
+    let out = streamcity(&["produce", "all", "--demo", "--max", "3000", "--speed", "100", "--start", START]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = lines(&out);
+    let topics: std::collections::HashSet<&str> = records.iter().map(|r| r["topic"].as_str().unwrap()).collect();
+    for t in ["vehicle_locations", "rider_tapped_on"] {
+        assert!(topics.contains(t), "{t} missing from {topics:?}");
+    }
+    for r in records.iter().filter(|r| r["topic"] == "vehicle_locations") {
+        assert_eq!(r["key"], r["value"]["vehicle_id"]);
+    }
+}
+
+#[test]
+fn the_twin_stops_by_itself_after_its_duration_and_reports() {
+    let out = streamcity(&["--port", "0", "--duration", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("StreamCity is running: open http://localhost:"), "{stdout}");
+    assert!(stdout.contains("Records published"), "{stdout}");
+    let published: u64 = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("vehicle_locations"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert!(published >= 240, "{stdout}");
+}
+
+#[test]
+fn stages_that_need_kafka_say_so() {
+    let out = streamcity(&["process"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Kafka"));
+}
