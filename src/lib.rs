@@ -12,7 +12,7 @@ use streamcity_core::bus::TopicStats;
 use streamcity_core::{CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock};
 use streamcity_dashboard::{Live, LiveConfig};
 use streamcity_processor::ProcessorConfig;
-use streamcity_processor::runner::ProcessorStats;
+use streamcity_processor::runner::{ProcessorStats, RunOptions};
 use streamcity_producers::runner::{Ending, Limits, ProducerStats};
 use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 use tokio::net::TcpListener;
@@ -38,6 +38,8 @@ pub struct EmbeddedConfig {
     /// When the producers stop by themselves (`--max`, `--duration`); the twin then
     /// shuts down.
     pub limits: Limits,
+    /// Where the processor checkpoints its state (and restores it from on start).
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for EmbeddedConfig {
@@ -51,6 +53,7 @@ impl Default for EmbeddedConfig {
             live: LiveConfig::default(),
             topics: Topics::default(),
             limits: Limits::default(),
+            checkpoint: None,
         }
     }
 }
@@ -112,11 +115,22 @@ impl Embedded {
 
         let processor = Arc::new(ProcessorStats::default());
         let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+        let mut processor_config = config.processor.clone();
+        if processor_config.headway.route_headways_s.is_empty() {
+            // The timetable's headways, for bunching and gapping.
+            processor_config.headway.route_headways_s =
+                city.routes.iter().map(|r| (r.route_id.clone(), r.headway_s)).collect();
+        }
+        let options = RunOptions {
+            topics: topics.clone(),
+            config: processor_config,
+            checkpoint: config.checkpoint.clone(),
+            checkpoint_every: std::time::Duration::from_secs(30),
+        };
         let run = streamcity_processor::runner::run(
             bus.clone(),
             proc_sub,
-            topics.clone(),
-            config.processor,
+            options,
             Arc::clone(&clock),
             stop.clone(),
             Arc::clone(&processor),

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod clock;
 pub mod event;
 pub mod geo;
+pub mod query;
 pub mod topic;
 
 pub use bus::{Bus, BusError, Delivery, MemoryBus, Record, StartFrom, Subscribe, Subscription};

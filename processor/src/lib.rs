@@ -4,44 +4,47 @@
 //! table, counts taps in windows, runs the detectors, and returns the records to
 //! publish. [`runner::run`] is the async shell that moves records between the bus and
 //! the core. The equivalent ksqlDB statements are in `ksql/`.
+//!
+//! - [`table`]: latest value per key (by offset or by event time), tombstones, scans;
+//! - [`window`]: tumbling, hopping and session windows, explicit grace, both emit modes;
+//! - [`watermark`]: per-partition watermarks with idle advancement;
+//! - [`surge`], [`vehicles`]: the detectors; [`alerts`]: raise once, clear once;
+//! - [`config`]: every threshold, with its default.
+//!
+//! The whole state can be checkpointed and restored ([`Processor::checkpoint`],
+//! [`Processor::restore`]): a restored processor fed the rest of the input produces
+//! exactly what an uninterrupted one would have.
 
+pub mod alerts;
+pub mod config;
 pub mod runner;
 pub mod surge;
 pub mod table;
+pub mod vehicles;
+pub mod watermark;
 pub mod window;
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use streamcity_core::query::VehicleFilter;
 use streamcity_core::{
-    Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent, Record, RiderTap,
-    Severity, SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect, Validate, VehiclePosition, decode,
-    encode,
+    Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent, Record, RiderTap, Severity,
+    SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect, Validate, VehiclePosition, decode, encode,
 };
 
-use crate::surge::{SurgeConfig, SurgeDetector};
-use crate::table::{Latest, LatestTable, Upsert};
-
-/// Processor settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProcessorConfig {
-    /// Passenger surge detection.
-    pub surge: SurgeConfig,
-    /// How far behind the highest event time seen the watermark trails, ms.
-    pub allowed_lateness_ms: i64,
-    /// Records with event times further than this ahead of the clock are rejected, ms.
-    pub max_future_ms: i64,
-}
-
-impl Default for ProcessorConfig {
-    fn default() -> Self {
-        ProcessorConfig { surge: SurgeConfig::default(), allowed_lateness_ms: 5_000, max_future_ms: 300_000 }
-    }
-}
+pub use crate::config::ProcessorConfig;
+use crate::alerts::AlertBook;
+use crate::surge::SurgeDetector;
+use crate::table::{Latest, LatestTable};
+use crate::vehicles::{Headways, IncidentArea, VehicleRow};
+use crate::watermark::Watermarks;
+use crate::window::Admission;
 
 /// Counters of what the processor has done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessorCounts {
     /// Records read.
     pub records_in: u64,
@@ -57,243 +60,349 @@ pub struct ProcessorCounts {
     pub alerts_cleared: u64,
 }
 
+/// Everything the processor remembers: what a checkpoint holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    vehicles: LatestTable<Id, VehicleRow>,
+    surge: SurgeDetector,
+    headways: Headways,
+    incidents: BTreeMap<Id, IncidentArea>,
+    book: AlertBook,
+    watermarks: Watermarks,
+    /// Watermark at the last lost-contact check.
+    silence_checked: TimestampMs,
+    counts: ProcessorCounts,
+}
+
+/// A checkpoint's format version; restoring another version is refused.
+const CHECKPOINT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    config: ProcessorConfig,
+    state: State,
+}
+
+/// Why a checkpoint could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Not a checkpoint, or damaged.
+    #[error("unreadable checkpoint: {0}")]
+    Unreadable(String),
+    /// Written by another version of the processor.
+    #[error("checkpoint version {found}, expected {CHECKPOINT_VERSION}")]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+}
+
 /// The processor's state and logic, free of I/O.
 #[derive(Debug)]
 pub struct Processor {
     topics: Topics,
     config: ProcessorConfig,
-    vehicles: LatestTable<Id, VehiclePosition>,
-    /// Incidents (traffic and city) in force, by id.
-    incidents: HashSet<Id>,
-    surge: SurgeDetector,
-    max_event_ts: TimestampMs,
-    watermark: TimestampMs,
-    counts: ProcessorCounts,
+    state: State,
     alerts: Vec<Alert>,
 }
+
+/// How often (in event time) vehicles are checked for lost contact.
+const SILENCE_CHECK_MS: i64 = 5_000;
 
 impl Processor {
     /// A processor reading and writing the given topics.
     pub fn new(topics: Topics, config: ProcessorConfig) -> Self {
-        Processor {
-            topics,
-            config,
+        let state = State {
             vehicles: LatestTable::new(Latest::ByEventTime),
-            incidents: HashSet::new(),
-            surge: SurgeDetector::new(config.surge),
-            max_event_ts: TimestampMs::MIN,
-            watermark: TimestampMs::MIN,
+            surge: SurgeDetector::new(config.surge.clone()),
+            headways: Headways::default(),
+            incidents: BTreeMap::new(),
+            book: AlertBook::default(),
+            watermarks: Watermarks::new(config.allowed_lateness_ms, config.idle_timeout_ms),
+            silence_checked: TimestampMs::MIN,
             counts: ProcessorCounts::default(),
-            alerts: Vec::new(),
-        }
+        };
+        Processor { topics, config, state, alerts: Vec::new() }
     }
 
-    /// The current watermark: windows ending (plus grace) at or before it are closed.
+    /// The whole state, serialised (JSON).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Ref<'a> {
+            version: u32,
+            config: &'a ProcessorConfig,
+            state: &'a State,
+        }
+        serde_json::to_vec(&Ref { version: CHECKPOINT_VERSION, config: &self.config, state: &self.state })
+            .unwrap_or_default()
+    }
+
+    /// A processor resumed from a checkpoint, with the settings it was taken with.
+    pub fn restore(topics: Topics, checkpoint: &[u8]) -> Result<Self, RestoreError> {
+        let cp: Checkpoint = serde_json::from_slice(checkpoint).map_err(|e| {
+            // Tell a version mismatch apart from damage.
+            match serde_json::from_slice::<serde_json::Value>(checkpoint).ok().and_then(|v| v["version"].as_u64()) {
+                Some(v) if v != u64::from(CHECKPOINT_VERSION) => RestoreError::Version { found: v as u32 },
+                _ => RestoreError::Unreadable(e.to_string()),
+            }
+        })?;
+        if cp.version != CHECKPOINT_VERSION {
+            return Err(RestoreError::Version { found: cp.version });
+        }
+        Ok(Processor { topics, config: cp.config, state: cp.state, alerts: Vec::new() })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.config
+    }
+
+    /// The current watermark.
     pub fn watermark(&self) -> TimestampMs {
-        self.watermark
+        self.state.watermarks.current()
     }
 
     /// What the processor has done so far.
     pub fn counts(&self) -> ProcessorCounts {
-        self.counts
+        self.state.counts
     }
 
-    /// The live vehicle table.
-    pub fn vehicles(&self) -> &LatestTable<Id, VehiclePosition> {
-        &self.vehicles
+    /// A vehicle's latest report.
+    pub fn vehicle(&self, id: &str) -> Option<&VehiclePosition> {
+        self.state.vehicles.get(&Id::from(id)).map(|r| &r.position)
     }
 
-    /// Stops surging now.
-    pub fn active_surges(&self) -> impl Iterator<Item = &Alert> {
-        self.surge.active()
+    /// The vehicles passing `filter`.
+    pub fn scan<'a>(&'a self, filter: &'a VehicleFilter) -> impl Iterator<Item = &'a VehiclePosition> + 'a {
+        self.state.vehicles.iter().map(|(_, r)| &r.position).filter(move |p| filter.matches(p))
     }
 
-    /// Processes one input record; appends the records to publish to `out`. `now` is
-    /// the clock's time, for rejecting timestamps far in the future.
-    pub fn on_record(&mut self, record: &Record, now: TimestampMs, out: &mut Vec<Record>) {
-        self.counts.records_in += 1;
+    /// Vehicles in the live table.
+    pub fn vehicle_count(&self) -> usize {
+        self.state.vehicles.len()
+    }
+
+    /// Active alerts.
+    pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.state.book.active()
+    }
+
+    /// Open surge windows.
+    pub fn open_windows(&self) -> usize {
+        self.state.surge.open_windows()
+    }
+
+    /// Processes one record read from `partition` of its topic; appends the records to
+    /// publish to `out`. `now` is the clock's time.
+    pub fn on_record(&mut self, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
         let before = out.len();
-        let result = if record.topic == self.topics.vehicle_locations {
-            self.on_position(record, now, out)
-        } else if record.topic == self.topics.rider_tapped_on {
-            self.on_tap(record, now, out)
-        } else if record.topic == self.topics.traffic_incidents {
-            self.on_traffic(record, now)
-        } else if record.topic == self.topics.city_incidents {
-            self.on_city(record, now)
+        let t = &self.topics;
+        let result = if record.topic == t.vehicle_locations {
+            decode::<VehiclePosition>(&record.payload).and_then(|p| {
+                p.validate(now, self.config.max_future_ms)?;
+                self.on_position(&p, &record.key, &record.payload, partition, now, out);
+                Ok(())
+            })
+        } else if record.topic == t.rider_tapped_on {
+            decode::<RiderTap>(&record.payload).and_then(|tap| {
+                tap.validate(now, self.config.max_future_ms)?;
+                self.on_tap(&tap, record, partition, now, out);
+                Ok(())
+            })
+        } else if record.topic == t.traffic_incidents {
+            decode::<TrafficIncident>(&record.payload).and_then(|i| {
+                i.validate(now, self.config.max_future_ms)?;
+                self.on_traffic(&i, partition, now);
+                Ok(())
+            })
+        } else if record.topic == t.city_incidents {
+            decode::<CityIncident>(&record.payload).and_then(|i| {
+                i.validate(now, self.config.max_future_ms)?;
+                self.on_city(&i, partition, now);
+                Ok(())
+            })
         } else {
             Err(InvalidEvent::Malformed(format!("unexpected topic {}", record.topic)))
         };
+        self.state.counts.records_in += 1;
         if let Err(e) = result {
             self.dead_letter(record, &e, out);
         }
         self.flush_alerts(out);
-        self.counts.records_out += (out.len() - before) as u64;
+        self.state.counts.records_out += (out.len() - before) as u64;
     }
 
-    /// Moves the watermark to at least `to` (event time reached, less the allowed
-    /// lateness), closing windows and clearing alerts; appends what to publish.
-    /// Called after each batch of records, and on idle ticks so that windows close
-    /// when traffic stops.
-    pub fn advance_watermark(&mut self, to: TimestampMs, out: &mut Vec<Record>) {
-        if to <= self.watermark {
-            return;
+    /// Processes a decoded, validated vehicle position whose record had `key` and
+    /// `payload`: updates the live table (publishing the row, the payload itself) and
+    /// runs the vehicle and line detectors.
+    pub fn on_position(
+        &mut self,
+        p: &VehiclePosition,
+        key: &Bytes,
+        payload: &Bytes,
+        partition: i32,
+        now: TimestampMs,
+        out: &mut Vec<Record>,
+    ) {
+        let s = &mut self.state;
+        s.watermarks.observe(&self.topics.vehicle_locations, partition, p.timestamp, now);
+        let Some((row, how)) = s.vehicles.row_for(&p.vehicle_id, p.timestamp, || VehicleRow::new(p.clone())) else {
+            return; // older than the row: the table keeps the latest by event time
+        };
+        vehicles::on_position(row, p, &self.config, &s.incidents, &mut s.book, &mut self.alerts);
+        if how == table::Upsert::Updated {
+            s.headways.on_position(&row.position, p, &self.config, &mut s.book, &mut self.alerts);
+            row.position.clone_from(p);
         }
-        self.watermark = to;
-        let before = out.len();
-        let mut alerts = std::mem::take(&mut self.alerts);
-        self.surge.on_watermark(to, &mut alerts);
-        self.alerts = alerts;
-        self.flush_alerts(out);
-        self.counts.records_out += (out.len() - before) as u64;
-    }
-
-    /// Advances the watermark from the event times seen so far.
-    pub fn advance_from_events(&mut self, out: &mut Vec<Record>) {
-        if self.max_event_ts > TimestampMs::MIN {
-            self.advance_watermark(self.max_event_ts - self.config.allowed_lateness_ms, out);
+        // The table row is the report itself: forward its bytes, no re-encoding.
+        out.push(Record::new(&self.topics.live_vehicle_table, key.clone(), payload.clone(), p.timestamp));
+        if !self.alerts.is_empty() {
+            self.flush_alerts(out);
         }
     }
 
-    /// Advances the watermark from the clock when no records arrive: the time the
-    /// clock reads, less the allowed lateness.
-    pub fn advance_idle(&mut self, now: TimestampMs, out: &mut Vec<Record>) {
-        self.advance_watermark(now - self.config.allowed_lateness_ms, out);
-    }
-
-    fn observe(&mut self, ts: TimestampMs) {
-        self.max_event_ts = self.max_event_ts.max(ts);
-    }
-
-    fn on_position(&mut self, record: &Record, now: TimestampMs, out: &mut Vec<Record>) -> Result<(), InvalidEvent> {
-        let p: VehiclePosition = decode(&record.payload)?;
-        p.validate(now, self.config.max_future_ms)?;
-        self.observe(p.timestamp);
-        let ts = p.timestamp;
-        let key = p.vehicle_id.clone();
-        if self.vehicles.upsert(key, ts, p) != Upsert::Stale {
-            // The table row is the report itself: forward its bytes, no re-encoding.
-            out.push(Record::new(&self.topics.live_vehicle_table, record.key.clone(), record.payload.clone(), ts));
-        }
-        Ok(())
-    }
-
-    fn on_tap(&mut self, record: &Record, now: TimestampMs, out: &mut Vec<Record>) -> Result<(), InvalidEvent> {
-        let tap: RiderTap = decode(&record.payload)?;
-        tap.validate(now, self.config.max_future_ms)?;
-        self.observe(tap.timestamp);
-        let mut alerts = std::mem::take(&mut self.alerts);
-        let admitted = self.surge.on_tap(&tap.stop_id, tap.timestamp, self.watermark, &mut alerts);
-        self.alerts = alerts;
-        if admitted == crate::window::Admission::Late {
-            self.counts.late += 1;
-            tracing::debug!(stop = %tap.stop_id, ts = tap.timestamp, watermark = self.watermark, "Late tap set aside");
+    fn on_tap(&mut self, tap: &RiderTap, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+        let s = &mut self.state;
+        s.watermarks.observe(&self.topics.rider_tapped_on, partition, tap.timestamp, now);
+        let admitted = s.surge.on_tap(&tap.stop_id, tap.timestamp, s.watermarks.current(), &mut s.book, &mut self.alerts);
+        if admitted == Admission::Late {
+            s.counts.late += 1;
+            tracing::debug!(stop = %tap.stop_id, ts = tap.timestamp, watermark = s.watermarks.current(), "Late tap set aside");
             out.push(Record::new(&self.topics.late_events, record.key.clone(), record.payload.clone(), record.timestamp));
         }
-        Ok(())
     }
 
-    fn on_traffic(&mut self, record: &Record, now: TimestampMs) -> Result<(), InvalidEvent> {
-        let incident: TrafficIncident = decode(&record.payload)?;
-        incident.validate(now, self.config.max_future_ms)?;
-        self.observe(incident.timestamp);
-        let kind = snake_name(&incident.kind);
+    fn on_traffic(&mut self, i: &TrafficIncident, partition: i32, now: TimestampMs) {
+        self.state.watermarks.observe(&self.topics.traffic_incidents, partition, i.timestamp, now);
+        let kind = snake_name(&i.kind);
+        let label = format!("{kind} {}", i.incident_id);
         let mut evidence = serde_json::Map::new();
-        evidence.insert("radius_m".into(), json!(incident.radius_m));
-        evidence.insert("speed_factor".into(), json!(incident.speed_factor));
+        evidence.insert("radius_m".into(), json!(i.radius_m));
+        evidence.insert("speed_factor".into(), json!(i.speed_factor));
         evidence.insert("incident_kind".into(), json!(kind));
-        let message = match incident.status {
+        let message = match i.status {
             IncidentStatus::Active => format!(
-                "Traffic {kind} {}: vehicles within {} m slowed to {:.0}% speed",
-                incident.incident_id,
-                incident.radius_m,
-                incident.speed_factor * 100.0
+                "Traffic {label}: vehicles within {} m slowed to {:.0}% speed",
+                i.radius_m,
+                i.speed_factor * 100.0
             ),
-            IncidentStatus::Cleared => format!("Traffic {kind} {} cleared", incident.incident_id),
+            IncidentStatus::Cleared => format!("Traffic {label} cleared"),
         };
-        let span = (incident.started_at, incident.expected_end);
-        self.incident_alert(&incident.incident_id, incident.status, incident.severity, (incident.lat, incident.lon), span, incident.timestamp, message, evidence);
-        Ok(())
+        let area = IncidentArea { lat: i.lat, lon: i.lon, radius_m: i.radius_m, routes: Vec::new(), label };
+        let span = (i.started_at, i.expected_end);
+        self.incident(&i.incident_id, i.status, i.severity, area, span, i.timestamp, message, evidence);
     }
 
-    fn on_city(&mut self, record: &Record, now: TimestampMs) -> Result<(), InvalidEvent> {
-        let incident: CityIncident = decode(&record.payload)?;
-        incident.validate(now, self.config.max_future_ms)?;
-        self.observe(incident.timestamp);
+    fn on_city(&mut self, i: &CityIncident, partition: i32, now: TimestampMs) {
+        self.state.watermarks.observe(&self.topics.city_incidents, partition, i.timestamp, now);
         let mut evidence = serde_json::Map::new();
-        evidence.insert("incident_kind".into(), json!(snake_name(&incident.kind)));
-        evidence.insert("area".into(), json!(incident.area));
-        evidence.insert("radius_m".into(), json!(incident.radius_m));
-        evidence.insert("transit_effect".into(), json!(incident.transit_effect));
-        if !incident.affected_routes.is_empty() {
-            evidence.insert("affected_routes".into(), json!(incident.affected_routes));
+        evidence.insert("incident_kind".into(), json!(snake_name(&i.kind)));
+        evidence.insert("area".into(), json!(i.area));
+        evidence.insert("radius_m".into(), json!(i.radius_m));
+        evidence.insert("transit_effect".into(), json!(i.transit_effect));
+        if !i.affected_routes.is_empty() {
+            evidence.insert("affected_routes".into(), json!(i.affected_routes));
         }
-        if let Some(n) = incident.affected_customers {
+        if let Some(n) = i.affected_customers {
             evidence.insert("affected_customers".into(), json!(n));
         }
-        let effect = match (incident.transit_effect, incident.affected_routes.is_empty()) {
-            (TransitEffect::Suspension, false) => format!("; service suspended on {}", incident.affected_routes.join(", ")),
-            (TransitEffect::Slowdown, false) => format!("; delays on {}", incident.affected_routes.join(", ")),
+        let effect = match (i.transit_effect, i.affected_routes.is_empty()) {
+            (TransitEffect::Suspension, false) => format!("; service suspended on {}", i.affected_routes.join(", ")),
+            (TransitEffect::Slowdown, false) => format!("; delays on {}", i.affected_routes.join(", ")),
             _ => String::new(),
         };
-        let message = match incident.status {
-            IncidentStatus::Active => format!("{} in {}{effect}", incident.message, incident.area),
-            IncidentStatus::Cleared => format!("{} in {} is over", incident.message, incident.area),
+        let message = match i.status {
+            IncidentStatus::Active => format!("{} in {}{effect}", i.message, i.area),
+            IncidentStatus::Cleared => format!("{} in {} is over", i.message, i.area),
         };
-        let ends = incident.expires_at.or(incident.estimated_restoration).unwrap_or(incident.started_at);
-        let span = (incident.started_at, ends);
-        self.incident_alert(&incident.event_id, incident.status, incident.severity, (incident.lat, incident.lon), span, incident.timestamp, message, evidence);
-        Ok(())
+        // Only incidents that touch transit can explain a delay beyond their area.
+        let routes = if i.transit_effect == TransitEffect::None { Vec::new() } else { i.affected_routes.clone() };
+        let label = format!("{} {}", snake_name(&i.kind).replace('_', " "), i.event_id);
+        let area = IncidentArea { lat: i.lat, lon: i.lon, radius_m: i.radius_m, routes, label };
+        let ends = i.expires_at.or(i.estimated_restoration).unwrap_or(i.started_at);
+        self.incident(&i.event_id, i.status, i.severity, area, (i.started_at, ends), i.timestamp, message, evidence);
     }
 
     /// Raises an incident alert when an incident first becomes active and clears it
     /// when it ends. A repeated report of a known incident, or the clearance of one
     /// never seen, changes nothing worth an alert.
     #[allow(clippy::too_many_arguments)]
-    fn incident_alert(
+    fn incident(
         &mut self,
         id: &Id,
         status: IncidentStatus,
         severity: Severity,
-        (lat, lon): (f64, f64),
+        area: IncidentArea,
         (start, end): (TimestampMs, TimestampMs),
         ts: TimestampMs,
         message: String,
         evidence: serde_json::Map<String, serde_json::Value>,
     ) {
-        let changed = match status {
-            IncidentStatus::Active => self.incidents.insert(id.clone()),
-            IncidentStatus::Cleared => self.incidents.remove(id),
-        };
-        if !changed {
-            return;
+        let alert_id = compact_str::format_compact!("incident:{id}");
+        let s = &mut self.state;
+        match status {
+            IncidentStatus::Active => {
+                let (lat, lon) = (area.lat, area.lon);
+                if s.incidents.insert(id.clone(), area).is_some() {
+                    return;
+                }
+                s.book.raise(
+                    Alert {
+                        alert_id,
+                        kind: AlertKind::Incident,
+                        state: AlertState::Raised,
+                        severity,
+                        subject_kind: SubjectKind::Incident,
+                        subject_id: id.clone(),
+                        lat: Some(lat),
+                        lon: Some(lon),
+                        window_start: start,
+                        window_end: end,
+                        raised_at: start,
+                        timestamp: ts,
+                        message,
+                        evidence,
+                    },
+                    &mut self.alerts,
+                );
+            }
+            IncidentStatus::Cleared => {
+                if s.incidents.remove(id).is_some() {
+                    s.book.clear(&alert_id, ts, Some(message), &mut self.alerts);
+                }
+            }
         }
-        self.alerts.push(Alert {
-            alert_id: compact_str::format_compact!("incident:{id}"),
-            kind: AlertKind::Incident,
-            state: match status {
-                IncidentStatus::Active => AlertState::Raised,
-                IncidentStatus::Cleared => AlertState::Cleared,
-            },
-            severity,
-            subject_kind: SubjectKind::Incident,
-            subject_id: id.clone(),
-            lat: Some(lat),
-            lon: Some(lon),
-            window_start: start,
-            window_end: end,
-            raised_at: start,
-            timestamp: ts,
-            message,
-            evidence,
-        });
+    }
+
+    /// Moves the watermark on at clock time `now` (from the partitions' event times,
+    /// or from the clock when they are quiet), closing windows, checking for lost
+    /// contact and clearing alerts; appends what to publish. Called after each batch
+    /// and on idle ticks.
+    pub fn advance(&mut self, now: TimestampMs, out: &mut Vec<Record>) {
+        let before = out.len();
+        let s = &mut self.state;
+        let watermark = s.watermarks.advance(now);
+        s.surge.on_watermark(watermark, &mut s.book, &mut self.alerts);
+        if watermark.saturating_sub(s.silence_checked) >= SILENCE_CHECK_MS {
+            s.silence_checked = watermark;
+            vehicles::check_silence(
+                s.vehicles.iter_mut(),
+                watermark,
+                self.config.breakdown.silent_ms,
+                &mut s.book,
+                &mut self.alerts,
+            );
+        }
+        self.flush_alerts(out);
+        self.state.counts.records_out += (out.len() - before) as u64;
     }
 
     fn flush_alerts(&mut self, out: &mut Vec<Record>) {
         for alert in self.alerts.drain(..) {
             match alert.state {
-                AlertState::Raised => self.counts.alerts_raised += 1,
-                AlertState::Cleared => self.counts.alerts_cleared += 1,
+                AlertState::Raised => self.state.counts.alerts_raised += 1,
+                AlertState::Cleared => self.state.counts.alerts_cleared += 1,
             }
             let payload = encode(&alert);
             if alert.kind == AlertKind::Surge {
@@ -314,7 +423,7 @@ impl Processor {
     }
 
     fn dead_letter(&mut self, record: &Record, error: &InvalidEvent, out: &mut Vec<Record>) {
-        self.counts.dead_letters += 1;
+        self.state.counts.dead_letters += 1;
         tracing::debug!(topic = %record.topic, key = %record.key_str(), %error, "Record set aside as a dead letter");
         let letter = DeadLetter {
             source_topic: record.topic.to_string(),
@@ -328,7 +437,7 @@ impl Processor {
 }
 
 /// The wire name of an enum value (`"power_outage"`), for messages.
-fn snake_name<T: serde::Serialize>(value: &T) -> String {
+fn snake_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
@@ -354,18 +463,17 @@ mod tests {
             br#"{"rider_id":"C1","stop_id":"S1","timestamp":99999999999999}"#,
         ];
         for payload in bad {
-            p.on_record(&Record::new(&topics.rider_tapped_on, "k", Bytes::from_static(payload), T0), T0, &mut out);
+            p.on_record(&Record::new(&topics.rider_tapped_on, "k", Bytes::from_static(payload), T0), 0, T0, &mut out);
         }
         let nan = br#"{"vehicle_id":"V1","route_id":"B01","trip_id":"t","timestamp":1763884800000,"lat":null,"lon":0,"bearing":0,"speed_mps":0,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}"#;
-        p.on_record(&Record::new(&topics.vehicle_locations, "V1", Bytes::from_static(nan), T0), T0, &mut out);
+        p.on_record(&Record::new(&topics.vehicle_locations, "V1", Bytes::from_static(nan), T0), 0, T0, &mut out);
         assert_eq!(p.counts().dead_letters, 4);
         assert_eq!(out.len(), 4);
         assert!(out.iter().all(|r| r.topic == topics.dead_letters));
         let letter: DeadLetter = decode(&out[2].payload).unwrap();
         assert!(letter.error.contains("timestamp"), "{}", letter.error);
-        // Good records after bad ones still flow.
         out.clear();
-        p.on_record(&tap(&topics, "S1", T0), T0, &mut out);
+        p.on_record(&tap(&topics, "S1", T0), 0, T0, &mut out);
         assert_eq!(p.counts().records_in, 5);
         assert!(out.is_empty());
     }
@@ -376,7 +484,7 @@ mod tests {
         let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
         let mut out = Vec::new();
         for i in 0..60 {
-            p.on_record(&tap(&topics, "S0042", T0 + i * 50), T0, &mut out);
+            p.on_record(&tap(&topics, "S0042", T0 + i * 50), 0, T0, &mut out);
         }
         let surge: Vec<_> = out.iter().filter(|r| r.topic == topics.surge_alerts).collect();
         let alerts: Vec<_> = out.iter().filter(|r| r.topic == topics.alerts).collect();
@@ -391,10 +499,21 @@ mod tests {
         let topics = Topics::default();
         let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
         let mut out = Vec::new();
-        p.advance_idle(T0 + 3_600_000, &mut out);
-        p.on_record(&tap(&topics, "S1", T0), T0 + 3_600_000, &mut out);
+        p.advance(T0 + 3_600_000, &mut out);
+        p.on_record(&tap(&topics, "S1", T0), 0, T0 + 3_600_000, &mut out);
         assert_eq!(p.counts().late, 1);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].topic, topics.late_events);
+    }
+
+    #[test]
+    fn checkpoints_of_another_version_or_damaged_are_refused() {
+        let p = Processor::new(Topics::default(), ProcessorConfig::default());
+        let mut cp: serde_json::Value = serde_json::from_slice(&p.checkpoint()).unwrap();
+        assert!(Processor::restore(Topics::default(), &p.checkpoint()).is_ok());
+        cp["version"] = json!(99);
+        let err = Processor::restore(Topics::default(), &serde_json::to_vec(&cp).unwrap()).unwrap_err();
+        assert!(matches!(err, RestoreError::Version { found: 99 }), "{err}");
+        assert!(matches!(Processor::restore(Topics::default(), b"{oops"), Err(RestoreError::Unreadable(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! The async shell around [`Processor`]: reads the input topics, feeds the core,
-//! publishes what it returns, and commits what it has processed.
+//! publishes what it returns, commits what it has processed, and checkpoints the state.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,18 +23,25 @@ pub struct ProcessorStats {
     pub late: AtomicU64,
     /// Alerts raised.
     pub alerts_raised: AtomicU64,
+    /// Alerts cleared.
+    pub alerts_cleared: AtomicU64,
     /// The watermark, ms since the epoch.
     pub watermark_ms: AtomicI64,
+    /// Open windows.
+    pub open_windows: AtomicU64,
 }
 
 impl ProcessorStats {
-    fn store(&self, c: ProcessorCounts, watermark: i64) {
+    fn store(&self, core: &Processor) {
+        let c: ProcessorCounts = core.counts();
         self.records_in.store(c.records_in, Ordering::Relaxed);
         self.records_out.store(c.records_out, Ordering::Relaxed);
         self.dead_letters.store(c.dead_letters, Ordering::Relaxed);
         self.late.store(c.late, Ordering::Relaxed);
         self.alerts_raised.store(c.alerts_raised, Ordering::Relaxed);
-        self.watermark_ms.store(watermark, Ordering::Relaxed);
+        self.alerts_cleared.store(c.alerts_cleared, Ordering::Relaxed);
+        self.watermark_ms.store(core.watermark(), Ordering::Relaxed);
+        self.open_windows.store(core.open_windows() as u64, Ordering::Relaxed);
     }
 }
 
@@ -47,39 +55,93 @@ pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscripti
     bus.subscribe(Subscribe::new(GROUP, &inputs)).await
 }
 
+/// How the processor runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Topic names.
+    pub topics: Topics,
+    /// Settings (ignored when a checkpoint is restored: it carries its own).
+    pub config: ProcessorConfig,
+    /// Where the state is checkpointed; restored from on start when present.
+    pub checkpoint: Option<PathBuf>,
+    /// How often the state is checkpointed (and always on a clean stop).
+    pub checkpoint_every: Duration,
+}
+
+/// What can stop the processor.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The checkpoint could not be read or written.
+    #[error("checkpoint {path}: {why}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+fn load(options: &RunOptions) -> Result<Processor, RunError> {
+    let Some(path) = &options.checkpoint else {
+        return Ok(Processor::new(options.topics.clone(), options.config.clone()));
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let core = Processor::restore(options.topics.clone(), &bytes)
+                .map_err(|e| RunError::Checkpoint { path: path.clone(), why: e.to_string() })?;
+            tracing::info!(path = %path.display(), vehicles = core.vehicle_count(), watermark = core.watermark(), "Processor state restored");
+            Ok(core)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Processor::new(options.topics.clone(), options.config.clone())),
+        Err(e) => Err(RunError::Checkpoint { path: path.clone(), why: e.to_string() }),
+    }
+}
+
+async fn save(core: &Processor, path: &PathBuf) -> Result<(), RunError> {
+    let bytes = core.checkpoint();
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| RunError::Checkpoint { path: path.clone(), why: e.to_string() };
+    tokio::fs::write(&tmp, &bytes).await.map_err(err)?;
+    // Atomic: a crash mid-write leaves the previous checkpoint intact.
+    tokio::fs::rename(&tmp, path).await.map_err(err)?;
+    tracing::debug!(path = %path.display(), bytes = bytes.len(), "Processor state checkpointed");
+    Ok(())
+}
+
 /// Runs the processor on `sub` (from [`subscribe`]) until `stop` is cancelled or the
 /// input ends.
 ///
-/// Reads in batches; after each batch, advances the watermark from event time,
-/// publishes the outputs, then commits the inputs (so a crash re-reads rather than
-/// loses). Once a second, when no record has arrived for a while, advances the
-/// watermark from the clock so that windows close when traffic stops.
+/// Reads in batches; after each batch advances the watermark, publishes the outputs,
+/// then commits the inputs (so a crash re-reads rather than loses). Once a second it
+/// advances the watermark from the clock, so that windows close when traffic stops.
 pub async fn run<B: Bus>(
     bus: B,
     mut sub: B::Subscription,
-    topics: Topics,
-    config: ProcessorConfig,
+    options: RunOptions,
     clock: SharedClock,
     stop: CancellationToken,
     stats: Arc<ProcessorStats>,
-) -> Result<ProcessorCounts, BusError> {
-    let mut core = Processor::new(topics.clone(), config);
+) -> Result<ProcessorCounts, RunError> {
+    let mut core = load(&options)?;
     let mut batch = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1024);
     let mut idle = tokio::time::interval(Duration::from_secs(1));
-    let mut quiet_ticks = 0u32;
+    let mut checkpoint = tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
+    checkpoint.tick().await;
     loop {
         tokio::select! {
             got = sub.recv_many(&mut batch, 1024) => {
                 if got? == 0 {
                     break;
                 }
-                quiet_ticks = 0;
                 let now = clock.now_ms();
                 for delivery in &batch {
-                    core.on_record(&delivery.record, now, &mut out);
+                    core.on_record(&delivery.record, delivery.partition, now, &mut out);
                 }
-                core.advance_from_events(&mut out);
+                core.advance(now, &mut out);
                 for record in out.drain(..) {
                     bus.publish(record).await?;
                 }
@@ -88,18 +150,23 @@ pub async fn run<B: Bus>(
                 }
             }
             _ = idle.tick() => {
-                quiet_ticks += 1;
-                if quiet_ticks >= 2 {
-                    core.advance_idle(clock.now_ms(), &mut out);
-                    for record in out.drain(..) {
-                        bus.publish(record).await?;
-                    }
+                core.advance(clock.now_ms(), &mut out);
+                for record in out.drain(..) {
+                    bus.publish(record).await?;
+                }
+            }
+            _ = checkpoint.tick(), if options.checkpoint.is_some() => {
+                if let Some(path) = &options.checkpoint {
+                    save(&core, path).await?;
                 }
             }
             _ = stop.cancelled() => break,
         }
-        stats.store(core.counts(), core.watermark());
+        stats.store(&core);
     }
     bus.flush().await?;
+    if let Some(path) = &options.checkpoint {
+        save(&core, path).await?;
+    }
     Ok(core.counts())
 }

@@ -1,92 +1,124 @@
-//! Passenger surge detection: taps per stop in a hopping window (default 5 minutes,
-//! advancing 1 minute) above a threshold. The equivalent ksqlDB statement is in
-//! `ksql/surge_detection.sql`.
+//! Passenger surges: taps per stop in a hopping window (default 5 minutes advancing 1
+//! minute) above a threshold. Two thresholds apply, whichever is lower:
+//!
+//! - a fixed one (`surge.threshold`), as the seed's ksqlDB script had;
+//! - an adaptive one: `adaptive_factor` times the stop's usual count for that hour of
+//!   the day, learnt from its closed windows, once enough have been seen (and never
+//!   below `adaptive_min_taps`). A quiet suburban stop then surges at a count that
+//!   would be an ordinary morning downtown.
+//!
+//! The equivalent ksqlDB statement (fixed threshold only) is `ksql/surge_detection.sql`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::{Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs};
 
-use crate::window::{Admission, ClosedWindow, HoppingCounter, HoppingSpec};
+use crate::alerts::AlertBook;
+use crate::config::SurgeConfig;
+use crate::window::{Admission, WindowResult, WindowedCount};
 
-/// Surge detector settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SurgeConfig {
-    /// The window taps are counted in.
-    pub window: HoppingSpec,
-    /// A stop surges when a window holds more taps than this.
-    pub threshold: u64,
+/// A stop's usual count of taps per window, for one hour of the day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Running mean of closed windows' counts.
+    pub mean: f64,
+    /// Windows seen.
+    pub samples: u32,
 }
 
-impl Default for SurgeConfig {
-    fn default() -> Self {
-        SurgeConfig {
-            window: HoppingSpec { size_ms: 300_000, advance_ms: 60_000, grace_ms: 10_000 },
-            threshold: 40,
-        }
-    }
-}
-
-/// Watches taps per stop; raises an alert when a stop's count crosses the threshold
-/// and clears it once no open window of that stop is above it.
-#[derive(Debug)]
+/// Watches taps per stop and raises and clears surge alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SurgeDetector {
     config: SurgeConfig,
-    counts: HoppingCounter<Id>,
-    active: HashMap<Id, Alert>,
+    counts: WindowedCount<Id>,
+    /// Usual counts per stop, per UTC hour of the window start.
+    baselines: HashMap<Id, Vec<Baseline>>,
+    /// The active surge alert of each surging stop.
+    active: BTreeMap<Id, Id>,
+}
+
+/// Which threshold a count is held against.
+struct Limit {
+    taps: u64,
+    rule: &'static str,
+    baseline: Option<f64>,
 }
 
 impl SurgeDetector {
     /// A detector with the given settings.
     pub fn new(config: SurgeConfig) -> Self {
-        SurgeDetector { config, counts: HoppingCounter::new(config.window), active: HashMap::new() }
+        SurgeDetector {
+            counts: WindowedCount::new(config.window),
+            config,
+            baselines: HashMap::new(),
+            active: BTreeMap::new(),
+        }
     }
 
-    /// Counts a tap at `stop` at event time `ts`; appends a raised alert to `out` when
-    /// the stop starts surging. Returns [`Admission::Late`] for a tap whose windows
-    /// have all closed.
-    pub fn on_tap(&mut self, stop: &Id, ts: TimestampMs, watermark: TimestampMs, out: &mut Vec<Alert>) -> Admission {
-        let admission = self.counts.add(stop, ts, watermark);
-        let Admission::Counted { max_count, start } = admission else {
+    fn limit(&self, stop: &Id, window_start: TimestampMs) -> Limit {
+        let fixed = Limit { taps: self.config.threshold, rule: "fixed", baseline: None };
+        let hour = (window_start.rem_euclid(86_400_000) / 3_600_000) as usize;
+        let Some(b) = self.baselines.get(stop).and_then(|b| b.get(hour)) else { return fixed };
+        if b.samples < self.config.baseline_samples {
+            return fixed;
+        }
+        let adaptive = ((b.mean * self.config.adaptive_factor).ceil() as u64).max(self.config.adaptive_min_taps);
+        if adaptive < fixed.taps {
+            Limit { taps: adaptive, rule: "adaptive", baseline: Some(b.mean) }
+        } else {
+            Limit { baseline: Some(b.mean), ..fixed }
+        }
+    }
+
+    /// Counts a tap at `stop` at event time `ts`; raises a surge alert when a window's
+    /// count goes over the stop's threshold. Returns [`Admission::Late`] for a tap whose
+    /// windows have all closed.
+    pub fn on_tap(&mut self, stop: &Id, ts: TimestampMs, watermark: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) -> Admission {
+        let mut ignored = Vec::new();
+        let admission = self.counts.add(stop, ts, watermark, &mut ignored);
+        let Admission::Counted { max_count, start, end } = admission else { return admission };
+        if self.active.contains_key(stop) {
             return admission;
-        };
-        if max_count > self.config.threshold && !self.active.contains_key(stop) {
-            let alert = self.raised(stop, start, max_count, ts);
-            self.active.insert(stop.clone(), alert.clone());
-            out.push(alert);
+        }
+        let limit = self.limit(stop, start);
+        if max_count > limit.taps {
+            let alert = self.alert(stop, start, end, max_count, &limit, ts);
+            self.active.insert(stop.clone(), alert.alert_id.clone());
+            book.raise(alert, out);
         }
         admission
     }
 
-    /// Closes windows up to the watermark, and clears the alerts of stops that have
-    /// calmed down (none of their open windows above the threshold).
-    pub fn on_watermark(&mut self, watermark: TimestampMs, out: &mut Vec<Alert>) {
-        let mut closed: Vec<ClosedWindow<Id>> = Vec::new();
+    /// Closes windows up to the watermark, learns the stops' usual counts from them, and
+    /// clears the alerts of stops that have calmed down (no open window above their
+    /// threshold).
+    pub fn on_watermark(&mut self, watermark: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) {
+        let mut closed: Vec<WindowResult<Id>> = Vec::new();
         self.counts.close_until(watermark, &mut closed);
-        if closed.is_empty() || self.active.is_empty() {
+        if closed.is_empty() {
             return;
         }
-        let threshold = self.config.threshold;
-        let counts = &self.counts;
+        for w in &closed {
+            let hour = (w.start.rem_euclid(86_400_000) / 3_600_000) as usize;
+            let slots = self.baselines.entry(w.key.clone()).or_insert_with(|| vec![Baseline::default(); 24]);
+            let b = &mut slots[hour];
+            b.samples = b.samples.saturating_add(1);
+            // A running mean that keeps adapting: recent windows weigh at least 1/30.
+            b.mean += (w.count as f64 - b.mean) / f64::from(b.samples.min(30));
+        }
         let calm: Vec<Id> = self
             .active
             .keys()
-            .filter(|stop| counts.open_windows(stop).iter().all(|w| w.1 <= threshold))
+            .filter(|stop| self.counts.open_windows(stop).iter().all(|w| w.count <= self.limit(stop, w.start).taps))
             .cloned()
             .collect();
         for stop in calm {
-            if let Some(mut alert) = self.active.remove(&stop) {
-                alert.state = AlertState::Cleared;
-                alert.timestamp = watermark;
-                alert.message = format!("Passenger surge at {stop} is over");
-                out.push(alert);
+            if let Some(id) = self.active.remove(&stop) {
+                book.clear(&id, watermark, Some(format!("Passenger surge at {stop} is over")), out);
             }
         }
-    }
-
-    /// Stops surging now, with their alerts.
-    pub fn active(&self) -> impl Iterator<Item = &Alert> {
-        self.active.values()
     }
 
     /// Open windows across all stops.
@@ -94,18 +126,27 @@ impl SurgeDetector {
         self.counts.open_window_count()
     }
 
-    fn raised(&self, stop: &Id, start: TimestampMs, taps: u64, ts: TimestampMs) -> Alert {
-        let threshold = self.config.threshold;
-        let ratio = taps as f64 / threshold.max(1) as f64;
+    /// A stop's usual count for an hour of the day (UTC).
+    pub fn baseline(&self, stop: &str, hour: usize) -> Option<Baseline> {
+        self.baselines.get(stop).and_then(|b| b.get(hour)).copied()
+    }
+
+    fn alert(&self, stop: &Id, start: TimestampMs, end: TimestampMs, taps: u64, limit: &Limit, ts: TimestampMs) -> Alert {
+        let ratio = taps as f64 / limit.taps.max(1) as f64;
         let severity = match ratio {
             r if r >= 3.0 => Severity::Critical,
             r if r >= 2.0 => Severity::High,
             _ => Severity::Moderate,
         };
-        let minutes = self.config.window.size_ms as f64 / 60_000.0;
+        let minutes = (end - start) as f64 / 60_000.0;
         let mut evidence = serde_json::Map::new();
         evidence.insert("taps".into(), json!(taps));
-        evidence.insert("threshold".into(), json!(threshold));
+        evidence.insert("threshold".into(), json!(limit.taps));
+        evidence.insert("rule".into(), json!(limit.rule));
+        if let Some(b) = limit.baseline {
+            evidence.insert("usual_taps".into(), json!((b * 10.0).round() / 10.0));
+        }
+        let usual = limit.baseline.map(|b| format!(", usually {b:.0}")).unwrap_or_default();
         Alert {
             alert_id: compact_str::format_compact!("surge:{stop}:{ts}"),
             kind: AlertKind::Surge,
@@ -116,10 +157,13 @@ impl SurgeDetector {
             lat: None,
             lon: None,
             window_start: start,
-            window_end: start + self.config.window.size_ms,
+            window_end: end,
             raised_at: ts,
             timestamp: ts,
-            message: format!("Passenger surge at {stop}: {taps} taps in {minutes} min (threshold {threshold})"),
+            message: format!(
+                "Passenger surge at {stop}: {taps} taps in {minutes} min (threshold {}{usual})",
+                limit.taps
+            ),
             evidence,
         }
     }
@@ -129,40 +173,60 @@ impl SurgeDetector {
 mod tests {
     use super::*;
 
-    const T0: i64 = 1_763_884_800_000;
+    const T0: i64 = 1_763_884_800_000; // 08:00 UTC
+
+    fn taps(d: &mut SurgeDetector, book: &mut AlertBook, stop: &Id, from: i64, n: i64, every: i64, out: &mut Vec<Alert>) {
+        for i in 0..n {
+            d.on_tap(stop, from + i * every, 0, book, out);
+        }
+    }
 
     #[test]
     fn raises_once_when_crossing_and_clears_when_calm() {
         let mut d = SurgeDetector::new(SurgeConfig::default());
+        let mut book = AlertBook::default();
         let stop = Id::from("S0001");
         let mut out = Vec::new();
-        for i in 0..40 {
-            d.on_tap(&stop, T0 + i * 100, 0, &mut out);
-        }
+        taps(&mut d, &mut book, &stop, T0, 40, 100, &mut out);
         assert!(out.is_empty(), "40 taps is not above a threshold of 40");
-        for i in 40..100 {
-            d.on_tap(&stop, T0 + i * 100, 0, &mut out);
-        }
+        taps(&mut d, &mut book, &stop, T0 + 4_000, 60, 100, &mut out);
         assert_eq!(out.len(), 1, "raised exactly once");
         let raised = out[0].clone();
         assert_eq!((raised.kind, raised.state), (AlertKind::Surge, AlertState::Raised));
         assert_eq!(raised.evidence["taps"], json!(41));
-        assert_eq!(raised.subject_id, "S0001");
-        // Four minutes later the burst is still inside open windows: no clearance.
-        d.on_watermark(T0 + 240_000, &mut out);
-        assert_eq!(out.len(), 1);
-        // Once every window holding the burst has closed, the surge clears.
-        d.on_watermark(T0 + 300_000 + 10_000 + 60_000, &mut out);
+        assert_eq!(raised.evidence["rule"], json!("fixed"));
+        d.on_watermark(T0 + 240_000, &mut book, &mut out);
+        assert_eq!(out.len(), 1, "the burst is still inside open windows");
+        d.on_watermark(T0 + 300_000 + 10_000 + 60_000, &mut book, &mut out);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].state, AlertState::Cleared);
-        assert_eq!(out[1].alert_id, raised.alert_id);
-        assert_eq!(d.active().count(), 0);
+        assert_eq!((out[1].state, &out[1].alert_id), (AlertState::Cleared, &raised.alert_id));
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn a_quiet_stop_surges_at_a_multiple_of_its_usual_count() {
+        let mut d = SurgeDetector::new(SurgeConfig::default());
+        let mut book = AlertBook::default();
+        let stop = Id::from("S0002");
+        let mut out = Vec::new();
+        // Half an hour of a tap every 30 s: 10 per 5-minute window.
+        taps(&mut d, &mut book, &stop, T0, 60, 30_000, &mut out);
+        d.on_watermark(T0 + 1_800_000, &mut book, &mut out);
+        let b = d.baseline("S0002", 8).unwrap();
+        assert!(b.samples >= 10 && (b.mean - 10.0).abs() < 1.5, "{b:?}");
+        assert!(out.is_empty());
+        // 31 taps in a window is under the fixed 40 but over 3 × 10: an adaptive surge.
+        taps(&mut d, &mut book, &stop, T0 + 1_830_000, 31, 1_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["rule"], json!("adaptive"));
+        assert_eq!(out[0].evidence["threshold"], json!(30));
     }
 
     #[test]
     fn late_taps_are_reported() {
         let mut d = SurgeDetector::new(SurgeConfig::default());
         let mut out = Vec::new();
-        assert_eq!(d.on_tap(&Id::from("S1"), T0, T0 + 3_600_000, &mut out), Admission::Late);
+        let admission = d.on_tap(&Id::from("S1"), T0, T0 + 3_600_000, &mut AlertBook::default(), &mut out);
+        assert_eq!(admission, Admission::Late);
     }
 }

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use serde::{Deserialize, Serialize};
 use streamcity_core::TimestampMs;
 
 /// How a table decides which of two values for a key is the latest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Latest {
     /// The one that arrived last (ksqlDB's `LATEST_BY_OFFSET`).
     ByOffset,
@@ -27,7 +28,11 @@ pub enum Upsert {
 }
 
 /// The latest value per key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash, V: Serialize",
+    deserialize = "K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>"
+))]
 pub struct LatestTable<K, V> {
     mode: Latest,
     rows: HashMap<K, (TimestampMs, V)>,
@@ -53,6 +58,30 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
                 Upsert::Inserted
             }
         }
+    }
+
+    /// The row of `key` to update in place for a value at event time `ts`: `None` when
+    /// the value is stale (older by event time than the row); otherwise the row,
+    /// created with `new` for a new key (one lookup for an existing key).
+    pub fn row_for(&mut self, key: &K, ts: TimestampMs, new: impl FnOnce() -> V) -> Option<(&mut V, Upsert)>
+    where
+        K: Clone,
+    {
+        if !self.rows.contains_key(key) {
+            let row = self.rows.entry(key.clone()).or_insert_with(|| (ts, new()));
+            return Some((&mut row.1, Upsert::Inserted));
+        }
+        let row = self.rows.get_mut(key)?;
+        if self.mode == Latest::ByEventTime && row.0 > ts {
+            return None;
+        }
+        row.0 = ts;
+        Some((&mut row.1, Upsert::Updated))
+    }
+
+    /// Every row, mutable, in no particular order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.rows.iter_mut().map(|(k, (_, v))| (k, v))
     }
 
     /// Deletes a key (a tombstone). Returns the value it held.
@@ -93,6 +122,17 @@ mod tests {
         assert_eq!(t.get(&"v1"), Some(&'a'));
         assert_eq!(t.upsert("v1", 11, 'c'), Upsert::Updated);
         assert_eq!(t.get(&"v1"), Some(&'c'));
+    }
+
+    #[test]
+    fn rows_update_in_place_unless_stale() {
+        let mut t: LatestTable<&str, Vec<i64>> = LatestTable::new(Latest::ByEventTime);
+        t.row_for(&"v1", 10, Vec::new).unwrap().0.push(10);
+        let (row, how) = t.row_for(&"v1", 12, Vec::new).unwrap();
+        row.push(12);
+        assert_eq!(how, Upsert::Updated);
+        assert!(t.row_for(&"v1", 11, Vec::new).is_none(), "an older value is stale");
+        assert_eq!(t.get(&"v1"), Some(&vec![10, 12]));
     }
 
     #[test]
