@@ -312,9 +312,11 @@ impl Processor {
             (TransitEffect::Slowdown, false) => format!("; delays on {}", i.affected_routes.join(", ")),
             _ => String::new(),
         };
+        // "Power outage in Eastside" already names its area; "Boil water advisory" does not.
+        let what = if i.message.contains(&i.area) { i.message.clone() } else { format!("{} in {}", i.message, i.area) };
         let message = match i.status {
-            IncidentStatus::Active => format!("{} in {}{effect}", i.message, i.area),
-            IncidentStatus::Cleared => format!("{} in {} is over", i.message, i.area),
+            IncidentStatus::Active => format!("{what}{effect}"),
+            IncidentStatus::Cleared => format!("{what} is over"),
         };
         // Only incidents that touch transit can explain a delay beyond their area.
         let routes = if i.transit_effect == TransitEffect::None { Vec::new() } else { i.affected_routes.clone() };

@@ -173,7 +173,7 @@ pub fn on_position(
             let minutes = p.delay_s / 60;
             let severity = if p.delay_s >= 2 * d.threshold_s { Severity::High } else { Severity::Moderate };
             let cause = likely_cause(p, incidents, d.cause_radius_m);
-            let because = cause.as_ref().map(|(id, label, _)| format!("; likely cause: {label} ({id})")).unwrap_or_default();
+            let because = cause.as_ref().map(|(_, label, _)| format!("; likely cause: {label}")).unwrap_or_default();
             let mut a = base_alert(
                 AlertKind::Delay,
                 severity,
