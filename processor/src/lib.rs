@@ -98,8 +98,21 @@ pub enum RestoreError {
     },
 }
 
+/// An input record, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// From `vehicle_locations`.
+    Position(VehiclePosition),
+    /// From `rider_tapped_on`.
+    Tap(RiderTap),
+    /// From `traffic_incidents`.
+    Traffic(TrafficIncident),
+    /// From `city_incidents`.
+    City(CityIncident),
+}
+
 /// The processor's state and logic, free of I/O.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Processor {
     topics: Topics,
     config: ProcessorConfig,
@@ -193,41 +206,52 @@ impl Processor {
         self.state.surge.open_windows()
     }
 
-    /// Processes one record read from `partition` of its topic; appends the records to
-    /// publish to `out`. `now` is the clock's time.
-    pub fn on_record(&mut self, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
-        let before = out.len();
+    /// Decodes and validates a record of one of the input topics.
+    pub fn decode(&self, record: &Record, now: TimestampMs) -> Result<Decoded, InvalidEvent> {
         let t = &self.topics;
-        let result = if record.topic == t.vehicle_locations {
-            decode::<VehiclePosition>(&record.payload).and_then(|p| {
-                p.validate(now, self.config.max_future_ms)?;
-                self.on_position(&p, &record.key, &record.payload, partition, now, out);
-                Ok(())
-            })
+        let max = self.config.max_future_ms;
+        fn checked<T: Validate + serde::de::DeserializeOwned>(payload: &[u8], now: TimestampMs, max: i64) -> Result<T, InvalidEvent> {
+            let event: T = decode(payload)?;
+            event.validate(now, max)?;
+            Ok(event)
+        }
+        if record.topic == t.vehicle_locations {
+            checked(&record.payload, now, max).map(Decoded::Position)
         } else if record.topic == t.rider_tapped_on {
-            decode::<RiderTap>(&record.payload).and_then(|tap| {
-                tap.validate(now, self.config.max_future_ms)?;
-                self.on_tap(&tap, record, partition, now, out);
-                Ok(())
-            })
+            checked(&record.payload, now, max).map(Decoded::Tap)
         } else if record.topic == t.traffic_incidents {
-            decode::<TrafficIncident>(&record.payload).and_then(|i| {
-                i.validate(now, self.config.max_future_ms)?;
-                self.on_traffic(&i, partition, now);
-                Ok(())
-            })
+            checked(&record.payload, now, max).map(Decoded::Traffic)
         } else if record.topic == t.city_incidents {
-            decode::<CityIncident>(&record.payload).and_then(|i| {
-                i.validate(now, self.config.max_future_ms)?;
-                self.on_city(&i, partition, now);
-                Ok(())
-            })
+            checked(&record.payload, now, max).map(Decoded::City)
         } else {
             Err(InvalidEvent::Malformed(format!("unexpected topic {}", record.topic)))
-        };
+        }
+    }
+
+    /// Processes one record read from `partition` of its topic; appends the records to
+    /// publish to `out`. `now` is the clock's time. A record that does not decode or
+    /// validate goes to the dead-letter topic with the reason.
+    pub fn on_record(&mut self, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+        match self.decode(record, now) {
+            Ok(event) => self.on_decoded(&event, record, partition, now, out),
+            Err(e) => {
+                let before = out.len();
+                self.state.counts.records_in += 1;
+                self.dead_letter(record, &e, out);
+                self.state.counts.records_out += (out.len() - before) as u64;
+            }
+        }
+    }
+
+    /// Processes an event already decoded (and validated) from `record`.
+    pub fn on_decoded(&mut self, event: &Decoded, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+        let before = out.len();
         self.state.counts.records_in += 1;
-        if let Err(e) = result {
-            self.dead_letter(record, &e, out);
+        match event {
+            Decoded::Position(p) => self.on_position(p, &record.key, &record.payload, partition, now, out),
+            Decoded::Tap(tap) => self.on_tap(tap, record, partition, now, out),
+            Decoded::Traffic(i) => self.on_traffic(i, partition, now),
+            Decoded::City(i) => self.on_city(i, partition, now),
         }
         self.flush_alerts(out);
         self.state.counts.records_out += (out.len() - before) as u64;
@@ -236,7 +260,7 @@ impl Processor {
     /// Processes a decoded, validated vehicle position whose record had `key` and
     /// `payload`: updates the live table (publishing the row, the payload itself) and
     /// runs the vehicle and line detectors.
-    pub fn on_position(
+    fn on_position(
         &mut self,
         p: &VehiclePosition,
         key: &Bytes,
@@ -257,9 +281,6 @@ impl Processor {
         }
         // The table row is the report itself: forward its bytes, no re-encoding.
         out.push(Record::new(&self.topics.live_vehicle_table, key.clone(), payload.clone(), p.timestamp));
-        if !self.alerts.is_empty() {
-            self.flush_alerts(out);
-        }
     }
 
     fn on_tap(&mut self, tap: &RiderTap, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
@@ -436,6 +457,11 @@ impl Processor {
         };
         out.push(Record::new(&self.topics.dead_letters, record.key.clone(), encode(&letter), record.timestamp));
     }
+}
+
+/// The topics the processor reads.
+pub fn inputs(topics: &Topics) -> [&std::sync::Arc<str>; 4] {
+    [&topics.vehicle_locations, &topics.rider_tapped_on, &topics.traffic_incidents, &topics.city_incidents]
 }
 
 /// The wire name of an enum value (`"power_outage"`), for messages.

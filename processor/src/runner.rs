@@ -51,8 +51,7 @@ pub const GROUP: &str = "streamcity-processor";
 /// Subscribes to the processor's input topics. Done before [`run`], so that a caller
 /// can make sure the processor is listening before anything is published.
 pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
-    let inputs = [&topics.vehicle_locations, &topics.rider_tapped_on, &topics.traffic_incidents, &topics.city_incidents];
-    bus.subscribe(Subscribe::new(GROUP, &inputs)).await
+    bus.subscribe(Subscribe::new(GROUP, &crate::inputs(topics))).await
 }
 
 /// How the processor runs.

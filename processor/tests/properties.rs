@@ -103,6 +103,9 @@ fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
         let now = sim.now();
         for e in events.drain(..) {
             let r = to_record(&topics, &e);
+            if !streamcity_processor::inputs(&topics).contains(&&r.topic) {
+                continue;
+            }
             let partition = streamcity_core::bus::partition_for(&r.key, 6) as i32;
             input.push((r, partition, now));
         }
