@@ -37,7 +37,7 @@ fn final_results(spec: WindowSpec, input: &[(u8, i64)], disorder_ms: i64) -> Vec
         w.close_until(watermark, &mut out);
     }
     w.close_until(i64::MAX, &mut out);
-    out.sort_by(|a, b| (a.key, a.start, a.end).cmp(&(b.key, b.start, b.end)));
+    out.sort_by_key(|r| (r.key, r.start, r.end));
     out
 }
 
