@@ -2,13 +2,15 @@
 //! into the stages' settings. Bad values are refused here with a clear message.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::{Context as _, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use streamcity_core::clock::wall_clock_ms;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{Id, TimestampMs};
+use streamcity_processor::ProcessorConfig;
 use streamcity_producers::CityConfig;
 use streamcity_producers::arrivals::{Burst, Gaps};
 use streamcity_producers::city::DEFAULT_FLEET;
@@ -121,9 +123,31 @@ pub struct TwinArgs {
     #[arg(long, env = "STREAMCITY_CROWD", value_parser = parse_crowd, value_delimiter = ',', global = true)]
     pub crowd: Vec<CrowdSpec>,
 
-    /// Taps at one stop within the surge window above which a surge is raised.
-    #[arg(long, env = "STREAMCITY_SURGE_THRESHOLD", default_value_t = 40, global = true)]
-    pub surge_threshold: u64,
+    /// Processor settings file (TOML): every threshold and window, see
+    /// processor/processor.example.toml. The flags below override it.
+    #[arg(long, env = "STREAMCITY_PROCESSOR_CONFIG", global = true)]
+    pub processor_config: Option<PathBuf>,
+
+    /// Taps at one stop within the surge window above which a surge is raised [default: 40].
+    #[arg(long, env = "STREAMCITY_SURGE_THRESHOLD", global = true)]
+    pub surge_threshold: Option<u64>,
+
+    /// Seconds late, sustained for a minute, that raise a delay alert [default: 300].
+    #[arg(long, env = "STREAMCITY_DELAY_THRESHOLD", value_parser = clap::value_parser!(i32).range(1..), global = true)]
+    pub delay_threshold: Option<i32>,
+
+    /// Share of capacity above which a vehicle is crowded [default: 0.9].
+    #[arg(long, env = "STREAMCITY_CROWDING_SHARE", value_parser = parse_probability, allow_negative_numbers = true, global = true)]
+    pub crowding_share: Option<f64>,
+
+    /// How far a partition's watermark trails its highest event time, ms [default: 5000].
+    #[arg(long, env = "STREAMCITY_ALLOWED_LATENESS_MS", global = true)]
+    pub allowed_lateness_ms: Option<u32>,
+
+    /// File the processor checkpoints its state to every 30 s and on exit, and resumes
+    /// from on start.
+    #[arg(long, env = "STREAMCITY_CHECKPOINT", global = true)]
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Producer pacing and limits, after the seeds' producers.
@@ -262,6 +286,33 @@ fn parse_crowd(s: &str) -> Result<CrowdSpec, String> {
 }
 
 impl TwinArgs {
+    /// The processor's settings: the file's (or the defaults), then the flags.
+    pub fn processor(&self) -> anyhow::Result<ProcessorConfig> {
+        let mut config = match &self.processor_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => ProcessorConfig::default(),
+        };
+        if let Some(t) = self.surge_threshold {
+            config.surge.threshold = t;
+        }
+        if let Some(t) = self.delay_threshold {
+            config.delay.threshold_s = t;
+            config.delay.clear_below_s = config.delay.clear_below_s.min(t * 3 / 5);
+        }
+        if let Some(s) = self.crowding_share {
+            config.crowding.share = s;
+            config.crowding.clear_share = config.crowding.clear_share.min(s - 0.15).max(0.0);
+        }
+        if let Some(ms) = self.allowed_lateness_ms {
+            config.allowed_lateness_ms = i64::from(ms);
+        }
+        config.validate().map_err(|e| anyhow::anyhow!("processor settings: {e}"))?;
+        Ok(config)
+    }
+
     /// The city to build.
     pub fn city(&self) -> anyhow::Result<CityConfig> {
         let centre = LatLon::new(self.lat, self.lon);

@@ -67,15 +67,16 @@ async fn run_produce(producer: ProducerKind, twin: &TwinArgs, pace: &PaceArgs) -
 
 async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All)?;
-    let mut config = EmbeddedConfig {
+    let config = EmbeddedConfig {
         addr: SocketAddr::new(listen.host, listen.port),
         city: twin.city()?,
         sim,
         speed: twin.speed,
         limits,
+        processor: twin.processor()?,
+        checkpoint: twin.checkpoint.clone(),
         ..EmbeddedConfig::default()
     };
-    config.processor.surge.threshold = twin.surge_threshold;
 
     let mut twin_run = Embedded::start(config).await.context("starting the twin")?;
     let port = twin_run.addr.port();

@@ -129,3 +129,22 @@ fn stages_that_need_kafka_say_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Kafka"));
 }
+
+#[test]
+fn processor_settings_come_from_a_file_with_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("streamcity-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[surge]\ntreshold = 3\n").unwrap();
+    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown field `treshold`"), "{}", stderr(&out));
+    let invalid = dir.join("invalid.toml");
+    std::fs::write(&invalid, "[delay]\nthreshold_s = 100\nclear_below_s = 200\n").unwrap();
+    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", invalid.to_str().unwrap()]);
+    assert!(stderr(&out).contains("clear_below_s must not be above"), "{}", stderr(&out));
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/processor/processor.example.toml");
+    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", example]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

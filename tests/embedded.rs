@@ -132,3 +132,32 @@ async fn clients_are_closed_cleanly_on_shutdown() {
     }
     assert_eq!(close_code, Some(1001));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_checkpoints_on_stop_and_resumes_on_start() {
+    let path = std::env::temp_dir().join(format!("streamcity-checkpoint-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = EmbeddedConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        checkpoint: Some(path.clone()),
+        ..EmbeddedConfig::default()
+    };
+    let twin = Embedded::start(config.clone()).await.unwrap();
+    wait_for_vehicles(&twin, 200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    twin.shutdown().await.unwrap();
+
+    let saved = std::fs::read(&path).expect("a checkpoint written on stop");
+    let restored = streamcity_processor::Processor::restore(streamcity_core::Topics::default(), &saved).unwrap();
+    assert!(restored.vehicle_count() >= 200, "{} vehicles in the checkpoint", restored.vehicle_count());
+    let records_before = restored.counts().records_in;
+    assert!(records_before > 0);
+
+    // A new twin resumes from it: its counters carry on from the checkpoint's.
+    let twin = Embedded::start(config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let records_in = twin.processor.records_in.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(records_in > records_before, "{records_in} records after resuming from {records_before}");
+    twin.shutdown().await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+}

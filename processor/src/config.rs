@@ -186,4 +186,11 @@ mod tests {
         let bad = ProcessorConfig { crowding: CrowdingConfig { share: 0.5, clear_share: 0.8 }, ..Default::default() };
         assert!(bad.validate().is_err());
     }
+
+    #[test]
+    fn the_example_file_states_exactly_the_defaults() {
+        let text = include_str!("../processor.example.toml");
+        let c: ProcessorConfig = toml::from_str(text).unwrap();
+        assert_eq!(c, ProcessorConfig::default());
+    }
 }
