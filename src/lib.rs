@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context as _;
 use streamcity_core::bus::TopicStats;
 use streamcity_core::{CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock};
+use streamcity_dashboard::metrics::Sample;
 use streamcity_dashboard::{Live, LiveConfig};
 use streamcity_processor::ProcessorConfig;
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
@@ -109,7 +110,7 @@ impl Embedded {
         let mut tasks = JoinSet::new();
 
         let live = Arc::new(Live::new(Arc::clone(&city), topics.clone(), config.live));
-        let dash_sub = streamcity_dashboard::live::subscribe(&bus, &topics).await?;
+        let dash_sub = streamcity_dashboard::live::subscribe(&bus, &live).await?;
         tasks.spawn(ingest(dash_sub, Arc::clone(&live), stop.clone()));
         tasks.spawn(serve(listener, Arc::clone(&live), stop.clone()));
 
@@ -161,6 +162,8 @@ impl Embedded {
             })
             .id();
 
+        live.metrics.add_source(stage_metrics(bus.clone(), Arc::clone(&producer), Arc::clone(&processor), Arc::clone(&clock)));
+
         Ok(Embedded { addr, bus, topics, clock, live, producer, processor, stop, tasks, producers })
     }
 
@@ -204,6 +207,47 @@ impl Embedded {
             alerts_raised: self.processor.alerts_raised.load(Ordering::Relaxed),
             dead_letters: self.processor.dead_letters.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// What the other stages of an embedded twin report on `/metrics`.
+fn stage_metrics(
+    bus: MemoryBus,
+    producer: Arc<ProducerStats>,
+    processor: Arc<ProcessorStats>,
+    clock: SharedClock,
+) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
+    move || {
+        let mut out = Vec::new();
+        for t in bus.stats() {
+            let topic = [("topic", &*t.topic)];
+            out.push(Sample::counter("streamcity_bus_records", "Records published to the bus, by topic", &topic, t.published));
+            out.push(Sample::counter(
+                "streamcity_bus_backpressure_waits",
+                "Times a publisher waited for a slow subscriber, by topic",
+                &topic,
+                t.backpressure_waits,
+            ));
+        }
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        out.push(Sample::counter("streamcity_producer_records_sent", "Records the simulators sent", &[], load(&producer.sent)));
+        out.push(Sample::counter("streamcity_producer_records_failed", "Records the bus refused", &[], load(&producer.failed)));
+        out.push(Sample::counter("streamcity_processor_records_in", "Records the processor read", &[], load(&processor.records_in)));
+        out.push(Sample::counter("streamcity_processor_records_out", "Records the processor published", &[], load(&processor.records_out)));
+        out.push(Sample::counter("streamcity_processor_dead_letters", "Records set aside as malformed", &[], load(&processor.dead_letters)));
+        out.push(Sample::counter("streamcity_processor_late_records", "Records after their window closed", &[], load(&processor.late)));
+        out.push(Sample::gauge("streamcity_processor_open_windows", "Open windows", &[], load(&processor.open_windows) as f64));
+        let watermark = processor.watermark_ms.load(Ordering::Relaxed);
+        if watermark > 0 {
+            let lag = (clock.now_ms() - watermark) as f64 / 1000.0;
+            out.push(Sample::gauge(
+                "streamcity_processor_lag_seconds",
+                "How far the processor's watermark is behind the clock, seconds",
+                &[],
+                lag,
+            ));
+        }
+        out
     }
 }
 

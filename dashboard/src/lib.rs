@@ -1,5 +1,5 @@
 //! StreamCity's dashboard server: the live map page, `/ws` for live updates, `/api`
-//! for pull queries, `/healthz` and `/readyz`.
+//! for pull queries, `/metrics`, `/healthz` and `/readyz`.
 //!
 //! [`app`] builds the router from shared state and is what tests call; [`serve`] runs
 //! it on a listener until cancelled. [`live::run_ingest`] feeds the state from the bus.
@@ -8,6 +8,7 @@
 pub mod api;
 pub mod assets;
 pub mod live;
+pub mod metrics;
 pub mod ws;
 
 use std::sync::Arc;
@@ -25,9 +26,14 @@ pub fn app(live: Arc<Live>) -> Router {
     let api = Router::new()
         .route("/api/routes", get(api::routes))
         .route("/api/stops", get(api::stops))
+        .route("/api/stops/{id}", get(api::stop))
         .route("/api/vehicles", get(api::vehicles))
+        .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))
+        .route("/api/incidents", get(api::incidents))
+        .route("/api/openapi.json", get(api::openapi))
         .route("/api/{*rest}", get(api::not_found))
+        .route("/metrics", get(api::metrics))
         .fallback(assets::serve)
         .layer(CompressionLayer::new());
     Router::new()

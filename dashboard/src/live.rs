@@ -1,56 +1,192 @@
-//! The dashboard's live state: the vehicle table and the alerts, materialised from the
-//! bus, plus the conflated deltas that `/ws` clients receive.
+//! The dashboard's live state: the vehicle table, alerts, stop activity and incidents,
+//! materialised from the bus, and the conflated deltas `/ws` clients receive.
 //!
-//! Vehicle rows are kept as the JSON bytes they arrived in, so that snapshots, deltas
-//! and `/api/vehicles` splice them together without re-encoding. Each delta is
-//! serialised once and shared by every client.
+//! Rows and alerts are kept as the JSON bytes they arrived in, so snapshots, deltas and
+//! REST answers splice them together without re-encoding. Each delta is serialised once
+//! for every client that takes everything; a client with filters gets the delta's
+//! matching items spliced together, still without re-encoding.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
+use serde::Deserialize;
+use streamcity_core::geo::{LatLon, distance_m};
+use streamcity_core::query::{BoundingBox, VehicleFilter};
 use streamcity_core::{
-    Alert, AlertState, Bus, BusError, CancellationToken, Id, Record, Subscribe, Subscription, TimestampMs, Topics,
-    VehiclePosition, decode, encode,
+    Alert, AlertKind, AlertState, Bus, BusError, CancellationToken, CityIncident, Id, IncidentStatus, OccupancyStatus,
+    Record, RiderTap, Subscribe, Subscription, TimestampMs, Topics, TrafficIncident, VehiclePosition, VehicleStatus, decode,
+    encode,
 };
 use streamcity_producers::City;
 use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
 
 /// Dashboard settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LiveConfig {
     /// How often deltas go out; vehicle positions are conflated within one tick.
     pub tick: Duration,
-    /// Messages a client may fall behind before it is sent a fresh snapshot instead.
+    /// Deltas a client may fall behind before it is sent a fresh snapshot instead.
     pub client_queue: usize,
+    /// Deltas kept for clients resuming with `?since=SEQ`.
+    pub history: usize,
     /// Alert records kept for snapshots and `/api/alerts`.
     pub recent_alerts: usize,
+    /// How often the server pings each client.
+    pub heartbeat: Duration,
+    /// A client that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// A client that falls behind this many times within a minute is closed.
+    pub max_lags_per_minute: u32,
+    /// A send that takes longer than this closes the client.
+    pub send_timeout: Duration,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        LiveConfig { tick: Duration::from_millis(100), client_queue: 256, recent_alerts: 200 }
+        LiveConfig {
+            tick: Duration::from_millis(100),
+            client_queue: 64,
+            history: 600,
+            recent_alerts: 200,
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            max_lags_per_minute: 3,
+            send_timeout: Duration::from_secs(10),
+        }
     }
 }
 
-/// One message for `/ws` clients, serialised once.
+/// One item of a delta: its JSON and what filters look at.
 #[derive(Debug, Clone)]
-pub struct Frame {
-    /// Its sequence number.
+pub struct Item {
+    raw: Bytes,
+    route: Option<Id>,
+    kind: Option<AlertKind>,
+    at: Option<(f64, f64)>,
+}
+
+/// What changed during one tick, serialised once for clients without filters.
+#[derive(Debug)]
+pub struct Delta {
+    /// Sequence number.
     pub seq: u64,
-    /// The JSON text.
+    /// Latest event time, ms since the epoch.
+    pub time: TimestampMs,
+    vehicles: Vec<Item>,
+    alerts: Vec<Item>,
+    /// The whole delta as JSON.
     pub text: Utf8Bytes,
+}
+
+/// What a `/ws` client wants; every field left out means "everything".
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFilter {
+    /// Topics: `vehicles`, `alerts` (both when left out).
+    #[serde(default)]
+    pub topics: Option<HashSet<ClientTopic>>,
+    /// Only these lines' vehicles.
+    #[serde(default)]
+    pub lines: Option<HashSet<Id>>,
+    /// Only vehicles and placed alerts inside `[min_lat, min_lon, max_lat, max_lon]`.
+    #[serde(default, deserialize_with = "bbox_from_array")]
+    pub bbox: Option<BoundingBox>,
+    /// Only these kinds of alert.
+    #[serde(default)]
+    pub alert_kinds: Option<HashSet<AlertKind>>,
+}
+
+/// What a client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientTopic {
+    /// Vehicle positions.
+    Vehicles,
+    /// Alerts.
+    Alerts,
+}
+
+fn bbox_from_array<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BoundingBox>, D::Error> {
+    let Some(v) = Option::<Vec<f64>>::deserialize(d)? else { return Ok(None) };
+    let text = v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+    BoundingBox::parse(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+impl ClientFilter {
+    /// True when nothing is filtered out.
+    pub fn is_everything(&self) -> bool {
+        *self == ClientFilter::default()
+    }
+
+    fn wants(&self, topic: ClientTopic) -> bool {
+        self.topics.as_ref().is_none_or(|t| t.contains(&topic))
+    }
+
+    fn inside(&self, at: Option<(f64, f64)>) -> bool {
+        match (self.bbox, at) {
+            (Some(b), Some((lat, lon))) => b.contains(lat, lon),
+            _ => true,
+        }
+    }
+
+    fn vehicle(&self, item: &Item) -> bool {
+        self.wants(ClientTopic::Vehicles)
+            && self.lines.as_ref().is_none_or(|l| item.route.as_ref().is_some_and(|r| l.contains(r)))
+            && self.inside(item.at)
+    }
+
+    fn alert(&self, item: &Item) -> bool {
+        self.wants(ClientTopic::Alerts)
+            && self.alert_kinds.as_ref().is_none_or(|k| item.kind.is_some_and(|kind| k.contains(&kind)))
+            && self.inside(item.at)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct VehicleEntry {
+    position: VehiclePosition,
+    raw: Bytes,
+}
+
+/// Recent activity at a stop.
+#[derive(Debug, Clone, Default)]
+struct StopActivity {
+    /// Recent tap-ons: (time, card), oldest first; at most [`RECENT_TAPS`].
+    taps: VecDeque<(TimestampMs, Id)>,
+    /// Riders who tapped on since a vehicle with room last stopped here.
+    waiting: u32,
+}
+
+/// Tap-ons remembered per stop.
+const RECENT_TAPS: usize = 200;
+
+/// An incident in force.
+#[derive(Debug, Clone)]
+struct IncidentEntry {
+    source: &'static str,
+    kind: String,
+    area: Option<String>,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+    raw: Bytes,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    vehicles: HashMap<Id, Bytes>,
-    active: HashMap<Id, Alert>,
-    recent: VecDeque<Bytes>,
-    pending_vehicles: HashMap<Id, Bytes>,
-    pending_alerts: Vec<Bytes>,
+    vehicles: HashMap<Id, VehicleEntry>,
+    active: BTreeMap<Id, (Alert, Bytes)>,
+    recent: VecDeque<(AlertKind, Bytes)>,
+    stops: HashMap<Id, StopActivity>,
+    incidents: BTreeMap<Id, IncidentEntry>,
+    pending_vehicles: HashMap<Id, Item>,
+    pending_alerts: Vec<Item>,
+    history: VecDeque<Arc<Delta>>,
     seq: u64,
     time: TimestampMs,
 }
@@ -64,29 +200,57 @@ pub struct Live {
     pub routes_json: Bytes,
     /// `/api/stops`, serialised once.
     pub stops_json: Bytes,
+    /// The dashboard's metrics.
+    pub metrics: Metrics,
     config: LiveConfig,
     topics: Topics,
-    stops: HashMap<Id, (f64, f64, String)>,
+    stops: HashMap<Id, usize>,
     state: RwLock<State>,
-    frames: broadcast::Sender<Frame>,
+    deltas: broadcast::Sender<Arc<Delta>>,
     closing: CancellationToken,
+}
+
+/// Where a `/ws` client starts.
+#[derive(Debug)]
+pub enum Start {
+    /// From a snapshot.
+    Snapshot(u64, Utf8Bytes),
+    /// From the deltas after the one it last saw.
+    Resume(Vec<Arc<Delta>>),
+}
+
+fn splice(out: &mut String, items: impl Iterator<Item = Bytes>) {
+    out.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(std::str::from_utf8(&item).unwrap_or("null"));
+    }
+    out.push(']');
 }
 
 impl Live {
     /// An empty live state for `city`, fed from `topics`.
     pub fn new(city: Arc<City>, topics: Topics, config: LiveConfig) -> Self {
-        let (frames, _) = broadcast::channel(config.client_queue.max(1));
+        let (deltas, _) = broadcast::channel(config.client_queue.max(1));
         Live {
             routes_json: Bytes::from(serde_json::to_vec(&city.routes).unwrap_or_default()),
             stops_json: Bytes::from(serde_json::to_vec(&city.stops).unwrap_or_default()),
-            stops: city.stops.iter().map(|s| (s.stop_id.clone(), (s.lat, s.lon, s.name.clone()))).collect(),
+            stops: city.stops.iter().enumerate().map(|(i, s)| (s.stop_id.clone(), i)).collect(),
+            metrics: Metrics::new(),
             city,
             config,
             topics,
             state: RwLock::new(State::default()),
-            frames,
+            deltas,
             closing: CancellationToken::new(),
         }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> LiveConfig {
+        self.config
     }
 
     /// Tells every `/ws` client that the server is going away (close code 1001).
@@ -99,11 +263,6 @@ impl Live {
         &self.closing
     }
 
-    /// The settings.
-    pub fn config(&self) -> LiveConfig {
-        self.config
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -112,52 +271,82 @@ impl Live {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies one record from the bus. Records that do not decode are logged and
+    /// The topics the dashboard reads.
+    pub fn inputs(&self) -> [&Arc<str>; 5] {
+        let t = &self.topics;
+        [&t.live_vehicle_table, &t.alerts, &t.rider_tapped_on, &t.traffic_incidents, &t.city_incidents]
+    }
+
+    /// Applies one record from the bus. Records that do not decode are counted and
     /// skipped (the processor has already validated what it publishes).
     pub fn apply(&self, record: &Record) {
-        if record.topic == self.topics.live_vehicle_table {
-            self.apply_vehicle(record);
-        } else if record.topic == self.topics.alerts {
-            match decode::<Alert>(&record.payload) {
-                Ok(alert) => self.apply_alert(alert),
-                Err(e) => tracing::warn!(error = %e, "Undecodable alert skipped"),
-            }
+        let t = &self.topics;
+        self.metrics.record_in(&record.topic);
+        let ok = if record.topic == t.live_vehicle_table {
+            self.apply_vehicle(record)
+        } else if record.topic == t.alerts {
+            decode::<Alert>(&record.payload).map(|a| self.apply_alert(a)).is_ok()
+        } else if record.topic == t.rider_tapped_on {
+            decode::<RiderTap>(&record.payload).map(|tap| self.apply_tap(tap)).is_ok()
+        } else if record.topic == t.traffic_incidents {
+            decode::<TrafficIncident>(&record.payload).map(|i| self.apply_traffic(i, &record.payload)).is_ok()
+        } else if record.topic == t.city_incidents {
+            decode::<CityIncident>(&record.payload).map(|i| self.apply_city(i, &record.payload)).is_ok()
+        } else {
+            true
+        };
+        if !ok {
+            self.metrics.undecodable.inc();
+            tracing::warn!(topic = %record.topic, key = %record.key_str(), "Undecodable record skipped");
         }
     }
 
-    fn apply_vehicle(&self, record: &Record) {
+    fn apply_vehicle(&self, record: &Record) -> bool {
         let id = Id::from(record.key_str());
         let mut state = self.write();
         if record.payload.is_empty() {
             state.vehicles.remove(&id);
-            return;
+            return true;
         }
-        // Only the timestamp is needed here; the full row is validated upstream, but a
-        // row that is not a vehicle position must not reach clients either.
-        let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
-            tracing::warn!(key = %id, "Undecodable vehicle row skipped");
-            return;
-        };
+        let Ok(p) = decode::<VehiclePosition>(&record.payload) else { return false };
         state.time = state.time.max(p.timestamp);
-        state.vehicles.insert(id.clone(), record.payload.clone());
-        state.pending_vehicles.insert(id, record.payload.clone());
+        // A vehicle with room standing at a stop takes the riders waiting there.
+        if p.status == VehicleStatus::StoppedAt
+            && p.occupancy_status < OccupancyStatus::Full
+            && let Some(stop) = state.stops.get_mut(&p.next_stop_id)
+        {
+            stop.waiting = 0;
+        }
+        let item = Item { raw: record.payload.clone(), route: Some(p.route_id.clone()), kind: None, at: Some((p.lat, p.lon)) };
+        state.pending_vehicles.insert(id.clone(), item);
+        state.vehicles.insert(id, VehicleEntry { position: p, raw: record.payload.clone() });
+        true
     }
 
     fn apply_alert(&self, mut alert: Alert) {
         // Alerts about a stop get the stop's place and name, so clients can locate them.
         if alert.lat.is_none()
-            && let Some((lat, lon, name)) = self.stops.get(&alert.subject_id)
+            && let Some(stop) = self.stops.get(&alert.subject_id).map(|&i| &self.city.stops[i])
         {
-            alert.lat = Some(*lat);
-            alert.lon = Some(*lon);
-            alert.message = alert.message.replacen(alert.subject_id.as_str(), &format!("{name} ({})", alert.subject_id), 1);
+            alert.lat = Some(stop.lat);
+            alert.lon = Some(stop.lon);
+            alert.message = alert.message.replacen(alert.subject_id.as_str(), &format!("{} ({})", stop.name, stop.stop_id), 1);
+        }
+        if alert.state == AlertState::Raised {
+            self.metrics.alert_raised(alert.kind);
         }
         let payload = encode(&alert);
+        let item = Item {
+            raw: payload.clone(),
+            route: None,
+            kind: Some(alert.kind),
+            at: alert.lat.zip(alert.lon),
+        };
         let mut state = self.write();
         state.time = state.time.max(alert.timestamp);
         match alert.state {
             AlertState::Raised => {
-                state.active.insert(alert.alert_id.clone(), alert);
+                state.active.insert(alert.alert_id.clone(), (alert.clone(), payload.clone()));
             }
             AlertState::Cleared => {
                 state.active.remove(&alert.alert_id);
@@ -166,75 +355,214 @@ impl Live {
         if state.recent.len() >= self.config.recent_alerts {
             state.recent.pop_front();
         }
-        state.recent.push_back(payload.clone());
-        state.pending_alerts.push(payload);
+        state.recent.push_back((alert.kind, payload));
+        state.pending_alerts.push(item);
     }
 
-    /// Sends what changed since the last tick to every client, as one delta.
-    /// Returns false when nothing changed.
+    fn apply_tap(&self, tap: RiderTap) {
+        let mut state = self.write();
+        let activity = state.stops.entry(tap.stop_id).or_default();
+        if activity.taps.len() >= RECENT_TAPS {
+            activity.taps.pop_front();
+        }
+        activity.taps.push_back((tap.timestamp, tap.rider_id));
+        activity.waiting = activity.waiting.saturating_add(1);
+    }
+
+    fn apply_traffic(&self, i: TrafficIncident, raw: &Bytes) {
+        let mut state = self.write();
+        match i.status {
+            IncidentStatus::Cleared => {
+                state.incidents.remove(&i.incident_id);
+            }
+            IncidentStatus::Active => {
+                let kind = serde_json::to_value(i.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let entry = IncidentEntry { source: "traffic", kind, area: None, lat: i.lat, lon: i.lon, radius_m: i.radius_m, raw: raw.clone() };
+                state.incidents.insert(i.incident_id, entry);
+            }
+        }
+    }
+
+    fn apply_city(&self, i: CityIncident, raw: &Bytes) {
+        let mut state = self.write();
+        match i.status {
+            IncidentStatus::Cleared => {
+                state.incidents.remove(&i.event_id);
+            }
+            IncidentStatus::Active => {
+                let kind = serde_json::to_value(i.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let entry =
+                    IncidentEntry { source: "city", kind, area: Some(i.area), lat: i.lat, lon: i.lon, radius_m: i.radius_m, raw: raw.clone() };
+                state.incidents.insert(i.event_id, entry);
+            }
+        }
+    }
+
+    /// Sends what changed since the last tick to every client, as one delta. Returns
+    /// false when nothing changed.
     pub fn tick(&self) -> bool {
         let mut state = self.write();
         if state.pending_vehicles.is_empty() && state.pending_alerts.is_empty() {
             return false;
         }
         state.seq += 1;
-        let mut text = String::with_capacity(64 + state.pending_vehicles.len() * 320);
+        let vehicles: Vec<Item> = state.pending_vehicles.drain().map(|(_, item)| item).collect();
+        let alerts: Vec<Item> = std::mem::take(&mut state.pending_alerts);
+        let mut text = String::with_capacity(64 + vehicles.len() * 340 + alerts.len() * 500);
         text.push_str(&format!("{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
-        let vehicles = std::mem::take(&mut state.pending_vehicles);
-        push_array(&mut text, vehicles.values());
+        splice(&mut text, vehicles.iter().map(|i| i.raw.clone()));
         text.push_str(",\"alerts\":");
-        let alerts = std::mem::take(&mut state.pending_alerts);
-        push_array(&mut text, alerts.iter());
+        splice(&mut text, alerts.iter().map(|i| i.raw.clone()));
         text.push('}');
-        // Keep the (empty) buffers' capacity for the next tick.
-        state.pending_vehicles = vehicles;
-        state.pending_vehicles.clear();
-        state.pending_alerts = alerts;
-        state.pending_alerts.clear();
+        let delta = Arc::new(Delta { seq: state.seq, time: state.time, vehicles, alerts, text: Utf8Bytes::from(text) });
+        if state.history.len() >= self.config.history.max(1) {
+            state.history.pop_front();
+        }
+        state.history.push_back(Arc::clone(&delta));
         // No receivers is fine: nobody is watching.
-        let _ = self.frames.send(Frame { seq: state.seq, text: Utf8Bytes::from(text) });
+        let _ = self.deltas.send(delta);
         true
     }
 
-    /// A receiver of deltas, and a snapshot of everything up to the last delta sent
-    /// before it. Deltas with `seq` at or below the snapshot's are already in it.
-    pub fn subscribe(&self) -> (broadcast::Receiver<Frame>, Frame) {
-        let rx = self.frames.subscribe();
-        (rx, self.snapshot())
+    /// A receiver of deltas, and where the client starts: the deltas after `since` when
+    /// they are all still in the history, otherwise a snapshot (filtered). Deltas at or
+    /// below the start's sequence number are already covered by it.
+    pub fn connect(&self, since: Option<u64>, filter: &ClientFilter) -> (broadcast::Receiver<Arc<Delta>>, Start) {
+        let rx = self.deltas.subscribe();
+        if let Some(since) = since {
+            let state = self.read();
+            let oldest = state.history.front().map_or(state.seq + 1, |d| d.seq);
+            if since <= state.seq && since + 1 >= oldest {
+                let missed = state.history.iter().filter(|d| d.seq > since).cloned().collect();
+                return (rx, Start::Resume(missed));
+            }
+        }
+        let (seq, text) = self.snapshot(filter);
+        (rx, Start::Snapshot(seq, text))
     }
 
-    /// The whole live picture as a `snapshot` message.
-    pub fn snapshot(&self) -> Frame {
-        let state = self.read();
-        let mut text = String::with_capacity(128 + state.vehicles.len() * 320 + state.recent.len() * 400);
-        text.push_str(&format!("{{\"type\":\"snapshot\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
-        push_array(&mut text, state.vehicles.values());
+    /// A delta as `filter` wants it (shared text when it wants everything).
+    pub fn render(&self, delta: &Delta, filter: &ClientFilter) -> Utf8Bytes {
+        if filter.is_everything() {
+            return delta.text.clone();
+        }
+        let mut text = format!("{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":", delta.seq, delta.time);
+        splice(&mut text, delta.vehicles.iter().filter(|i| filter.vehicle(i)).map(|i| i.raw.clone()));
         text.push_str(",\"alerts\":");
-        let active: Vec<Bytes> = state.active.values().map(encode).collect();
-        push_array(&mut text, active.iter());
-        text.push_str(",\"recent_alerts\":");
-        push_array(&mut text, state.recent.iter());
+        splice(&mut text, delta.alerts.iter().filter(|i| filter.alert(i)).map(|i| i.raw.clone()));
         text.push('}');
-        Frame { seq: state.seq, text: Utf8Bytes::from(text) }
+        Utf8Bytes::from(text)
     }
 
-    /// The live vehicle table as a JSON array.
-    pub fn vehicles_json(&self) -> String {
+    /// The whole live picture as a `snapshot` message, filtered, with its sequence number.
+    pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Utf8Bytes) {
         let state = self.read();
-        let mut text = String::with_capacity(2 + state.vehicles.len() * 320);
-        push_array(&mut text, state.vehicles.values());
+        let mut text = String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
+        text.push_str(&format!("{{\"type\":\"snapshot\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
+        splice(
+            &mut text,
+            state
+                .vehicles
+                .values()
+                .filter(|v| {
+                    let item = Item { raw: Bytes::new(), route: Some(v.position.route_id.clone()), kind: None, at: Some((v.position.lat, v.position.lon)) };
+                    filter.vehicle(&item)
+                })
+                .map(|v| v.raw.clone()),
+        );
+        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| filter.alert(&Item { raw: Bytes::new(), route: None, kind: Some(kind), at });
+        text.push_str(",\"alerts\":");
+        splice(&mut text, state.active.values().filter(|(a, _)| alert_ok(a.kind, a.lat.zip(a.lon))).map(|(_, raw)| raw.clone()));
+        text.push_str(",\"recent_alerts\":");
+        splice(&mut text, state.recent.iter().filter(|(kind, _)| alert_ok(*kind, None)).map(|(_, raw)| raw.clone()));
+        text.push('}');
+        (state.seq, Utf8Bytes::from(text))
+    }
+
+    /// The vehicles passing `filter`, as a JSON array.
+    pub fn vehicles_json(&self, filter: &VehicleFilter) -> String {
+        let state = self.read();
+        let mut text = String::with_capacity(2 + state.vehicles.len() * 340);
+        splice(&mut text, state.vehicles.values().filter(|v| filter.matches(&v.position)).map(|v| v.raw.clone()));
         text
     }
 
-    /// `{"active": [...], "recent": [...]}`.
-    pub fn alerts_json(&self) -> String {
+    /// One vehicle's latest report.
+    pub fn vehicle_json(&self, id: &str) -> Option<Bytes> {
+        self.read().vehicles.get(id).map(|v| v.raw.clone())
+    }
+
+    /// `{"active": [...], "recent": [...]}`, optionally of one kind only.
+    pub fn alerts_json(&self, kind: Option<AlertKind>) -> String {
         let state = self.read();
+        let wanted = |k: AlertKind| kind.is_none_or(|want| want == k);
         let mut text = String::from("{\"active\":");
-        let active: Vec<Bytes> = state.active.values().map(encode).collect();
-        push_array(&mut text, active.iter());
+        splice(&mut text, state.active.values().filter(|(a, _)| wanted(a.kind)).map(|(_, raw)| raw.clone()));
         text.push_str(",\"recent\":");
-        push_array(&mut text, state.recent.iter());
+        splice(&mut text, state.recent.iter().filter(|(k, _)| wanted(*k)).map(|(_, raw)| raw.clone()));
         text.push('}');
+        text
+    }
+
+    /// A stop with its live activity: waiting riders (estimated), recent tap-ons and
+    /// its active surge.
+    pub fn stop_json(&self, id: &str) -> Option<serde_json::Value> {
+        let stop = &self.city.stops[*self.stops.get(id)?];
+        let state = self.read();
+        let activity = state.stops.get(id).cloned().unwrap_or_default();
+        let since = state.time - 300_000;
+        let taps_5 = activity.taps.iter().filter(|t| t.0 >= since).count();
+        let recent: Vec<serde_json::Value> = activity
+            .taps
+            .iter()
+            .rev()
+            .take(10)
+            .map(|(ts, card)| serde_json::json!({ "rider_id": card, "timestamp": ts }))
+            .collect();
+        let surge = state
+            .active
+            .values()
+            .find(|(a, _)| a.kind == AlertKind::Surge && a.subject_id == id)
+            .and_then(|(_, raw)| serde_json::from_slice::<serde_json::Value>(raw).ok());
+        Some(serde_json::json!({
+            "stop_id": stop.stop_id,
+            "name": stop.name,
+            "lat": stop.lat,
+            "lon": stop.lon,
+            "route_ids": stop.route_ids,
+            "waiting_estimate": activity.waiting,
+            "taps_last_5_min": taps_5,
+            "recent_taps": recent,
+            "active_surge": surge,
+        }))
+    }
+
+    /// Incidents in force: near a point (inside their area, widened by `margin_m`), in
+    /// a district, of a kind. Each is its record plus `"source"` (`traffic` or `city`).
+    pub fn incidents_json(&self, near: Option<(f64, f64)>, margin_m: f64, area: Option<&str>, kind: Option<&str>) -> String {
+        let state = self.read();
+        let items = state.incidents.values().filter(|i| {
+            near.is_none_or(|(lat, lon)| distance_m(LatLon::new(lat, lon), LatLon::new(i.lat, i.lon)) <= i.radius_m + margin_m)
+                && area.is_none_or(|a| i.area.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(a)))
+                && kind.is_none_or(|k| i.kind == k)
+        });
+        let mut text = String::from("[");
+        for (n, i) in items.enumerate() {
+            if n > 0 {
+                text.push(',');
+            }
+            // {"source":"city", ...the record's fields}: records are non-empty objects.
+            let body = std::str::from_utf8(&i.raw).unwrap_or("{}").trim();
+            text.push_str(&format!("{{\"source\":\"{}\"", i.source));
+            match body.strip_prefix('{').map(str::trim_start) {
+                Some(rest) if rest != "}" => {
+                    text.push(',');
+                    text.push_str(rest);
+                }
+                _ => text.push('}'),
+            }
+        }
+        text.push(']');
         text
     }
 
@@ -242,19 +570,11 @@ impl Live {
     pub fn vehicle_count(&self) -> usize {
         self.read().vehicles.len()
     }
-}
 
-/// Appends `[a,b,...]` from JSON texts that are already valid (they were decoded or
-/// encoded by us).
-fn push_array<'a>(out: &mut String, items: impl Iterator<Item = &'a Bytes>) {
-    out.push('[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(std::str::from_utf8(item).unwrap_or("null"));
+    /// The latest sequence number.
+    pub fn seq(&self) -> u64 {
+        self.read().seq
     }
-    out.push(']');
 }
 
 /// The consumer group prefix of dashboards.
@@ -262,8 +582,8 @@ pub const GROUP: &str = "streamcity-dashboard";
 
 /// Subscribes to what the dashboard shows. Done before [`run_ingest`], so that a
 /// caller can make sure the dashboard is listening before anything is published.
-pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
-    bus.subscribe(Subscribe::new(GROUP, &[&topics.live_vehicle_table, &topics.alerts])).await
+pub async fn subscribe<B: Bus>(bus: &B, live: &Live) -> Result<B::Subscription, BusError> {
+    bus.subscribe(Subscribe::new(GROUP, &live.inputs())).await
 }
 
 /// Feeds `live` from `sub` (from [`subscribe`]) and sends a delta every tick, until

@@ -1,69 +1,258 @@
-//! `/ws`: a snapshot on connect, then conflated deltas; see `dashboard/PROTOCOL.md`.
+//! `/ws`: a snapshot on connect (or the missed deltas, resuming with `?since=SEQ`),
+//! then conflated deltas; filters chosen by the client, changeable on the open socket.
+//! See `dashboard/PROTOCOL.md`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
-use crate::live::Live;
+use crate::api::ApiError;
+use crate::live::{ClientFilter, Live, Start};
 
-/// How often the server pings an idle connection.
-const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Close code: the client could not keep up.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code: the client sent nothing for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4000;
+/// Close code: the server is going away.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// `GET /ws`: upgrades to a WebSocket and streams the live picture.
-pub async fn handler(ws: WebSocketUpgrade, State(live): State<Arc<Live>>) -> Response {
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| client(socket, live))
+/// Query parameters of `/ws`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// The last sequence number seen: resume after it.
+    since: Option<u64>,
+    /// Comma-separated lines.
+    lines: Option<String>,
+    /// Comma-separated alert kinds.
+    kinds: Option<String>,
+    /// `min_lat,min_lon,max_lat,max_lon`.
+    bbox: Option<String>,
+    /// Comma-separated topics: `vehicles`, `alerts`.
+    topics: Option<String>,
 }
 
-async fn client(mut socket: WebSocket, live: Arc<Live>) {
-    let (mut rx, snapshot) = live.subscribe();
-    let mut last_seq = snapshot.seq;
-    if socket.send(Message::Text(snapshot.text)).await.is_err() {
-        return;
+/// A message from a client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    /// Replace the filter; answered with a fresh snapshot under it.
+    Subscribe(ClientFilter),
+    /// An application-level heartbeat; answered with a pong.
+    Ping,
+}
+
+fn list(s: &Option<String>) -> Option<Vec<String>> {
+    s.as_ref().map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect())
+}
+
+/// The filter given in the query string, with a clear error for bad values.
+fn filter_from_query(q: &WsQuery) -> Result<ClientFilter, String> {
+    let mut value = serde_json::Map::new();
+    if let Some(lines) = list(&q.lines) {
+        value.insert("lines".into(), serde_json::json!(lines));
     }
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.reset();
-    loop {
-        tokio::select! {
-            frame = rx.recv() => match frame {
-                Ok(frame) => {
-                    if frame.seq <= last_seq {
-                        continue; // already in the snapshot
-                    }
-                    last_seq = frame.seq;
-                    if socket.send(Message::Text(frame.text)).await.is_err() {
-                        return;
+    if let Some(kinds) = list(&q.kinds) {
+        value.insert("alert_kinds".into(), serde_json::json!(kinds));
+    }
+    if let Some(topics) = list(&q.topics) {
+        value.insert("topics".into(), serde_json::json!(topics));
+    }
+    if let Some(bbox) = &q.bbox {
+        let b = streamcity_core::query::BoundingBox::parse(bbox).map_err(|e| format!("bbox: {e}"))?;
+        value.insert("bbox".into(), serde_json::json!([b.min_lat, b.min_lon, b.max_lat, b.max_lon]));
+    }
+    serde_json::from_value(serde_json::Value::Object(value)).map_err(|e| e.to_string())
+}
+
+/// `GET /ws`: upgrades to a WebSocket and streams the live picture.
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    State(live): State<Arc<Live>>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {}", e.body_text())).into_response(),
+    };
+    let filter = match filter_from_query(&query) {
+        Ok(f) => f,
+        Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {e}")).into_response(),
+    };
+    ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
+        live.metrics.ws_clients.inc();
+        let reason = Client { socket, live: Arc::clone(&live), filter, last_seq: 0 }.run(query.since).await;
+        live.metrics.ws_clients.dec();
+        if let Some(reason) = reason {
+            live.metrics.closed(reason);
+        }
+    })
+}
+
+struct Client {
+    socket: WebSocket,
+    live: Arc<Live>,
+    filter: ClientFilter,
+    last_seq: u64,
+}
+
+/// Why a send did not go through.
+enum SendError {
+    Gone,
+    TooSlow,
+}
+
+impl Client {
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), SendError> {
+        match tokio::time::timeout(self.live.config().send_timeout, self.socket.send(Message::Text(text))).await {
+            Ok(Ok(())) => {
+                self.live.metrics.ws_messages_sent.inc();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(SendError::Gone),
+            Err(_) => Err(SendError::TooSlow),
+        }
+    }
+
+    async fn send_snapshot(&mut self) -> Result<(), SendError> {
+        let (seq, text) = self.live.snapshot(&self.filter);
+        self.last_seq = seq;
+        self.send(text).await
+    }
+
+    /// Closes with `code` and `reason`, completing the closing handshake: the client's
+    /// own Close (or its going away) is awaited briefly, so it reads ours before the
+    /// connection drops.
+    async fn close(mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame { code, reason: reason.into() };
+        let wait = self.live.config().send_timeout;
+        if tokio::time::timeout(wait, self.socket.send(Message::Close(Some(frame)))).await.is_err() {
+            return; // could not even queue it: the client is not reading at all
+        }
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(Ok(msg)) = self.socket.recv().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Serves the client until it leaves or is closed; returns why the server closed
+    /// it, if it did.
+    async fn run(mut self, since: Option<u64>) -> Option<&'static str> {
+        let config = self.live.config();
+        let (mut rx, start) = self.live.connect(since, &self.filter);
+        let started = match start {
+            Start::Snapshot(seq, text) => {
+                self.last_seq = seq;
+                self.send(text).await
+            }
+            Start::Resume(missed) => {
+                let mut result = Ok(());
+                for delta in missed {
+                    self.last_seq = delta.seq;
+                    let text = self.live.render(&delta, &self.filter);
+                    result = self.send(text).await;
+                    if result.is_err() {
+                        break;
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    // Too slow: drop the backlog and catch up with a fresh snapshot.
-                    tracing::debug!(missed, "Slow WebSocket client sent a fresh snapshot");
-                    let snapshot = live.snapshot();
-                    last_seq = snapshot.seq;
-                    if socket.send(Message::Text(snapshot.text)).await.is_err() {
-                        return;
+                result
+            }
+        };
+        if started.is_err() {
+            return None;
+        }
+        let mut heartbeat = tokio::time::interval(config.heartbeat);
+        heartbeat.reset();
+        let mut heard_at = Instant::now();
+        let mut lags: Vec<Instant> = Vec::new();
+        loop {
+            let outcome = tokio::select! {
+                delta = rx.recv() => match delta {
+                    Ok(delta) => {
+                        if delta.seq <= self.last_seq {
+                            continue; // already in the snapshot
+                        }
+                        self.last_seq = delta.seq;
+                        let text = self.live.render(&delta, &self.filter);
+                        self.send(text).await
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        // Too slow: drop the backlog and catch up with a fresh snapshot,
+                        // unless this keeps happening.
+                        self.live.metrics.ws_messages_dropped.inc_by(missed);
+                        lags.retain(|t| t.elapsed() < Duration::from_secs(60));
+                        lags.push(Instant::now());
+                        if lags.len() as u32 > config.max_lags_per_minute {
+                            self.close(CLOSE_TOO_SLOW, "client too slow: fell behind repeatedly").await;
+                            return Some("too_slow");
+                        }
+                        tracing::debug!(missed, "Slow WebSocket client sent a fresh snapshot");
+                        self.send_snapshot().await
+                    }
+                    Err(RecvError::Closed) => {
+                        self.close(CLOSE_GOING_AWAY, "server shutting down").await;
+                        return None;
+                    }
+                },
+                incoming = self.socket.recv() => {
+                    heard_at = Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => self.on_message(&text).await,
+                        Some(Ok(Message::Binary(_))) => self.error("binary messages are not understood; send JSON text").await,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                        Some(Ok(_)) => Ok(()), // pings are answered by the library; pongs just count as heard
                     }
                 }
-                Err(RecvError::Closed) => return close_going_away(socket).await,
-            },
-            _ = live.closing().cancelled() => return close_going_away(socket).await,
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-            _ = heartbeat.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                _ = heartbeat.tick() => {
+                    if heard_at.elapsed() >= config.idle_timeout {
+                        self.close(CLOSE_IDLE, "idle timeout: nothing heard from the client").await;
+                        return Some("idle");
+                    }
+                    match tokio::time::timeout(config.send_timeout, self.socket.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(_)) => Err(SendError::Gone),
+                        Err(_) => Err(SendError::TooSlow),
+                    }
+                }
+                _ = self.live.closing().cancelled() => {
+                    self.close(CLOSE_GOING_AWAY, "server shutting down").await;
+                    return None;
+                }
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(SendError::Gone) => return None,
+                Err(SendError::TooSlow) => {
+                    self.close(CLOSE_TOO_SLOW, "client too slow: a send timed out").await;
+                    return Some("too_slow");
                 }
             }
         }
     }
-}
 
-async fn close_going_away(mut socket: WebSocket) {
-    let frame = CloseFrame { code: 1001, reason: "server shutting down".into() };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    async fn on_message(&mut self, text: &str) -> Result<(), SendError> {
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Subscribe(filter)) => {
+                self.filter = filter;
+                self.send_snapshot().await
+            }
+            Ok(ClientMessage::Ping) => self.send(Utf8Bytes::from_static("{\"type\":\"pong\"}")).await,
+            Err(e) => self.error(&format!("invalid message: {e}")).await,
+        }
+    }
+
+    async fn error(&mut self, message: &str) -> Result<(), SendError> {
+        let text = serde_json::json!({ "type": "error", "message": message }).to_string();
+        self.send(Utf8Bytes::from(text)).await
+    }
 }

@@ -1,0 +1,356 @@
+//! The `/ws` protocol and the REST API, with real clients against a server on an
+//! ephemeral port, fed records directly (no simulation).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use streamcity_core::*;
+use streamcity_dashboard::{Live, LiveConfig, app};
+use streamcity_producers::{City, CityConfig};
+use tokio_tungstenite::tungstenite::Message;
+
+const T0: i64 = 1_763_884_800_000;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Server {
+    live: Arc<Live>,
+    addr: std::net::SocketAddr,
+    topics: Topics,
+}
+
+async fn server(config: LiveConfig) -> Server {
+    let city = Arc::new(City::generate(CityConfig::default()));
+    let topics = Topics::default();
+    let live = Arc::new(Live::new(city, topics.clone(), config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app(Arc::clone(&live));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Server { live, addr, topics }
+}
+
+fn position(id: &str, route: &str, lat: f64, lon: f64, ts: i64) -> VehiclePosition {
+    VehiclePosition {
+        vehicle_id: id.into(),
+        route_id: route.into(),
+        trip_id: format!("{id}-T1").into(),
+        timestamp: ts,
+        lat,
+        lon,
+        bearing: 0.0,
+        speed_mps: 5.0,
+        next_stop_id: "S0001".into(),
+        passengers: 10,
+        capacity: 80,
+        occupancy_status: OccupancyStatus::ManySeatsAvailable,
+        delay_s: 0,
+        status: VehicleStatus::InTransitTo,
+    }
+}
+
+impl Server {
+    fn vehicle(&self, id: &str, route: &str, lat: f64, lon: f64, ts: i64) {
+        let p = position(id, route, lat, lon, ts);
+        self.live.apply(&Record::new(&self.topics.live_vehicle_table, id.to_owned(), encode(&p), ts));
+    }
+
+    fn alert(&self, id: &str, kind: AlertKind, state: AlertState, at: Option<(f64, f64)>) {
+        let a = Alert {
+            alert_id: id.into(),
+            kind,
+            state,
+            severity: Severity::Moderate,
+            subject_kind: SubjectKind::Vehicle,
+            subject_id: "V1".into(),
+            lat: at.map(|p| p.0),
+            lon: at.map(|p| p.1),
+            window_start: T0,
+            window_end: T0,
+            raised_at: T0,
+            timestamp: T0,
+            message: "test".into(),
+            evidence: Default::default(),
+        };
+        self.live.apply(&Record::new(&self.topics.alerts, id.to_owned(), encode(&a), T0));
+    }
+
+    async fn connect(&self, query: &str) -> Socket {
+        tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr)).await.unwrap().0
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        // A plain HTTP/1.1 request over TCP: no client library needed for a GET.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        let status: u16 = text[9..12].parse().unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").unwrap().unwrap();
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(f) => return json!({ "type": "close", "code": f.map(|f| u16::from(f.code)) }),
+            _ => {}
+        }
+    }
+}
+
+fn ids(v: &Value, field: &str) -> Vec<String> {
+    let mut ids: Vec<String> =
+        v[field].as_array().unwrap().iter().map(|x| x["vehicle_id"].as_str().or(x["alert_id"].as_str()).unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn filters_apply_to_snapshots_and_deltas_and_can_change_on_the_open_socket() {
+    let s = server(LiveConfig::default()).await;
+    s.vehicle("A1", "B01", 40.70, -74.00, T0);
+    s.vehicle("B1", "B02", 40.80, -74.10, T0);
+    s.alert("surge:1", AlertKind::Surge, AlertState::Raised, Some((40.70, -74.00)));
+    s.alert("delay:1", AlertKind::Delay, AlertState::Raised, Some((40.70, -74.00)));
+    s.live.tick();
+    let mut ws = s.connect("?lines=B01&kinds=surge").await;
+    let snap = next(&mut ws).await;
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(ids(&snap, "vehicles"), ["A1"]);
+    assert_eq!(ids(&snap, "alerts"), ["surge:1"]);
+
+    s.vehicle("A1", "B01", 40.71, -74.00, T0 + 1000);
+    s.vehicle("B1", "B02", 40.81, -74.10, T0 + 1000);
+    s.alert("delay:2", AlertKind::Delay, AlertState::Raised, None);
+    s.live.tick();
+    let delta = next(&mut ws).await;
+    assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(snap["seq"].as_u64().unwrap() + 1)));
+    assert_eq!(ids(&delta, "vehicles"), ["A1"]);
+    assert!(delta["alerts"].as_array().unwrap().is_empty());
+
+    // A new filter on the open socket: a fresh snapshot under it.
+    ws.send(Message::Text(r#"{"type":"subscribe","bbox":[40.75,-74.2,40.9,-74.0],"topics":["vehicles"]}"#.into())).await.unwrap();
+    let snap = next(&mut ws).await;
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(ids(&snap, "vehicles"), ["B1"]);
+    assert!(snap["alerts"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_client_messages_get_errors_and_the_stream_goes_on() {
+    let s = server(LiveConfig::default()).await;
+    let mut ws = s.connect("").await;
+    assert_eq!(next(&mut ws).await["type"], "snapshot");
+    for bad in ["not json", r#"{"type":"dance"}"#, r#"{"type":"subscribe","bbox":[1,2]}"#, r#"{"type":"subscribe","lines":"B01"}"#, "{}"] {
+        ws.send(Message::Text(bad.into())).await.unwrap();
+        let reply = next(&mut ws).await;
+        assert_eq!(reply["type"], "error", "{bad}: {reply}");
+        assert!(!reply["message"].as_str().unwrap().is_empty());
+    }
+    ws.send(Message::Binary(Bytes::from_static(&[0xff, 0x00]))).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "error");
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "pong");
+    s.vehicle("A1", "B01", 40.7, -74.0, T0);
+    s.live.tick();
+    assert_eq!(next(&mut ws).await["type"], "delta");
+    // Bad query parameters are refused before the upgrade, as JSON.
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws?bbox=oops", s.addr)).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else { panic!("{refused}") };
+    assert_eq!(response.status(), 400);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("bbox"), "{body}");
+}
+
+#[tokio::test]
+async fn a_client_resumes_after_reconnecting_or_gets_a_snapshot_when_too_far_behind() {
+    let s = server(LiveConfig { history: 3, ..LiveConfig::default() }).await;
+    for i in 0..3 {
+        s.vehicle("A1", "B01", 40.7, -74.0 + i as f64 * 0.001, T0 + i);
+        s.live.tick();
+    }
+    // Seen up to 1: deltas 2 and 3 are replayed, in order.
+    let mut ws = s.connect("?since=1").await;
+    let (a, b) = (next(&mut ws).await, next(&mut ws).await);
+    assert_eq!((a["type"].as_str(), a["seq"].as_u64()), (Some("delta"), Some(2)));
+    assert_eq!(b["seq"], 3);
+    // Then live deltas go on from there.
+    s.vehicle("A1", "B01", 40.7, -73.9, T0 + 10);
+    s.live.tick();
+    assert_eq!(next(&mut ws).await["seq"], 4);
+    // History holds 3 deltas (2, 3, 4): resuming after 0 is too old, and a future
+    // sequence number is nonsense; both get a snapshot.
+    for since in ["0", "99"] {
+        let mut ws = s.connect(&format!("?since={since}")).await;
+        let m = next(&mut ws).await;
+        assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("snapshot"), Some(4)), "since={since}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_client_is_closed_with_a_code_and_reason() {
+    let s = server(LiveConfig {
+        heartbeat: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(300),
+        ..LiveConfig::default()
+    })
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr)).await.unwrap();
+    // Read nothing for a while: pings go unanswered.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut close = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+        if let Message::Close(f) = msg {
+            close = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+            break;
+        }
+    }
+    let (code, reason) = close.expect("closed by the server");
+    assert_eq!(code, 4000);
+    assert!(reason.contains("idle"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_cut_off_without_slowing_the_others() {
+    let s = server(LiveConfig {
+        client_queue: 4,
+        max_lags_per_minute: 1,
+        send_timeout: Duration::from_millis(300),
+        ..LiveConfig::default()
+    })
+    .await;
+    let mut slow = s.connect("").await;
+    let mut fast = s.connect("").await;
+    assert_eq!(next(&mut slow).await["type"], "snapshot");
+    let first = next(&mut fast).await["seq"].as_u64().unwrap();
+    // The slow client reads one message every 50 ms, whatever comes.
+    let slow_reader = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match tokio::time::timeout(Duration::from_secs(20), slow.next()).await {
+                Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    });
+    // Big deltas, many of them.
+    let mut expected = first;
+    for round in 0..80 {
+        for v in 0..1500 {
+            s.vehicle(&format!("V{v:04}"), "B01", 40.7 + round as f64 * 1e-4, -74.0 + v as f64 * 1e-5, T0 + round);
+        }
+        s.live.tick();
+        expected += 1;
+        // The fast client keeps up and sees every delta in order (or a snapshot if the
+        // machine is too busy to keep up even so: never a gap).
+        let m = next(&mut fast).await;
+        assert!(m["seq"].as_u64().unwrap() == expected || m["type"] == "snapshot", "{} after {}", m["seq"], expected - 1);
+        expected = m["seq"].as_u64().unwrap();
+    }
+    // The slow one fell behind, got a snapshot, fell behind again, and was told why it
+    // was cut off.
+    let (code, reason) = slow_reader.await.unwrap().expect("a close frame");
+    assert_eq!(code, 4008);
+    assert!(reason.contains("too slow"), "{reason}");
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(metrics.as_str().unwrap().contains("streamcity_ws_closed_total{reason=\"too_slow\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn rest_queries_filter_look_up_and_explain_their_errors() {
+    let s = server(LiveConfig::default()).await;
+    s.vehicle("A1", "B01", 40.70, -74.00, T0);
+    s.vehicle("B1", "B02", 40.80, -74.10, T0);
+    let (status, v) = s.get("/api/vehicles?line=B02").await;
+    assert_eq!((status, v.as_array().unwrap().len()), (200, 1));
+    assert_eq!(v[0]["vehicle_id"], "B1");
+    let (_, v) = s.get("/api/vehicles?bbox=40.69,-74.01,40.71,-73.99&status=in_transit_to").await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(s.get("/api/vehicles/A1").await.1["route_id"], "B01");
+    for (path, status, needle) in [
+        ("/api/vehicles/nope", 404, "nope"),
+        ("/api/vehicles?status=flying", 400, "broken_down"),
+        ("/api/vehicles?bbox=1,2,3", 400, "bbox"),
+        ("/api/vehicles?colour=red", 400, "colour"),
+        ("/api/alerts?kind=nope", 400, "surge"),
+        ("/api/stops/S9999", 404, "S9999"),
+        ("/api/incidents?near=north", 400, "lat,lon"),
+        ("/api/incidents?radius_m=5", 400, "near"),
+        ("/api/nothing", 404, "/api/nothing"),
+    ] {
+        let (got, body) = s.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(needle), "{path}: {body}");
+    }
+
+    // Stop activity.
+    for i in 0..3 {
+        let tap = RiderTap { rider_id: format!("C{i}").into(), stop_id: "S0042".into(), route_id: None, timestamp: T0 + i };
+        s.live.apply(&Record::new(&s.topics.rider_tapped_on, "S0042", encode(&tap), T0 + i));
+    }
+    let (_, stop) = s.get("/api/stops/S0042").await;
+    assert_eq!((stop["waiting_estimate"].as_u64(), stop["taps_last_5_min"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(stop["recent_taps"][0]["rider_id"], "C2");
+
+    // "Is the power out in my area?"
+    let outage = json!({"event_id":"INF-1","category":"infrastructure","type":"power_outage","status":"active","severity":"high",
+        "message":"Power outage in Eastside","area":"Eastside","lat":40.7151,"lon":-73.9534,"radius_m":1200.0,"transit_effect":"none",
+        "started_at":T0,"timestamp":T0});
+    s.live.apply(&Record::new(&s.topics.city_incidents, "INF-1", Bytes::from(outage.to_string()), T0));
+    let (_, near) = s.get("/api/incidents?near=40.72,-73.95&kind=power_outage").await;
+    assert_eq!(near.as_array().unwrap().len(), 1);
+    assert_eq!((near[0]["source"].as_str(), near[0]["event_id"].as_str()), (Some("city"), Some("INF-1")));
+    let (_, far) = s.get("/api/incidents?near=40.60,-74.10").await;
+    assert!(far.as_array().unwrap().is_empty());
+    assert_eq!(s.get("/api/incidents?area=eastside").await.1.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
+    let s = server(LiveConfig::default()).await;
+    s.vehicle("B07-012", "B07", 40.70, -74.00, T0);
+    let (status, doc) = s.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    for route in ["/api/routes", "/api/stops", "/api/stops/{id}", "/api/vehicles", "/api/vehicles/{id}", "/api/alerts", "/api/incidents", "/metrics", "/healthz", "/readyz"] {
+        assert!(paths.contains_key(route), "{route} is not documented");
+    }
+    for (path, item) in paths {
+        // Fill path parameters with their examples.
+        let mut url = path.clone();
+        for p in item["get"]["parameters"].as_array().into_iter().flatten() {
+            if p["in"] == "path" {
+                url = url.replace(&format!("{{{}}}", p["name"].as_str().unwrap()), p["example"].as_str().unwrap());
+            }
+        }
+        let (status, body) = s.get(&url).await;
+        assert!(status == 200 || status == 503, "{url}: {status} {body}");
+    }
+}
