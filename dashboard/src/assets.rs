@@ -6,6 +6,25 @@ use axum::response::{IntoResponse, Response};
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
+/// For working on the page: when `STREAMCITY_WEB_DIR` names a folder, the page's own
+/// files are read from it on every request (no cache), so edits show on reload without
+/// a rebuild. The library under `/vendor/` always comes from the binary.
+fn web_dir() -> Option<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("STREAMCITY_WEB_DIR").map(std::path::PathBuf::from)).as_deref()
+}
+
+fn from_disk(path: &str) -> Option<Response> {
+    let dir = web_dir()?;
+    let rel = path.trim_start_matches('/');
+    // Only plain relative paths: no way out of the folder.
+    if rel.split('/').any(|c| c.is_empty() || c == ".." || c.starts_with('.')) || rel.starts_with("vendor/") {
+        return None;
+    }
+    let body = std::fs::read(dir.join(rel)).ok()?;
+    Some(([(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-store")], body).into_response())
+}
+
 /// The embedded file at `path`: (content, ETag).
 pub fn find(path: &str) -> Option<(&'static [u8], &'static str)> {
     let path = if path == "/" { "/index.html" } else { path };
@@ -30,6 +49,9 @@ fn content_type(path: &str) -> &'static str {
 /// an ETag, so an unchanged file costs a 304); the versioned library is cached a day.
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
+    if let Some(response) = from_disk(if path == "/" { "/index.html" } else { path }) {
+        return response;
+    }
     let Some((body, etag)) = find(path) else {
         return crate::api::ApiError::NotFound(format!("no such file: {path}")).into_response();
     };
