@@ -1,0 +1,138 @@
+// The map page in a real browser: Debian's Chromium, driven by playwright-core,
+// against a real twin started here. Run by scripts/test.sh (after a release build).
+//
+//   node --test tests/browser/
+//
+// STREAMCITY_BIN overrides the binary (default target/release/streamcity);
+// CHROMIUM the browser (default /usr/bin/chromium).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = process.env.STREAMCITY_BIN ?? path.join(root, 'target', 'release', 'streamcity');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const OUT = path.join(root, 'target', 'browser');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** Starts a twin on a free port; resolves with its URL once it says where it listens. */
+function startTwin(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the twin did not start: ${out}`)), 30_000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/open (http:\/\/localhost:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], child });
+      }
+    });
+    child.stderr.on('data', () => {});
+    child.on('exit', (code) => reject(new Error(`the twin exited with ${code}: ${out}`)));
+  });
+}
+
+async function stopTwin(twin) {
+  if (!twin || twin.child.exitCode !== null) return;
+  const exited = new Promise((r) => twin.child.once('exit', r));
+  twin.child.kill('SIGTERM');
+  await exited;
+}
+
+let browser;
+
+before(async () => {
+  assert.ok(existsSync(BIN), `the twin's binary is missing: ${BIN} (run cargo build --release)`);
+  assert.ok(existsSync(CHROMIUM), `Chromium is missing: ${CHROMIUM} (apt-get install chromium)`);
+  mkdirSync(OUT, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Opens the page, collecting console errors and warnings and page errors. */
+async function open(url) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  return { page, problems };
+}
+
+test('the map shows the city moving, vehicle details and an injected surge', async () => {
+  // A crowd of 400 riders pours into S0042 from the start: a surge within seconds.
+  const twin = await startTwin(['--speed', '5', '--start', '08:00', '--crowd', 'S0042@08:00+3x400']);
+  try {
+    const { page, problems } = await open(twin.url);
+    await page.waitForFunction(() => window.streamcity && window.streamcity.vehicles.size >= 100, null, { timeout: 20_000 });
+
+    // Vehicles move.
+    const before = await page.evaluate(() => Object.fromEntries([...window.streamcity.vehicles].map(([id, v]) => [id, [v.lat, v.lon]])));
+    await page.waitForTimeout(2_000);
+    const moved = await page.evaluate((before) => [...window.streamcity.vehicles].filter(([id, v]) => before[id] && (before[id][0] !== v.lat || before[id][1] !== v.lon)).length, before);
+    assert.ok(moved >= 50, `only ${moved} vehicles moved in 2 s`);
+
+    // Clicking a vehicle shows its details.
+    const id = await page.evaluate(() => {
+      const inView = [...window.streamcity.vehicles.keys()].find((k) => {
+        const p = window.streamcity.screenPointOf(k);
+        return p && p.x > 50 && p.x < 1000 && p.y > 50 && p.y < 850;
+      });
+      return inView;
+    });
+    assert.ok(id, 'a vehicle in view');
+    const at = await page.evaluate((id) => window.streamcity.screenPointOf(id), id);
+    await page.mouse.click(at.x, at.y);
+    const popup = page.locator('.leaflet-popup-content');
+    await popup.waitFor({ timeout: 5_000 });
+    const text = await popup.innerText();
+    const route = id.split('-')[0];
+    assert.ok(text.includes(route), `the popup names the line ${route}: ${text}`);
+    assert.match(text, /late|early|on time/, `the popup shows the delay: ${text}`);
+
+    // The crowd's surge reaches the alerts panel.
+    const surge = page.locator('#alerts .alert-item[data-kind="surge"]');
+    await surge.first().waitFor({ timeout: 30_000 });
+    assert.match(await surge.first().innerText(), /S0042/);
+
+    await page.screenshot({ path: path.join(OUT, 'map.png') });
+    assert.deepEqual(problems, [], 'no console errors or warnings');
+    await page.close();
+  } finally {
+    await stopTwin(twin);
+  }
+});
+
+test('the map stays smooth with 10,000 vehicles (measured, reported)', async () => {
+  const twin = await startTwin(['--vehicles', '10000']);
+  try {
+    const { page, problems } = await open(twin.url);
+    await page.waitForFunction(() => window.streamcity && window.streamcity.vehicles.size >= 9_000, null, { timeout: 30_000 });
+    const samples = [];
+    for (let i = 0; i < 5; i++) {
+      await page.waitForTimeout(1_000);
+      samples.push(await page.evaluate(() => window.streamcity.fps));
+    }
+    const fps = samples.reduce((a, b) => a + b, 0) / samples.length;
+    console.log(`# fps with 10000 vehicles: ${fps.toFixed(1)} (samples ${samples.join(', ')})`);
+    assert.ok(fps > 0, 'the vehicle layer draws');
+    await page.screenshot({ path: path.join(OUT, 'map-10k.png') });
+    assert.deepEqual(problems, [], 'no console errors or warnings');
+    await page.close();
+  } finally {
+    await stopTwin(twin);
+  }
+});
