@@ -13,6 +13,11 @@
   const SNAP_DISTANCE_M = 2000;     // a jump longer than this is not animated
   const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10000;
   const OFFLINE_AFTER_MS = 30000;   // "reconnecting" turns into "offline" after this long
+  const RESYNC_MIN_INTERVAL_MS = 10000; // a seq gap reconnects with ?since= at most this often
+  const STOP_REFRESH_MS = 5000;     // open stop popup: refetch its activity this often
+  const STOP_FETCH_TIMEOUT_MS = 8000;
+  const STOP_TAPS_SHOWN = 8;        // most recent taps listed in a stop popup
+  const INCIDENT_DEFAULT_RADIUS_M = 150; // incident alert without evidence.radius_m
   const ALERT_KINDS = ['surge', 'delay', 'breakdown', 'bunching', 'gapping', 'crowding', 'incident'];
   const SEVERITIES = ['low', 'moderate', 'high', 'critical'];
 
@@ -23,6 +28,7 @@
   const cssVar = (name) => css.getPropertyValue(name).trim();
   const STYLE_COLORS = ['--ontime', '--early', '--late', '--verylate', '--broken', '--silent'].map(cssVar);
   const RING_COLOR = cssVar('--ring');
+  const SEV_COLORS = Object.fromEntries(SEVERITIES.map((s) => [s, cssVar(`--sev-${s}`)]));
   const DRAW_ORDER = [STYLE.SILENT, STYLE.ONTIME, STYLE.EARLY, STYLE.LATE, STYLE.VERYLATE, STYLE.BROKEN];
   const ANGLE_STEPS = 36;           // sprites every 10° of bearing
   const OCC_LEVELS = 5;             // occupancy ring thicknesses
@@ -82,6 +88,7 @@
   const flashRenderer = L.svg();
   const routesLayer = L.layerGroup().addTo(map);
   const stopsLayer = L.layerGroup().addTo(map);
+  const incidentsLayer = L.layerGroup().addTo(map); // incident areas, see upsertIncident
   const routeLines = new Map(); // route_id -> L.Polyline
   // Optional basemap: off by default, so nothing is fetched from outside unless asked.
   const osm = L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png',
@@ -389,7 +396,8 @@
   const vehiclePopup = L.popup({ className: 'vehicle-popup', autoPan: true, maxWidth: 320 });
   let lastPopupVehicle = null; // the report the open popup shows
   const vehicleLayer = new VehicleLayer().addTo(map);
-  const overlays = { 'Routes': routesLayer, 'Stops': stopsLayer, 'Vehicles': vehicleLayer, 'OpenStreetMap basemap (online)': osm };
+  const overlays = { 'Routes': routesLayer, 'Stops': stopsLayer, 'Vehicles': vehicleLayer, 'Incident areas': incidentsLayer,
+    'OpenStreetMap basemap (online)': osm };
   L.control.layers(null, overlays, { position: 'topleft' }).addTo(map);
 
   // ---------------------------------------------------------------- popups
@@ -421,19 +429,205 @@
     lastPopupVehicle = v;
   }
 
-  function stopPopupHtml(stop) {
-    const lines = (stop.route_ids || []).map((id) => {
+  // Relative time of a server timestamp, as a <time> that updateRelativeTimes keeps fresh.
+  function agoHtml(ts) {
+    return `<time data-ts="${Number(ts)}" datetime="${new Date(ts).toISOString()}">${esc(agoText(ts))}</time>`;
+  }
+  function agoText(ts) {
+    // Before the first WebSocket message there is no server clock: show the time of day (UTC).
+    return state.serverTime ? formatAgo(serverNow() - ts) : `at ${new Date(ts).toISOString().slice(11, 19)} UTC`;
+  }
+
+  function lineChips(routeIds) {
+    return (routeIds || []).map((id) => {
       const r = state.routes.get(id);
       return `<span class="line-chip" style="--c:${esc(r ? r.color : '#888')}">${esc(r ? r.short_name || id : id)}</span>`;
     }).join(' ');
-    const surge = [...state.alerts.values()].find((a) => a.kind === 'surge' && a.subject_id === stop.stop_id);
-    return `<div class="popup" data-stop-id="${esc(stop.stop_id)}">
-      <h3>${esc(stop.name)}</h3>
-      <dl><dt>Stop id</dt><dd>${esc(stop.stop_id)}</dd><dt>Lines</dt><dd>${lines || '—'}</dd></dl>
-      ${surge ? `<p class="surge sev-${esc(surge.severity)}"><b>Surge (${esc(surge.severity)})</b><br>${esc(surge.message)}</p>` : ''}</div>`;
   }
 
-  const stopPopup = L.popup({ className: 'stop-popup', maxWidth: 320 });
+  const sevClass = (sev) => `sev-${SEVERITIES.includes(sev) ? sev : 'low'}`;
+
+  // ---------------------------------------------------------------- stop popup
+  // Live activity from GET /api/stops/{id}: fetched when the popup opens, then every
+  // STOP_REFRESH_MS while it stays open (one request at a time, stale answers ignored).
+  const stopPopup = L.popup({ className: 'stop-popup', maxWidth: 340, minWidth: 230 });
+  const stopView = { stop: null, data: null, error: null, fetchedAt: 0, timer: null, ctrl: null, token: 0 };
+
+  function stopPopupHtml() {
+    const { stop, data, error } = stopView, s = data || stop;
+    let activity = '';
+    if (data) {
+      const taps = Array.isArray(data.recent_taps) ? data.recent_taps.slice(0, STOP_TAPS_SHOWN) : [];
+      const surge = data.active_surge;
+      activity = `<dl>
+          <dt>Waiting</dt><dd class="waiting">≈ ${Number(data.waiting_estimate || 0).toLocaleString('en-US')} riders waiting</dd>
+          <dt>Taps, 5 min</dt><dd class="taps-5min">${Number(data.taps_last_5_min || 0).toLocaleString('en-US')}</dd>
+        </dl>
+        <h4>Recent taps</h4>
+        ${taps.length ? `<ol class="taps">${taps.map((t) =>
+          `<li>${agoHtml(t.timestamp)} <small>${esc(t.rider_id)}</small></li>`).join('')}</ol>` : '<p class="muted">No taps recently.</p>'}
+        ${surge ? `<p class="surge ${sevClass(surge.severity)}"><b>Surge · ${esc(surge.severity)}</b> <small>raised ${agoHtml(surge.raised_at)}</small><br>${esc(surge.message)}</p>` : ''}`;
+    } else if (!error) {
+      activity = '<p class="loading" role="status">loading…</p>';
+    }
+    const errorLine = error ? `<p class="popup-error" role="alert">${data
+      ? `Update failed (${esc(error)}); showing data from ${formatAgo(performance.now() - stopView.fetchedAt)}.`
+      : `Could not load this stop's activity (${esc(error)}). Retrying…`}</p>` : '';
+    return `<div class="popup" data-stop-id="${esc(s.stop_id)}">
+      <h3>${esc(s.name)} <small>${esc(s.stop_id)}</small></h3>
+      <dl><dt>Lines</dt><dd>${lineChips(s.route_ids) || '—'}</dd></dl>
+      ${activity}${errorLine}</div>`;
+  }
+
+  function renderStopPopup() {
+    if (!stopView.stop || !stopPopup.isOpen()) return;
+    stopPopup.setContent(stopPopupHtml());
+    // Pan once so the full popup is visible when the data first arrives; never on refreshes.
+    if (stopView.data || stopView.error) stopPopup.options.autoPan = false;
+  }
+
+  function openStopPopup(stop) {
+    stopStopRefresh();
+    Object.assign(stopView, { stop, data: null, error: null, fetchedAt: 0 });
+    stopPopup.options.autoPan = true;
+    stopPopup.setLatLng([stop.lat, stop.lon]).setContent(stopPopupHtml()).openOn(map);
+    refreshStop();
+    stopView.timer = setInterval(refreshStop, STOP_REFRESH_MS);
+  }
+
+  function stopStopRefresh() {
+    clearInterval(stopView.timer);
+    stopView.timer = null;
+    stopView.token++; // any answer still on its way is for a popup that is gone
+    if (stopView.ctrl) { stopView.ctrl.abort(); stopView.ctrl = null; }
+  }
+
+  async function refreshStop() {
+    const stop = stopView.stop;
+    if (!stop || stopView.ctrl) return;
+    // While the live connection is down the server is most likely unreachable too: say so
+    // instead of firing requests that can only fail (and log network errors).
+    if (!isConnected()) {
+      stopView.error = 'no connection to the server';
+      renderStopPopup();
+      return;
+    }
+    const ctrl = new AbortController(), token = stopView.token;
+    stopView.ctrl = ctrl;
+    const timeout = setTimeout(() => ctrl.abort(), STOP_FETCH_TIMEOUT_MS);
+    let data = null, error = null;
+    try {
+      const res = await fetch(`/api/stops/${encodeURIComponent(stop.stop_id)}`, { cache: 'no-store', signal: ctrl.signal });
+      const body = await res.json().catch(() => null);
+      if (!res.ok) error = (body && body.error) || `HTTP ${res.status}`;
+      else if (!body || typeof body !== 'object') error = 'unexpected answer';
+      else data = body;
+    } catch (err) {
+      error = err && err.name === 'AbortError' ? 'timed out' : (err && err.message) || 'network error';
+    } finally {
+      clearTimeout(timeout);
+      if (stopView.ctrl === ctrl) stopView.ctrl = null;
+    }
+    if (token !== stopView.token) return; // closed, or another stop opened meanwhile
+    if (data) { stopView.data = data; stopView.error = null; stopView.fetchedAt = performance.now(); }
+    else stopView.error = error;
+    renderStopPopup();
+  }
+
+  stopPopup.on('remove', () => { stopStopRefresh(); stopView.stop = null; });
+
+  // ---------------------------------------------------------------- incident areas
+  // Every active `incident` alert with a place is a translucent circle (evidence.radius_m)
+  // coloured by severity, on the shared canvas *behind* the stops, largest at the back,
+  // so a stop or a smaller area inside a larger one stays clickable. Vehicles (own canvas,
+  // hit-tested) win any click over an area.
+  const incidentCircles = new Map(); // alert_id -> L.Circle
+  const incidentPopup = L.popup({ className: 'incident-popup', maxWidth: 320, minWidth: 220 });
+  let incidentPopupId = null;
+  let incidentsDirty = false;        // a circle was added or resized: reorder (orderIncidents)
+
+  const incidentRadius = (a) => {
+    const r = Number(a.evidence && a.evidence.radius_m);
+    return Number.isFinite(r) && r > 0 ? r : INCIDENT_DEFAULT_RADIUS_M;
+  };
+
+  function incidentPopupHtml(a) {
+    const ev = a.evidence || {}, rows = [];
+    if (ev.incident_kind) rows.push(['Kind', esc(words(ev.incident_kind))]);
+    if (ev.area) rows.push(['Area', esc(ev.area)]);
+    rows.push(['Radius', `${Math.round(incidentRadius(a)).toLocaleString('en-US')} m`]);
+    if (Number.isFinite(ev.speed_factor)) rows.push(['Traffic', `${Math.round(ev.speed_factor * 100)}% of normal speed`]);
+    if (ev.transit_effect) rows.push(['Transit', esc(words(ev.transit_effect))]);
+    if (Array.isArray(ev.affected_routes) && ev.affected_routes.length) rows.push(['Lines', lineChips(ev.affected_routes)]);
+    if (Number.isFinite(ev.affected_customers)) rows.push(['Customers', ev.affected_customers.toLocaleString('en-US')]);
+    rows.push(['Raised', agoHtml(a.raised_at)]);
+    return `<div class="popup incident" data-alert-id="${esc(a.alert_id)}">
+      <h3><span class="sev-badge ${sevClass(a.severity)}">${esc(a.severity)}</span> Incident <small>${esc(a.subject_id)}</small></h3>
+      <p class="msg">${esc(a.message)}</p>
+      <dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('')}</dl></div>`;
+  }
+
+  function openIncidentPopup(id, latlng) {
+    const a = state.alerts.get(id), c = incidentCircles.get(id);
+    if (!a || !c) return;
+    incidentPopupId = id;
+    incidentPopup.setLatLng(latlng || c.getLatLng()).setContent(incidentPopupHtml(a)).openOn(map);
+  }
+  incidentPopup.on('remove', () => { incidentPopupId = null; });
+
+  function onIncidentClick(e, id) {
+    L.DomEvent.stopPropagation(e);
+    const vid = hitVehicle(e.containerPoint);
+    if (vid) openVehiclePopup(vid);
+    else openIncidentPopup(id, e.latlng);
+  }
+
+  function upsertIncident(a) {
+    if (a.kind !== 'incident' || !Number.isFinite(a.lat) || !Number.isFinite(a.lon)) return;
+    const color = SEV_COLORS[a.severity] || SEV_COLORS.low, radius = incidentRadius(a);
+    const style = { color, fillColor: color, weight: 1.5, opacity: 0.85, fillOpacity: 0.16 };
+    let c = incidentCircles.get(a.alert_id);
+    if (c) {
+      c.setLatLng([a.lat, a.lon]).setRadius(radius).setStyle(style);
+    } else {
+      const id = a.alert_id;
+      c = L.circle([a.lat, a.lon], { ...style, radius, renderer: sharedCanvas, interactive: true })
+        .on('click', (e) => onIncidentClick(e, id));
+      incidentCircles.set(id, c);
+      if (!state.hiddenKinds.has('incident')) incidentsLayer.addLayer(c);
+    }
+    incidentsDirty = true;
+    if (incidentPopupId === a.alert_id && incidentPopup.isOpen()) incidentPopup.setContent(incidentPopupHtml(a));
+  }
+
+  function removeIncident(id) {
+    const c = incidentCircles.get(id);
+    if (!c) return;
+    incidentsLayer.removeLayer(c);
+    incidentCircles.delete(id);
+    if (incidentPopupId === id) map.closePopup(incidentPopup);
+  }
+
+  // Canvas draw order = click priority: areas behind the stops, big areas behind small ones.
+  function orderIncidents() {
+    incidentsDirty = false;
+    [...incidentCircles.values()].filter((c) => map.hasLayer(c))
+      .sort((p, q) => p.getRadius() - q.getRadius())
+      .forEach((c) => c.bringToBack());
+  }
+  incidentsLayer.on('add', orderIncidents); // re-enabled from the layer control
+
+  // The "incident" chip of the alert-kind filter hides the areas as well.
+  function applyIncidentVisibility() {
+    const show = !state.hiddenKinds.has('incident');
+    for (const c of incidentCircles.values()) {
+      if (show && !incidentsLayer.hasLayer(c)) incidentsLayer.addLayer(c);
+      else if (!show) incidentsLayer.removeLayer(c);
+    }
+    if (!show) map.closePopup(incidentPopup);
+    orderIncidents();
+  }
+
   const hitVehicle = (containerPoint) => map.hasLayer(vehicleLayer) && vehicleLayer.hitTest(containerPoint);
 
   // A vehicle is drawn above the stops, so it wins a click that also hits a stop.
@@ -441,7 +635,7 @@
     L.DomEvent.stopPropagation(e); // handled here, not again by the map's click
     const id = hitVehicle(e.containerPoint);
     if (id) openVehiclePopup(id);
-    else stopPopup.setLatLng([stop.lat, stop.lon]).setContent(stopPopupHtml(stop)).openOn(map);
+    else openStopPopup(stop);
   }
   map.on('click', (e) => {
     const id = hitVehicle(e.containerPoint);
@@ -496,31 +690,44 @@
     }
     state.alerts.clear();
     for (const a of msg.alerts || []) state.alerts.set(a.alert_id, a);
+    // Incident areas: redraw from the snapshot's active alerts (kept circles stay put).
+    for (const id of [...incidentCircles.keys()]) if (!state.alerts.has(id)) removeIncident(id);
+    for (const a of state.alerts.values()) upsertIncident(a);
+    if (state.selectedId && !state.tracks.has(state.selectedId)) map.closePopup(vehiclePopup);
   }
 
   function applyDelta(msg, now) {
     for (const v of msg.vehicles || []) upsertVehicle(v, now);
     for (const a of msg.alerts || []) {
-      if (a.state === 'cleared') state.alerts.delete(a.alert_id);
-      else state.alerts.set(a.alert_id, a);
+      if (a.state === 'cleared') { state.alerts.delete(a.alert_id); removeIncident(a.alert_id); }
+      else { state.alerts.set(a.alert_id, a); upsertIncident(a); }
     }
     state.eventCount += (msg.vehicles || []).length + (msg.alerts || []).length;
   }
 
+  // A snapshot is applied whenever it comes: first on a fresh connection, after a
+  // `subscribe`, after a resume the server could not serve from its replay buffer, or
+  // when the server dropped our backlog. Deltas must follow on from lastSeq.
   function handleMessage(data) {
     let msg;
     try { msg = JSON.parse(data); } catch { return; } // not ours to crash on
+    if (!msg || typeof msg !== 'object' || !Number.isFinite(msg.seq)) return;
     const now = performance.now();
     if (msg.type === 'snapshot') {
       applySnapshot(msg, now);
     } else if (msg.type === 'delta') {
       if (state.lastSeq !== null && msg.seq <= state.lastSeq) return; // duplicate/stale
-      // A gap means a lost message; the server follows up with a snapshot, so keep going.
-      if (state.lastSeq !== null && msg.seq !== state.lastSeq + 1) state.gaps++;
+      if (state.lastSeq !== null && msg.seq !== state.lastSeq + 1) {
+        // A missed delta: resume from the last one applied, so that the server replays
+        // the missing ones (or sends a snapshot). Rate-limited; otherwise keep going.
+        state.gaps++;
+        if (now - conn.resyncAt >= RESYNC_MIN_INTERVAL_MS) { conn.resyncAt = now; resync(); return; }
+      }
       applyDelta(msg, now);
     } else {
       return;
     }
+    if (incidentsDirty) orderIncidents();
     state.lastSeq = msg.seq;
     if (msg.type === 'snapshot' || (msg.alerts && msg.alerts.length)) alertsDirty = true;
     if (msg.time) { state.serverTime = msg.time; state.serverTimeAt = now; }
@@ -532,7 +739,8 @@
   }
 
   // Connection with automatic reconnect: 0.5 s doubling to 10 s; resume with ?since=.
-  const conn = { ws: null, backoff: BACKOFF_MIN_MS, timer: null, downSince: performance.now() };
+  const conn = { ws: null, backoff: BACKOFF_MIN_MS, timer: null, downSince: performance.now(), resyncAt: -Infinity };
+  const isConnected = () => !!conn.ws && conn.ws.readyState === WebSocket.OPEN;
 
   function connect() {
     clearTimeout(conn.timer);
@@ -542,9 +750,17 @@
     try { ws = new WebSocket(`${proto}//${location.host}/ws${since}`); } catch { scheduleReconnect(); return; }
     conn.ws = ws;
     ws.onopen = () => { conn.backoff = BACKOFF_MIN_MS; conn.downSince = null; setConnection('connected'); };
-    ws.onmessage = (e) => handleMessage(e.data);
+    ws.onmessage = (e) => { if (conn.ws === ws) handleMessage(e.data); }; // ignore a replaced socket
     ws.onclose = () => { if (conn.ws === ws) { conn.ws = null; scheduleReconnect(); } };
     ws.onerror = () => {}; // a close event always follows
+  }
+
+  // Drop the current socket and reconnect at once with ?since=lastSeq.
+  function resync() {
+    const ws = conn.ws;
+    conn.ws = null; // its close and any message still queued on it are ignored
+    if (ws) ws.close(1000, 'resync');
+    connect();
   }
 
   function scheduleReconnect() {
@@ -556,7 +772,7 @@
   }
 
   function updateConnectionState() {
-    if (conn.ws && conn.ws.readyState === WebSocket.OPEN) return setConnection('connected');
+    if (isConnected()) return setConnection('connected');
     const longDown = conn.downSince !== null && performance.now() - conn.downSince > OFFLINE_AFTER_MS;
     setConnection(!navigator.onLine || longDown ? 'offline' : 'reconnecting');
   }
@@ -619,9 +835,15 @@
       const a = state.alerts.get(li.dataset.alertId);
       if (a) li.querySelector('.rel').textContent = formatAgo(now - a.raised_at);
     }
+    // Relative times inside open popups (stop taps, surge and incident "raised …").
+    for (const t of map.getPane('popupPane').querySelectorAll('time[data-ts]')) {
+      const text = agoText(Number(t.dataset.ts));
+      if (t.textContent !== text) t.textContent = text;
+    }
   }
 
-  // Pan/zoom to an alert (its lat/lon, else its subject) and flash it.
+  // Pan/zoom to an alert (its lat/lon, else its subject) and flash it; an incident
+  // also gets its area's popup, zoomed so that the whole area fits.
   function focusAlert(id) {
     const a = state.alerts.get(id);
     if (!a) return;
@@ -637,7 +859,11 @@
       map.fitBounds(routeLines.get(a.subject_id).getBounds(), { padding: [30, 30] });
     }
     if (target) {
-      map.setView(target, Math.max(map.getZoom(), 15));
+      let zoom = Math.max(map.getZoom(), 15);
+      const circle = incidentCircles.get(id);
+      if (circle) zoom = Math.min(zoom, map.getBoundsZoom(circle.getLatLng().toBounds(2 * circle.getRadius()), false, L.point(60, 60)));
+      map.setView(target, zoom);
+      if (circle && map.hasLayer(circle)) openIncidentPopup(id, target);
       const ring = L.circleMarker(target, { renderer: flashRenderer, radius: 22, weight: 4, fill: false, className: `flash-ring sev-${a.severity}`, interactive: false }).addTo(map);
       setTimeout(() => ring.remove(), 2600);
     }
@@ -652,6 +878,7 @@
     box.addEventListener('change', (e) => {
       if (e.target.checked) state.hiddenKinds.delete(e.target.value); else state.hiddenKinds.add(e.target.value);
       renderAlerts();
+      if (e.target.value === 'incident') applyIncidentVisibility();
     });
   }
 

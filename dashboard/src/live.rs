@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use serde::Deserialize;
 use streamcity_core::geo::{LatLon, distance_m};
@@ -80,7 +79,7 @@ pub struct Delta {
     vehicles: Vec<Item>,
     alerts: Vec<Item>,
     /// The whole delta as JSON.
-    pub text: Utf8Bytes,
+    pub text: Bytes,
 }
 
 /// What a `/ws` client wants; every field left out means "everything".
@@ -214,7 +213,7 @@ pub struct Live {
 #[derive(Debug)]
 pub enum Start {
     /// From a snapshot.
-    Snapshot(u64, Utf8Bytes),
+    Snapshot(u64, Bytes),
     /// From the deltas after the one it last saw.
     Resume(Vec<Arc<Delta>>),
 }
@@ -414,7 +413,7 @@ impl Live {
         text.push_str(",\"alerts\":");
         splice(&mut text, alerts.iter().map(|i| i.raw.clone()));
         text.push('}');
-        let delta = Arc::new(Delta { seq: state.seq, time: state.time, vehicles, alerts, text: Utf8Bytes::from(text) });
+        let delta = Arc::new(Delta { seq: state.seq, time: state.time, vehicles, alerts, text: Bytes::from(text) });
         if state.history.len() >= self.config.history.max(1) {
             state.history.pop_front();
         }
@@ -442,7 +441,7 @@ impl Live {
     }
 
     /// A delta as `filter` wants it (shared text when it wants everything).
-    pub fn render(&self, delta: &Delta, filter: &ClientFilter) -> Utf8Bytes {
+    pub fn render(&self, delta: &Delta, filter: &ClientFilter) -> Bytes {
         if filter.is_everything() {
             return delta.text.clone();
         }
@@ -451,11 +450,11 @@ impl Live {
         text.push_str(",\"alerts\":");
         splice(&mut text, delta.alerts.iter().filter(|i| filter.alert(i)).map(|i| i.raw.clone()));
         text.push('}');
-        Utf8Bytes::from(text)
+        Bytes::from(text)
     }
 
     /// The whole live picture as a `snapshot` message, filtered, with its sequence number.
-    pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Utf8Bytes) {
+    pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Bytes) {
         let state = self.read();
         let mut text = String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
         text.push_str(&format!("{{\"type\":\"snapshot\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
@@ -476,7 +475,7 @@ impl Live {
         text.push_str(",\"recent_alerts\":");
         splice(&mut text, state.recent.iter().filter(|(kind, _)| alert_ok(*kind, None)).map(|(_, raw)| raw.clone()));
         text.push('}');
-        (state.seq, Utf8Bytes::from(text))
+        (state.seq, Bytes::from(text))
     }
 
     /// The vehicles passing `filter`, as a JSON array.
@@ -590,8 +589,12 @@ pub async fn subscribe<B: Bus>(bus: &B, live: &Live) -> Result<B::Subscription, 
 /// `stop` is cancelled.
 pub async fn run_ingest<S: Subscription>(mut sub: S, live: Arc<Live>, stop: CancellationToken) -> Result<(), BusError> {
     let mut batch = Vec::with_capacity(1024);
-    let mut tick = tokio::time::interval(live.config.tick);
+    let period = live.config.tick;
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // At most one delta per period, but sent as soon as data arrives when the last one
+    // is a period old: a periodic stream is not held back waiting for the timer.
+    let mut last_sent = tokio::time::Instant::now();
     loop {
         tokio::select! {
             got = sub.recv_many(&mut batch, 1024) => {
@@ -602,9 +605,14 @@ pub async fn run_ingest<S: Subscription>(mut sub: S, live: Arc<Live>, stop: Canc
                     live.apply(&delivery.record);
                     sub.commit(&delivery)?;
                 }
+                if last_sent.elapsed() >= period && live.tick() {
+                    last_sent = tokio::time::Instant::now();
+                }
             }
             _ = tick.tick() => {
-                live.tick();
+                if last_sent.elapsed() >= period && live.tick() {
+                    last_sent = tokio::time::Instant::now();
+                }
             }
             _ = stop.cancelled() => break,
         }

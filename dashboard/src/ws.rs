@@ -5,12 +5,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::api::ApiError;
 use crate::live::{ClientFilter, Live, Start};
@@ -71,12 +81,35 @@ fn filter_from_query(q: &WsQuery) -> Result<ClientFilter, String> {
     serde_json::from_value(serde_json::Value::Object(value)).map_err(|e| e.to_string())
 }
 
+/// Largest frame sent: longer messages (snapshots of big fleets) go out as standard
+/// WebSocket fragments of this size. The connection's write buffer never grows past
+/// one fragment, so a client costs the server a few KiB whatever the snapshot size.
+pub const FRAGMENT: usize = 16 * 1024;
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
 /// `GET /ws`: upgrades to a WebSocket and streams the live picture.
 pub async fn handler(
-    ws: WebSocketUpgrade,
-    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     State(live): State<Arc<Live>>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    mut request: Request,
 ) -> Response {
+    let headers = request.headers();
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let is_upgrade = header_has(headers, header::CONNECTION, "upgrade")
+        && header_has(headers, header::UPGRADE, "websocket")
+        && headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let Some(key) = key.filter(|_| is_upgrade) else {
+        return ApiError::BadRequest("/ws needs a WebSocket upgrade request (version 13)".into()).into_response();
+    };
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {}", e.body_text())).into_response(),
@@ -85,18 +118,43 @@ pub async fn handler(
         Ok(f) => f,
         Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {e}")).into_response(),
     };
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        // Clients send little: a small read buffer, and messages no larger than 64 KiB.
+        // Frames go out as they are sent: no write batching.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(64 * 1024))
+            .max_frame_size(Some(64 * 1024));
+        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         live.metrics.ws_clients.inc();
         let reason = Client { socket, live: Arc::clone(&live), filter, last_seq: 0 }.run(query.since).await;
         live.metrics.ws_clients.dec();
         if let Some(reason) = reason {
             live.metrics.closed(reason);
         }
-    })
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+    if let Ok(accept) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
 struct Client {
-    socket: WebSocket,
+    socket: Socket,
     live: Arc<Live>,
     filter: ClientFilter,
     last_seq: u64,
@@ -109,8 +167,20 @@ enum SendError {
 }
 
 impl Client {
-    async fn send(&mut self, text: Utf8Bytes) -> Result<(), SendError> {
-        match tokio::time::timeout(self.live.config().send_timeout, self.socket.send(Message::Text(text))).await {
+    /// Sends one text message (valid UTF-8 JSON, built by us), in fragments of at most
+    /// [`FRAGMENT`] bytes.
+    async fn send(&mut self, text: Bytes) -> Result<(), SendError> {
+        let socket = &mut self.socket;
+        let sending = async {
+            let n = text.len().div_ceil(FRAGMENT).max(1);
+            for i in 0..n {
+                let chunk = text.slice(i * FRAGMENT..((i + 1) * FRAGMENT).min(text.len()));
+                let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+                socket.feed(Message::Frame(Frame::message(chunk, opcode, i + 1 == n))).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(self.live.config().send_timeout, sending).await {
             Ok(Ok(())) => {
                 self.live.metrics.ws_messages_sent.inc();
                 Ok(())
@@ -130,13 +200,13 @@ impl Client {
     /// own Close (or its going away) is awaited briefly, so it reads ours before the
     /// connection drops.
     async fn close(mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame { code, reason: reason.into() };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         let wait = self.live.config().send_timeout;
         if tokio::time::timeout(wait, self.socket.send(Message::Close(Some(frame)))).await.is_err() {
             return; // could not even queue it: the client is not reading at all
         }
         let _ = tokio::time::timeout(wait, async {
-            while let Some(Ok(msg)) = self.socket.recv().await {
+            while let Some(Ok(msg)) = self.socket.next().await {
                 if matches!(msg, Message::Close(_)) {
                     break;
                 }
@@ -204,10 +274,10 @@ impl Client {
                         return None;
                     }
                 },
-                incoming = self.socket.recv() => {
+                incoming = self.socket.next() => {
                     heard_at = Instant::now();
                     match incoming {
-                        Some(Ok(Message::Text(text))) => self.on_message(&text).await,
+                        Some(Ok(Message::Text(text))) => self.on_message(text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => self.error("binary messages are not understood; send JSON text").await,
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                         Some(Ok(_)) => Ok(()), // pings are answered by the library; pongs just count as heard
@@ -218,7 +288,7 @@ impl Client {
                         self.close(CLOSE_IDLE, "idle timeout: nothing heard from the client").await;
                         return Some("idle");
                     }
-                    match tokio::time::timeout(config.send_timeout, self.socket.send(Message::Ping(Default::default()))).await {
+                    match tokio::time::timeout(config.send_timeout, self.socket.send(Message::Ping(Bytes::new()))).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(_)) => Err(SendError::Gone),
                         Err(_) => Err(SendError::TooSlow),
@@ -246,13 +316,13 @@ impl Client {
                 self.filter = filter;
                 self.send_snapshot().await
             }
-            Ok(ClientMessage::Ping) => self.send(Utf8Bytes::from_static("{\"type\":\"pong\"}")).await,
+            Ok(ClientMessage::Ping) => self.send(Bytes::from_static(b"{\"type\":\"pong\"}")).await,
             Err(e) => self.error(&format!("invalid message: {e}")).await,
         }
     }
 
     async fn error(&mut self, message: &str) -> Result<(), SendError> {
         let text = serde_json::json!({ "type": "error", "message": message }).to_string();
-        self.send(Utf8Bytes::from(text)).await
+        self.send(Bytes::from(text)).await
     }
 }
