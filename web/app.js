@@ -585,7 +585,8 @@
   function upsertIncident(a) {
     if (a.kind !== 'incident' || !Number.isFinite(a.lat) || !Number.isFinite(a.lon)) return;
     const color = SEV_COLORS[a.severity] || SEV_COLORS.low, radius = incidentRadius(a);
-    const style = { color, fillColor: color, weight: 1.5, opacity: 0.85, fillOpacity: 0.16 };
+    // City-wide areas (km of radius) often overlap: fainter fill so the map stays readable.
+    const style = { color, fillColor: color, weight: 1.5, opacity: 0.85, fillOpacity: radius > 1000 ? 0.07 : 0.16 };
     let c = incidentCircles.get(a.alert_id);
     if (c) {
       c.setLatLng([a.lat, a.lon]).setRadius(radius).setStyle(style);
