@@ -128,7 +128,8 @@ pub struct TwinArgs {
     #[arg(long, env = "STREAMCITY_PROCESSOR_CONFIG", global = true)]
     pub processor_config: Option<PathBuf>,
 
-    /// Taps at one stop within the surge window above which a surge is raised [default: 40].
+    /// Taps at one stop within the surge window above which a surge is raised at any stop
+    /// [default: 150]; a stop also surges at 3 times its usual count for the hour.
     #[arg(long, env = "STREAMCITY_SURGE_THRESHOLD", global = true)]
     pub surge_threshold: Option<u64>,
 

@@ -41,6 +41,7 @@
     tracks: new Map(),    // vehicle_id -> Track (animation state, see upsertVehicle)
     alerts: new Map(),    // alert_id -> active Alert
     lastSeq: null,
+    epoch: null,          // the server run the last snapshot came from
     serverTime: 0,        // latest `time` received from the server
     serverTimeAt: 0,      // performance.now() when it was received
     gaps: 0,
@@ -684,6 +685,7 @@
 
   // ---------------------------------------------------------------- live stream
   function applySnapshot(msg, now) {
+    state.epoch = msg.epoch ?? null; // identifies the server run; a resume names it
     const seen = new Set();
     for (const v of msg.vehicles || []) { upsertVehicle(v, now); seen.add(v.vehicle_id); }
     for (const id of [...state.tracks.keys()]) {
@@ -746,7 +748,10 @@
   function connect() {
     clearTimeout(conn.timer);
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const since = state.lastSeq !== null ? `?since=${state.lastSeq}` : '';
+    // Resume names the run's epoch: a restarted server answers with a snapshot.
+    const since = state.lastSeq !== null
+      ? `?since=${state.lastSeq}` + (state.epoch != null ? `&epoch=${state.epoch}` : '')
+      : '';
     let ws;
     try { ws = new WebSocket(`${proto}//${location.host}/ws${since}`); } catch { scheduleReconnect(); return; }
     conn.ws = ws;

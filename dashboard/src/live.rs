@@ -207,6 +207,9 @@ pub struct Live {
     state: RwLock<State>,
     deltas: broadcast::Sender<Arc<Delta>>,
     closing: CancellationToken,
+    /// Identifies this run's stream of sequence numbers (its start time, ms): a client
+    /// resuming with another epoch is talking about another run, and gets a snapshot.
+    epoch: u64,
 }
 
 /// Where a `/ws` client starts.
@@ -244,6 +247,7 @@ impl Live {
             state: RwLock::new(State::default()),
             deltas,
             closing: CancellationToken::new(),
+            epoch: streamcity_core::clock::wall_clock_ms().max(0) as u64,
         }
     }
 
@@ -423,12 +427,18 @@ impl Live {
         true
     }
 
+    /// This run's epoch: snapshots carry it, and a resume must name it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// A receiver of deltas, and where the client starts: the deltas after `since` when
-    /// they are all still in the history, otherwise a snapshot (filtered). Deltas at or
-    /// below the start's sequence number are already covered by it.
-    pub fn connect(&self, since: Option<u64>, filter: &ClientFilter) -> (broadcast::Receiver<Arc<Delta>>, Start) {
+    /// they are all still in the history (and `epoch`, when given, is this run's),
+    /// otherwise a snapshot (filtered). Deltas at or below the start's sequence number
+    /// are already covered by it.
+    pub fn connect(&self, since: Option<u64>, epoch: Option<u64>, filter: &ClientFilter) -> (broadcast::Receiver<Arc<Delta>>, Start) {
         let rx = self.deltas.subscribe();
-        if let Some(since) = since {
+        if let Some(since) = since.filter(|_| epoch.is_none_or(|e| e == self.epoch)) {
             let state = self.read();
             let oldest = state.history.front().map_or(state.seq + 1, |d| d.seq);
             if since <= state.seq && since + 1 >= oldest {
@@ -457,7 +467,10 @@ impl Live {
     pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Bytes) {
         let state = self.read();
         let mut text = String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
-        text.push_str(&format!("{{\"type\":\"snapshot\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
+        text.push_str(&format!(
+            "{{\"type\":\"snapshot\",\"epoch\":{},\"seq\":{},\"time\":{},\"vehicles\":",
+            self.epoch, state.seq, state.time
+        ));
         splice(
             &mut text,
             state

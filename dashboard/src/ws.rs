@@ -38,6 +38,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub struct WsQuery {
     /// The last sequence number seen: resume after it.
     since: Option<u64>,
+    /// The epoch of the snapshot the client started from.
+    epoch: Option<u64>,
     /// Comma-separated lines.
     lines: Option<String>,
     /// Comma-separated alert kinds.
@@ -136,7 +138,7 @@ pub async fn handler(
             .max_frame_size(Some(64 * 1024));
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         live.metrics.ws_clients.inc();
-        let reason = Client { socket, live: Arc::clone(&live), filter, last_seq: 0 }.run(query.since).await;
+        let reason = Client { socket, live: Arc::clone(&live), filter, last_seq: 0 }.run(query.since, query.epoch).await;
         live.metrics.ws_clients.dec();
         if let Some(reason) = reason {
             live.metrics.closed(reason);
@@ -217,9 +219,9 @@ impl Client {
 
     /// Serves the client until it leaves or is closed; returns why the server closed
     /// it, if it did.
-    async fn run(mut self, since: Option<u64>) -> Option<&'static str> {
+    async fn run(mut self, since: Option<u64>, epoch: Option<u64>) -> Option<&'static str> {
         let config = self.live.config();
-        let (mut rx, start) = self.live.connect(since, &self.filter);
+        let (mut rx, start) = self.live.connect(since, epoch, &self.filter);
         let started = match start {
             Start::Snapshot(seq, text) => {
                 self.last_seq = seq;

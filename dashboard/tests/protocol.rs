@@ -204,12 +204,18 @@ async fn a_client_resumes_after_reconnecting_or_gets_a_snapshot_when_too_far_beh
     s.vehicle("A1", "B01", 40.7, -73.9, T0 + 10);
     s.live.tick();
     assert_eq!(next(&mut ws).await["seq"], 4);
-    // History holds 3 deltas (2, 3, 4): resuming after 0 is too old, and a future
-    // sequence number is nonsense; both get a snapshot.
-    for since in ["0", "99"] {
-        let mut ws = s.connect(&format!("?since={since}")).await;
+    // With this run's epoch, the resume works the same.
+    let epoch = s.live.epoch();
+    let mut ws = s.connect(&format!("?since=3&epoch={epoch}")).await;
+    assert_eq!((next(&mut ws).await["seq"].as_u64()), Some(4));
+    // History holds 3 deltas (2, 3, 4): resuming after 0 is too old, a future sequence
+    // number is nonsense, and another epoch is another run (a restarted server): each
+    // gets a snapshot, which names this run's epoch.
+    for query in ["?since=0".to_owned(), "?since=99".to_owned(), format!("?since=3&epoch={}", epoch + 1)] {
+        let mut ws = s.connect(&query).await;
         let m = next(&mut ws).await;
-        assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("snapshot"), Some(4)), "since={since}");
+        assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("snapshot"), Some(4)), "{query}");
+        assert_eq!(m["epoch"].as_u64(), Some(epoch));
     }
 }
 

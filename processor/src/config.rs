@@ -71,10 +71,11 @@ impl ProcessorConfig {
 pub struct SurgeConfig {
     /// The window taps are counted in: 5 minutes advancing 1 minute, 10 s grace.
     pub window: WindowSpec,
-    /// Fixed threshold: a window with more taps than this is a surge.
+    /// Fixed threshold: a window with more taps than this is a surge at any stop.
     pub threshold: u64,
     /// Adaptive threshold: a window with more than this many times the stop's usual
-    /// count for that hour of the day is a surge (once the usual count is known).
+    /// count for that hour of the day is a surge (once the usual count is known; while
+    /// an hour's is being learnt, the previous hour's stands in).
     pub adaptive_factor: f64,
     /// The adaptive rule never fires below this many taps.
     pub adaptive_min_taps: u64,
@@ -86,9 +87,9 @@ impl Default for SurgeConfig {
     fn default() -> Self {
         SurgeConfig {
             window: WindowSpec::hopping(300_000, 60_000, 10_000).emit(EmitMode::Final),
-            threshold: 40,
+            threshold: 150,
             adaptive_factor: 3.0,
-            adaptive_min_taps: 15,
+            adaptive_min_taps: 30,
             baseline_samples: 10,
         }
     }

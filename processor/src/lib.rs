@@ -511,7 +511,7 @@ mod tests {
         let topics = Topics::default();
         let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
         let mut out = Vec::new();
-        for i in 0..60 {
+        for i in 0..200 {
             p.on_record(&tap(&topics, "S0042", T0 + i * 50), 0, T0, &mut out);
         }
         let surge: Vec<_> = out.iter().filter(|r| r.topic == topics.surge_alerts).collect();

@@ -60,10 +60,12 @@ impl SurgeDetector {
     fn limit(&self, stop: &Id, window_start: TimestampMs) -> Limit {
         let fixed = Limit { taps: self.config.threshold, rule: "fixed", baseline: None };
         let hour = (window_start.rem_euclid(86_400_000) / 3_600_000) as usize;
-        let Some(b) = self.baselines.get(stop).and_then(|b| b.get(hour)) else { return fixed };
-        if b.samples < self.config.baseline_samples {
+        let Some(slots) = self.baselines.get(stop) else { return fixed };
+        // This hour's usual count, or the previous hour's while this one's is learnt.
+        let enough = |b: &&Baseline| b.samples >= self.config.baseline_samples;
+        let Some(b) = slots.get(hour).filter(enough).or_else(|| slots.get((hour + 23) % 24).filter(enough)) else {
             return fixed;
-        }
+        };
         let adaptive = ((b.mean * self.config.adaptive_factor).ceil() as u64).max(self.config.adaptive_min_taps);
         if adaptive < fixed.taps {
             Limit { taps: adaptive, rule: "adaptive", baseline: Some(b.mean) }
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn raises_once_when_crossing_and_clears_when_calm() {
-        let mut d = SurgeDetector::new(SurgeConfig::default());
+        let mut d = SurgeDetector::new(SurgeConfig { threshold: 40, ..SurgeConfig::default() });
         let mut book = AlertBook::default();
         let stop = Id::from("S0001");
         let mut out = Vec::new();
@@ -205,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_quiet_stop_surges_at_a_multiple_of_its_usual_count() {
-        let mut d = SurgeDetector::new(SurgeConfig::default());
+        let mut d = SurgeDetector::new(SurgeConfig { threshold: 40, adaptive_min_taps: 15, ..SurgeConfig::default() });
         let mut book = AlertBook::default();
         let stop = Id::from("S0002");
         let mut out = Vec::new();
@@ -220,6 +222,22 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].evidence["rule"], json!("adaptive"));
         assert_eq!(out[0].evidence["threshold"], json!(30));
+    }
+
+    #[test]
+    fn the_previous_hours_usual_count_stands_in_while_this_hours_is_learnt() {
+        let mut d = SurgeDetector::new(SurgeConfig { threshold: 1_000, adaptive_min_taps: 5, ..SurgeConfig::default() });
+        let mut book = AlertBook::default();
+        let stop = Id::from("S0005");
+        let mut out = Vec::new();
+        // 07:00-08:00: a tap a minute, 5 per window.
+        taps(&mut d, &mut book, &stop, T0 - 3_600_000, 60, 60_000, &mut out);
+        d.on_watermark(T0 + 400_000, &mut book, &mut out);
+        assert!(d.baseline("S0005", 8).is_none_or(|b| b.samples < 10));
+        // At 08:10, 16 taps in a minute: over 3 x 5 by 07:00's count.
+        taps(&mut d, &mut book, &stop, T0 + 600_000, 16, 3_000, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["rule"], json!("adaptive"));
     }
 
     #[test]

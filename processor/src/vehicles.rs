@@ -325,8 +325,8 @@ impl Headways {
         match worst_close {
             Some(x) if line.bunching.is_none() => {
                 let a = line_alert(AlertKind::Bunching, route, &x, scheduled, p, format!(
-                    "Bunching on line {route}: {} left {} {:.0} s after {} (scheduled every {:.0} s)",
-                    x.follower, x.stop, x.headway_s, x.leader, scheduled
+                    "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
+                    x.follower, x.stop, duration(x.headway_s), x.leader, duration(scheduled)
                 ));
                 raise(&mut line.bunching, a, book, out);
             }
@@ -336,14 +336,24 @@ impl Headways {
         match worst_far {
             Some(x) if line.gapping.is_none() => {
                 let a = line_alert(AlertKind::Gapping, route, &x, scheduled, p, format!(
-                    "Gap on line {route}: {:.0} min between {} and {} at {} (scheduled every {:.0} min)",
-                    x.headway_s / 60.0, x.leader, x.follower, x.stop, scheduled / 60.0
+                    "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
+                    duration(x.headway_s), x.leader, x.follower, x.stop, duration(scheduled)
                 ));
                 raise(&mut line.gapping, a, book, out);
             }
             None if line.gapping.is_some() => clear(&mut line.gapping, ts, format!("Line {route} back to its headway"), book, out),
             _ => {}
         }
+    }
+}
+
+/// "40 s", "6 min" or "2 min 30 s", for people.
+fn duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
     }
 }
 

@@ -73,8 +73,8 @@ async function open(url) {
 }
 
 test('the map shows the city moving, vehicle details and an injected surge', async () => {
-  // A crowd of 400 riders pours into S0042 from the start: a surge within seconds.
-  const twin = await startTwin(['--speed', '5', '--start', '08:00', '--crowd', 'S0042@08:00+3x400']);
+  // A crowd of 600 riders pours into S0042 from the start: a surge within seconds.
+  const twin = await startTwin(['--speed', '5', '--start', '08:00', '--crowd', 'S0042@08:00+3x600']);
   try {
     const { page, problems } = await open(twin.url);
     await page.waitForFunction(() => window.streamcity && window.streamcity.vehicles.size >= 100, null, { timeout: 20_000 });
