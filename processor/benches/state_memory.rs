@@ -3,51 +3,33 @@
 //!
 //! `cargo bench -p streamcity-processor --bench state_memory`
 
-#![allow(unsafe_code)] // a GlobalAlloc wrapper is unsafe by definition; it only counts.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[allow(unsafe_code)] // the allocator wrapper is unsafe by definition; it only counts
+#[path = "../../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 use bytes::Bytes;
-use streamcity_core::{OccupancyStatus, Record, RiderTap, Topics, VehiclePosition, VehicleStatus, encode};
+use streamcity_core::{
+    OccupancyStatus, Record, RiderTap, Topics, VehiclePosition, VehicleStatus, encode,
+};
 use streamcity_processor::{Processor, ProcessorConfig};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged and only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 
 const T0: i64 = 1_763_884_800_000;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
-    let (vehicles, stops) = if quick { (1_000, 100) } else { (100_000, 1_000) };
+    let (vehicles, stops) = if quick {
+        (1_000, 100)
+    } else {
+        (100_000, 1_000)
+    };
     let topics = Topics::default();
     let mut core = Processor::new(topics.clone(), ProcessorConfig::default());
     let mut out = Vec::new();
 
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live_bytes();
     for v in 0..vehicles {
         let p = VehiclePosition {
             vehicle_id: format!("B{:02}-{v:05}", v % 50).into(),
@@ -65,25 +47,41 @@ fn main() {
             delay_s: 0,
             status: VehicleStatus::InTransitTo,
         };
-        let r = Record::new(&topics.vehicle_locations, Bytes::copy_from_slice(p.vehicle_id.as_bytes()), encode(&p), T0);
+        let r = Record::new(
+            &topics.vehicle_locations,
+            Bytes::copy_from_slice(p.vehicle_id.as_bytes()),
+            encode(&p),
+            T0,
+        );
         core.on_record(&r, 0, T0, &mut out);
         out.clear();
     }
-    let table = LIVE.load(Ordering::Relaxed) - before;
+    let table = counting_alloc::live_bytes() - before;
 
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live_bytes();
     // Taps at every stop over five minutes: five open hopping windows per stop.
     for i in 0..stops * 10 {
         let stop = format!("S{:04}", i % stops);
         let ts = T0 + (i as i64 * 300_000) / (stops as i64 * 10);
-        let tap = RiderTap { rider_id: "C1".into(), stop_id: stop.as_str().into(), route_id: None, timestamp: ts };
+        let tap = RiderTap {
+            rider_id: "C1".into(),
+            stop_id: stop.as_str().into(),
+            route_id: None,
+            timestamp: ts,
+        };
         let r = Record::new(&topics.rider_tapped_on, Bytes::from(stop), encode(&tap), ts);
         core.on_record(&r, 0, T0, &mut out);
         out.clear();
     }
-    let windows = LIVE.load(Ordering::Relaxed) - before;
+    let windows = counting_alloc::live_bytes() - before;
     let open = core.open_windows();
 
-    println!("{vehicles} vehicles: {table} bytes, {:.0} bytes per vehicle (table row and detector state)", table as f64 / vehicles as f64);
-    println!("{open} open surge windows at {stops} stops: {windows} bytes, {:.0} bytes per open window", windows as f64 / open as f64);
+    println!(
+        "{vehicles} vehicles: {table} bytes, {:.0} bytes per vehicle (table row and detector state)",
+        table as f64 / vehicles as f64
+    );
+    println!(
+        "{open} open surge windows at {stops} stops: {windows} bytes, {:.0} bytes per open window",
+        windows as f64 / open as f64
+    );
 }

@@ -4,47 +4,30 @@
 //!
 //! `cargo bench -p streamcity-producers --bench sim_memory`
 
-#![allow(unsafe_code)] // a GlobalAlloc wrapper is unsafe by definition; it only counts.
+#[allow(unsafe_code)] // the allocator wrapper is unsafe by definition; it only counts
+#[path = "../../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged and only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 
 fn main() {
     // `cargo test --benches` runs this as a smoke test with a small fleet.
-    let fleet: usize = if std::env::args().any(|a| a == "--test") { 2_000 } else { 100_000 };
-    let city = Arc::new(City::generate(CityConfig { vehicles: fleet, ..CityConfig::default() }));
-    let before = LIVE.load(Ordering::Relaxed);
+    let fleet: usize = if std::env::args().any(|a| a == "--test") {
+        2_000
+    } else {
+        100_000
+    };
+    let city = Arc::new(City::generate(CityConfig {
+        vehicles: fleet,
+        ..CityConfig::default()
+    }));
+    let before = counting_alloc::live_bytes();
     let mut sim = Simulation::new(city, SimConfig::default());
-    let start = LIVE.load(Ordering::Relaxed) - before;
+    let start = counting_alloc::live_bytes() - before;
     let mut out = Vec::new();
     for tick in 0..18_000 {
         sim.step(&mut out);
@@ -54,11 +37,21 @@ fn main() {
         }
     }
     out.shrink_to_fit();
-    let after = LIVE.load(Ordering::Relaxed) - before;
+    let after = counting_alloc::live_bytes() - before;
     let per = |bytes: isize| bytes as f64 / fleet as f64;
     println!("fleet: {fleet} vehicles");
-    println!("at start:            {:>10} bytes, {:>6.0} bytes per vehicle", start, per(start));
-    println!("after 1 h simulated: {:>10} bytes, {:>6.0} bytes per vehicle", after, per(after));
-    println!("riders waiting at stops or aboard are included: they grow with demand, not with the fleet");
+    println!(
+        "at start:            {:>10} bytes, {:>6.0} bytes per vehicle",
+        start,
+        per(start)
+    );
+    println!(
+        "after 1 h simulated: {:>10} bytes, {:>6.0} bytes per vehicle",
+        after,
+        per(after)
+    );
+    println!(
+        "riders waiting at stops or aboard are included: they grow with demand, not with the fleet"
+    );
     assert!(per(after) < 1_024.0, "over 1 KB per vehicle");
 }
