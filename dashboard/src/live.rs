@@ -15,9 +15,9 @@ use serde::Deserialize;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::query::{BoundingBox, VehicleFilter};
 use streamcity_core::{
-    Alert, AlertKind, AlertState, Bus, BusError, CancellationToken, CityIncident, Id, IncidentStatus, OccupancyStatus,
-    Record, RiderTap, Subscribe, Subscription, TimestampMs, Topics, TrafficIncident, VehiclePosition, VehicleStatus, decode,
-    encode,
+    Alert, AlertKind, AlertState, Bus, BusError, CancellationToken, CityIncident, Id,
+    IncidentStatus, OccupancyStatus, Record, RiderTap, Subscribe, Subscription, TimestampMs,
+    Topics, TrafficIncident, VehiclePosition, VehicleStatus, decode, encode,
 };
 use streamcity_producers::City;
 use tokio::sync::broadcast;
@@ -110,10 +110,16 @@ pub enum ClientTopic {
     Alerts,
 }
 
-fn bbox_from_array<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BoundingBox>, D::Error> {
-    let Some(v) = Option::<Vec<f64>>::deserialize(d)? else { return Ok(None) };
+fn bbox_from_array<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BoundingBox>, D::Error> {
+    let Some(v) = Option::<Vec<f64>>::deserialize(d)? else {
+        return Ok(None);
+    };
     let text = v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
-    BoundingBox::parse(&text).map(Some).map_err(serde::de::Error::custom)
+    BoundingBox::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl ClientFilter {
@@ -135,13 +141,19 @@ impl ClientFilter {
 
     fn vehicle(&self, item: &Item) -> bool {
         self.wants(ClientTopic::Vehicles)
-            && self.lines.as_ref().is_none_or(|l| item.route.as_ref().is_some_and(|r| l.contains(r)))
+            && self
+                .lines
+                .as_ref()
+                .is_none_or(|l| item.route.as_ref().is_some_and(|r| l.contains(r)))
             && self.inside(item.at)
     }
 
     fn alert(&self, item: &Item) -> bool {
         self.wants(ClientTopic::Alerts)
-            && self.alert_kinds.as_ref().is_none_or(|k| item.kind.is_some_and(|kind| k.contains(&kind)))
+            && self
+                .alert_kinds
+                .as_ref()
+                .is_none_or(|k| item.kind.is_some_and(|kind| k.contains(&kind)))
             && self.inside(item.at)
     }
 }
@@ -239,7 +251,12 @@ impl Live {
         Live {
             routes_json: Bytes::from(serde_json::to_vec(&city.routes).unwrap_or_default()),
             stops_json: Bytes::from(serde_json::to_vec(&city.stops).unwrap_or_default()),
-            stops: city.stops.iter().enumerate().map(|(i, s)| (s.stop_id.clone(), i)).collect(),
+            stops: city
+                .stops
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.stop_id.clone(), i))
+                .collect(),
             metrics: Metrics::new(),
             city,
             config,
@@ -277,7 +294,13 @@ impl Live {
     /// The topics the dashboard reads.
     pub fn inputs(&self) -> [&Arc<str>; 5] {
         let t = &self.topics;
-        [&t.live_vehicle_table, &t.alerts, &t.rider_tapped_on, &t.traffic_incidents, &t.city_incidents]
+        [
+            &t.live_vehicle_table,
+            &t.alerts,
+            &t.rider_tapped_on,
+            &t.traffic_incidents,
+            &t.city_incidents,
+        ]
     }
 
     /// Applies one record from the bus. Records that do not decode are counted and
@@ -288,13 +311,21 @@ impl Live {
         let ok = if record.topic == t.live_vehicle_table {
             self.apply_vehicle(record)
         } else if record.topic == t.alerts {
-            decode::<Alert>(&record.payload).map(|a| self.apply_alert(a)).is_ok()
+            decode::<Alert>(&record.payload)
+                .map(|a| self.apply_alert(a))
+                .is_ok()
         } else if record.topic == t.rider_tapped_on {
-            decode::<RiderTap>(&record.payload).map(|tap| self.apply_tap(tap)).is_ok()
+            decode::<RiderTap>(&record.payload)
+                .map(|tap| self.apply_tap(tap))
+                .is_ok()
         } else if record.topic == t.traffic_incidents {
-            decode::<TrafficIncident>(&record.payload).map(|i| self.apply_traffic(i, &record.payload)).is_ok()
+            decode::<TrafficIncident>(&record.payload)
+                .map(|i| self.apply_traffic(i, &record.payload))
+                .is_ok()
         } else if record.topic == t.city_incidents {
-            decode::<CityIncident>(&record.payload).map(|i| self.apply_city(i, &record.payload)).is_ok()
+            decode::<CityIncident>(&record.payload)
+                .map(|i| self.apply_city(i, &record.payload))
+                .is_ok()
         } else {
             true
         };
@@ -311,7 +342,9 @@ impl Live {
             state.vehicles.remove(&id);
             return true;
         }
-        let Ok(p) = decode::<VehiclePosition>(&record.payload) else { return false };
+        let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
+            return false;
+        };
         state.time = state.time.max(p.timestamp);
         // A vehicle with room standing at a stop takes the riders waiting there.
         if p.status == VehicleStatus::StoppedAt
@@ -320,20 +353,38 @@ impl Live {
         {
             stop.waiting = 0;
         }
-        let item = Item { raw: record.payload.clone(), route: Some(p.route_id.clone()), kind: None, at: Some((p.lat, p.lon)) };
+        let item = Item {
+            raw: record.payload.clone(),
+            route: Some(p.route_id.clone()),
+            kind: None,
+            at: Some((p.lat, p.lon)),
+        };
         state.pending_vehicles.insert(id.clone(), item);
-        state.vehicles.insert(id, VehicleEntry { position: p, raw: record.payload.clone() });
+        state.vehicles.insert(
+            id,
+            VehicleEntry {
+                position: p,
+                raw: record.payload.clone(),
+            },
+        );
         true
     }
 
     fn apply_alert(&self, mut alert: Alert) {
         // Alerts about a stop get the stop's place and name, so clients can locate them.
         if alert.lat.is_none()
-            && let Some(stop) = self.stops.get(&alert.subject_id).map(|&i| &self.city.stops[i])
+            && let Some(stop) = self
+                .stops
+                .get(&alert.subject_id)
+                .map(|&i| &self.city.stops[i])
         {
             alert.lat = Some(stop.lat);
             alert.lon = Some(stop.lon);
-            alert.message = alert.message.replacen(alert.subject_id.as_str(), &format!("{} ({})", stop.name, stop.stop_id), 1);
+            alert.message = alert.message.replacen(
+                alert.subject_id.as_str(),
+                &format!("{} ({})", stop.name, stop.stop_id),
+                1,
+            );
         }
         if alert.state == AlertState::Raised {
             self.metrics.alert_raised(alert.kind);
@@ -349,7 +400,9 @@ impl Live {
         state.time = state.time.max(alert.timestamp);
         match alert.state {
             AlertState::Raised => {
-                state.active.insert(alert.alert_id.clone(), (alert.clone(), payload.clone()));
+                state
+                    .active
+                    .insert(alert.alert_id.clone(), (alert.clone(), payload.clone()));
             }
             AlertState::Cleared => {
                 state.active.remove(&alert.alert_id);
@@ -373,32 +426,38 @@ impl Live {
     }
 
     fn apply_traffic(&self, i: TrafficIncident, raw: &Bytes) {
-        let mut state = self.write();
-        match i.status {
-            IncidentStatus::Cleared => {
-                state.incidents.remove(&i.incident_id);
-            }
-            IncidentStatus::Active => {
-                let kind = serde_json::to_value(i.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                let entry = IncidentEntry { source: "traffic", kind, area: None, lat: i.lat, lon: i.lon, radius_m: i.radius_m, raw: raw.clone() };
-                state.incidents.insert(i.incident_id, entry);
-            }
-        }
+        let entry = IncidentEntry {
+            source: "traffic",
+            kind: wire_name(&i.kind),
+            area: None,
+            lat: i.lat,
+            lon: i.lon,
+            radius_m: i.radius_m,
+            raw: raw.clone(),
+        };
+        self.put_incident(i.incident_id, i.status, entry);
     }
 
     fn apply_city(&self, i: CityIncident, raw: &Bytes) {
+        let entry = IncidentEntry {
+            source: "city",
+            kind: wire_name(&i.kind),
+            area: Some(i.area),
+            lat: i.lat,
+            lon: i.lon,
+            radius_m: i.radius_m,
+            raw: raw.clone(),
+        };
+        self.put_incident(i.event_id, i.status, entry);
+    }
+
+    /// Keeps an active incident, or forgets a cleared one.
+    fn put_incident(&self, id: Id, status: IncidentStatus, entry: IncidentEntry) {
         let mut state = self.write();
-        match i.status {
-            IncidentStatus::Cleared => {
-                state.incidents.remove(&i.event_id);
-            }
-            IncidentStatus::Active => {
-                let kind = serde_json::to_value(i.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                let entry =
-                    IncidentEntry { source: "city", kind, area: Some(i.area), lat: i.lat, lon: i.lon, radius_m: i.radius_m, raw: raw.clone() };
-                state.incidents.insert(i.event_id, entry);
-            }
-        }
+        match status {
+            IncidentStatus::Active => state.incidents.insert(id, entry),
+            IncidentStatus::Cleared => state.incidents.remove(&id),
+        };
     }
 
     /// Sends what changed since the last tick to every client, as one delta. Returns
@@ -409,15 +468,28 @@ impl Live {
             return false;
         }
         state.seq += 1;
-        let vehicles: Vec<Item> = state.pending_vehicles.drain().map(|(_, item)| item).collect();
+        let vehicles: Vec<Item> = state
+            .pending_vehicles
+            .drain()
+            .map(|(_, item)| item)
+            .collect();
         let alerts: Vec<Item> = std::mem::take(&mut state.pending_alerts);
         let mut text = String::with_capacity(64 + vehicles.len() * 340 + alerts.len() * 500);
-        text.push_str(&format!("{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":", state.seq, state.time));
+        text.push_str(&format!(
+            "{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":",
+            state.seq, state.time
+        ));
         splice(&mut text, vehicles.iter().map(|i| i.raw.clone()));
         text.push_str(",\"alerts\":");
         splice(&mut text, alerts.iter().map(|i| i.raw.clone()));
         text.push('}');
-        let delta = Arc::new(Delta { seq: state.seq, time: state.time, vehicles, alerts, text: Bytes::from(text) });
+        let delta = Arc::new(Delta {
+            seq: state.seq,
+            time: state.time,
+            vehicles,
+            alerts,
+            text: Bytes::from(text),
+        });
         if state.history.len() >= self.config.history.max(1) {
             state.history.pop_front();
         }
@@ -436,13 +508,23 @@ impl Live {
     /// they are all still in the history (and `epoch`, when given, is this run's),
     /// otherwise a snapshot (filtered). Deltas at or below the start's sequence number
     /// are already covered by it.
-    pub fn connect(&self, since: Option<u64>, epoch: Option<u64>, filter: &ClientFilter) -> (broadcast::Receiver<Arc<Delta>>, Start) {
+    pub fn connect(
+        &self,
+        since: Option<u64>,
+        epoch: Option<u64>,
+        filter: &ClientFilter,
+    ) -> (broadcast::Receiver<Arc<Delta>>, Start) {
         let rx = self.deltas.subscribe();
         if let Some(since) = since.filter(|_| epoch.is_none_or(|e| e == self.epoch)) {
             let state = self.read();
             let oldest = state.history.front().map_or(state.seq + 1, |d| d.seq);
             if since <= state.seq && since + 1 >= oldest {
-                let missed = state.history.iter().filter(|d| d.seq > since).cloned().collect();
+                let missed = state
+                    .history
+                    .iter()
+                    .filter(|d| d.seq > since)
+                    .cloned()
+                    .collect();
                 return (rx, Start::Resume(missed));
             }
         }
@@ -455,10 +537,27 @@ impl Live {
         if filter.is_everything() {
             return delta.text.clone();
         }
-        let mut text = format!("{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":", delta.seq, delta.time);
-        splice(&mut text, delta.vehicles.iter().filter(|i| filter.vehicle(i)).map(|i| i.raw.clone()));
+        let mut text = format!(
+            "{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":",
+            delta.seq, delta.time
+        );
+        splice(
+            &mut text,
+            delta
+                .vehicles
+                .iter()
+                .filter(|i| filter.vehicle(i))
+                .map(|i| i.raw.clone()),
+        );
         text.push_str(",\"alerts\":");
-        splice(&mut text, delta.alerts.iter().filter(|i| filter.alert(i)).map(|i| i.raw.clone()));
+        splice(
+            &mut text,
+            delta
+                .alerts
+                .iter()
+                .filter(|i| filter.alert(i))
+                .map(|i| i.raw.clone()),
+        );
         text.push('}');
         Bytes::from(text)
     }
@@ -466,7 +565,8 @@ impl Live {
     /// The whole live picture as a `snapshot` message, filtered, with its sequence number.
     pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Bytes) {
         let state = self.read();
-        let mut text = String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
+        let mut text =
+            String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
         text.push_str(&format!(
             "{{\"type\":\"snapshot\",\"epoch\":{},\"seq\":{},\"time\":{},\"vehicles\":",
             self.epoch, state.seq, state.time
@@ -477,16 +577,42 @@ impl Live {
                 .vehicles
                 .values()
                 .filter(|v| {
-                    let item = Item { raw: Bytes::new(), route: Some(v.position.route_id.clone()), kind: None, at: Some((v.position.lat, v.position.lon)) };
+                    let item = Item {
+                        raw: Bytes::new(),
+                        route: Some(v.position.route_id.clone()),
+                        kind: None,
+                        at: Some((v.position.lat, v.position.lon)),
+                    };
                     filter.vehicle(&item)
                 })
                 .map(|v| v.raw.clone()),
         );
-        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| filter.alert(&Item { raw: Bytes::new(), route: None, kind: Some(kind), at });
+        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| {
+            filter.alert(&Item {
+                raw: Bytes::new(),
+                route: None,
+                kind: Some(kind),
+                at,
+            })
+        };
         text.push_str(",\"alerts\":");
-        splice(&mut text, state.active.values().filter(|(a, _)| alert_ok(a.kind, a.lat.zip(a.lon))).map(|(_, raw)| raw.clone()));
+        splice(
+            &mut text,
+            state
+                .active
+                .values()
+                .filter(|(a, _)| alert_ok(a.kind, a.lat.zip(a.lon)))
+                .map(|(_, raw)| raw.clone()),
+        );
         text.push_str(",\"recent_alerts\":");
-        splice(&mut text, state.recent.iter().filter(|(kind, _)| alert_ok(*kind, None)).map(|(_, raw)| raw.clone()));
+        splice(
+            &mut text,
+            state
+                .recent
+                .iter()
+                .filter(|(kind, _)| alert_ok(*kind, None))
+                .map(|(_, raw)| raw.clone()),
+        );
         text.push('}');
         (state.seq, Bytes::from(text))
     }
@@ -495,7 +621,14 @@ impl Live {
     pub fn vehicles_json(&self, filter: &VehicleFilter) -> String {
         let state = self.read();
         let mut text = String::with_capacity(2 + state.vehicles.len() * 340);
-        splice(&mut text, state.vehicles.values().filter(|v| filter.matches(&v.position)).map(|v| v.raw.clone()));
+        splice(
+            &mut text,
+            state
+                .vehicles
+                .values()
+                .filter(|v| filter.matches(&v.position))
+                .map(|v| v.raw.clone()),
+        );
         text
     }
 
@@ -509,9 +642,23 @@ impl Live {
         let state = self.read();
         let wanted = |k: AlertKind| kind.is_none_or(|want| want == k);
         let mut text = String::from("{\"active\":");
-        splice(&mut text, state.active.values().filter(|(a, _)| wanted(a.kind)).map(|(_, raw)| raw.clone()));
+        splice(
+            &mut text,
+            state
+                .active
+                .values()
+                .filter(|(a, _)| wanted(a.kind))
+                .map(|(_, raw)| raw.clone()),
+        );
         text.push_str(",\"recent\":");
-        splice(&mut text, state.recent.iter().filter(|(k, _)| wanted(*k)).map(|(_, raw)| raw.clone()));
+        splice(
+            &mut text,
+            state
+                .recent
+                .iter()
+                .filter(|(k, _)| wanted(*k))
+                .map(|(_, raw)| raw.clone()),
+        );
         text.push('}');
         text
     }
@@ -551,11 +698,19 @@ impl Live {
 
     /// Incidents in force: near a point (inside their area, widened by `margin_m`), in
     /// a district, of a kind. Each is its record plus `"source"` (`traffic` or `city`).
-    pub fn incidents_json(&self, near: Option<(f64, f64)>, margin_m: f64, area: Option<&str>, kind: Option<&str>) -> String {
+    pub fn incidents_json(
+        &self,
+        near: Option<(f64, f64)>,
+        margin_m: f64,
+        area: Option<&str>,
+        kind: Option<&str>,
+    ) -> String {
         let state = self.read();
         let items = state.incidents.values().filter(|i| {
-            near.is_none_or(|(lat, lon)| distance_m(LatLon::new(lat, lon), LatLon::new(i.lat, i.lon)) <= i.radius_m + margin_m)
-                && area.is_none_or(|a| i.area.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(a)))
+            near.is_none_or(|(lat, lon)| {
+                distance_m(LatLon::new(lat, lon), LatLon::new(i.lat, i.lon))
+                    <= i.radius_m + margin_m
+            }) && area.is_none_or(|a| i.area.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(a)))
                 && kind.is_none_or(|k| i.kind == k)
         });
         let mut text = String::from("[");
@@ -589,6 +744,14 @@ impl Live {
     }
 }
 
+/// The wire name of an enum value (`"power_outage"`).
+pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// The consumer group prefix of dashboards.
 pub const GROUP: &str = "streamcity-dashboard";
 
@@ -600,7 +763,11 @@ pub async fn subscribe<B: Bus>(bus: &B, live: &Live) -> Result<B::Subscription, 
 
 /// Feeds `live` from `sub` (from [`subscribe`]) and sends a delta every tick, until
 /// `stop` is cancelled.
-pub async fn run_ingest<S: Subscription>(mut sub: S, live: Arc<Live>, stop: CancellationToken) -> Result<(), BusError> {
+pub async fn run_ingest<S: Subscription>(
+    mut sub: S,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> Result<(), BusError> {
     let mut batch = Vec::with_capacity(1024);
     let period = live.config.tick;
     let mut tick = tokio::time::interval(period);

@@ -55,41 +55,74 @@ impl Metrics {
             alerts: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
-        registry.register("streamcity_ws_clients", "WebSocket clients connected", m.ws_clients.clone());
-        registry.register("streamcity_ws_messages_sent", "Messages sent to WebSocket clients", m.ws_messages_sent.clone());
+        registry.register(
+            "streamcity_ws_clients",
+            "WebSocket clients connected",
+            m.ws_clients.clone(),
+        );
+        registry.register(
+            "streamcity_ws_messages_sent",
+            "Messages sent to WebSocket clients",
+            m.ws_messages_sent.clone(),
+        );
         registry.register(
             "streamcity_ws_messages_dropped",
             "Deltas skipped by lagging WebSocket clients (sent a fresh snapshot instead)",
             m.ws_messages_dropped.clone(),
         );
-        registry.register("streamcity_ws_closed", "WebSocket clients closed by the server, by reason", m.ws_closed.clone());
-        registry.register("streamcity_dashboard_records_in", "Records read by the dashboard, by topic", m.records_in.clone());
-        registry.register("streamcity_dashboard_undecodable", "Records the dashboard could not decode", m.undecodable.clone());
-        registry.register("streamcity_alerts_raised", "Alerts raised, by kind", m.alerts.clone());
+        registry.register(
+            "streamcity_ws_closed",
+            "WebSocket clients closed by the server, by reason",
+            m.ws_closed.clone(),
+        );
+        registry.register(
+            "streamcity_dashboard_records_in",
+            "Records read by the dashboard, by topic",
+            m.records_in.clone(),
+        );
+        registry.register(
+            "streamcity_dashboard_undecodable",
+            "Records the dashboard could not decode",
+            m.undecodable.clone(),
+        );
+        registry.register(
+            "streamcity_alerts_raised",
+            "Alerts raised, by kind",
+            m.alerts.clone(),
+        );
         *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
         m
     }
 
     /// Counts a record read from `topic`.
     pub fn record_in(&self, topic: &str) {
-        self.records_in.get_or_create(&vec![("topic".to_owned(), topic.to_owned())]).inc();
+        self.records_in
+            .get_or_create(&vec![("topic".to_owned(), topic.to_owned())])
+            .inc();
     }
 
     /// Counts a raised alert.
     pub fn alert_raised(&self, kind: AlertKind) {
-        let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        self.alerts.get_or_create(&vec![("kind".to_owned(), kind)]).inc();
+        let kind = crate::live::wire_name(&kind);
+        self.alerts
+            .get_or_create(&vec![("kind".to_owned(), kind)])
+            .inc();
     }
 
     /// Counts a client closed by the server for `reason`.
     pub fn closed(&self, reason: &str) {
-        self.ws_closed.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
+        self.ws_closed
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
     }
 
     /// Adds metrics read at scrape time from elsewhere (other stages' counters).
     pub fn add_source(&self, source: impl Fn() -> Vec<Sample> + Send + Sync + 'static) {
         let collector = SourceCollector(Arc::new(source));
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner).register_collector(Box::new(collector));
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(collector));
     }
 
     /// Everything, in the Prometheus text format.
@@ -129,18 +162,43 @@ pub struct Sample {
 
 impl Sample {
     /// A counter's value.
-    pub fn counter(name: &'static str, help: &'static str, labels: &[(&str, &str)], value: u64) -> Self {
-        Sample { name, help, kind: SampleKind::Counter, labels: owned(labels), value: value as f64 }
+    pub fn counter(
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: u64,
+    ) -> Self {
+        Sample {
+            name,
+            help,
+            kind: SampleKind::Counter,
+            labels: owned(labels),
+            value: value as f64,
+        }
     }
 
     /// A gauge's value.
-    pub fn gauge(name: &'static str, help: &'static str, labels: &[(&str, &str)], value: f64) -> Self {
-        Sample { name, help, kind: SampleKind::Gauge, labels: owned(labels), value }
+    pub fn gauge(
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> Self {
+        Sample {
+            name,
+            help,
+            kind: SampleKind::Gauge,
+            labels: owned(labels),
+            value,
+        }
     }
 }
 
 fn owned(labels: &[(&str, &str)]) -> Vec<(String, String)> {
-    labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 type Source = Arc<dyn Fn() -> Vec<Sample> + Send + Sync>;
@@ -163,7 +221,8 @@ impl Collector for SourceCollector {
                 SampleKind::Counter => ConstCounter::new(0u64).metric_type(),
                 SampleKind::Gauge => ConstGauge::new(0.0f64).metric_type(),
             };
-            let mut family = encoder.encode_descriptor(first.name, first.help, None, metric_type)?;
+            let mut family =
+                encoder.encode_descriptor(first.name, first.help, None, metric_type)?;
             if first.labels.is_empty() {
                 // An unlabelled metric has one sample: `name value`, not `name{} value`.
                 match first.kind {
@@ -196,8 +255,18 @@ mod tests {
         m.alert_raised(AlertKind::Surge);
         m.add_source(|| {
             vec![
-                Sample::counter("streamcity_bus_published", "Records published", &[("topic", "a")], 7),
-                Sample::counter("streamcity_bus_published", "Records published", &[("topic", "b")], 9),
+                Sample::counter(
+                    "streamcity_bus_published",
+                    "Records published",
+                    &[("topic", "a")],
+                    7,
+                ),
+                Sample::counter(
+                    "streamcity_bus_published",
+                    "Records published",
+                    &[("topic", "b")],
+                    9,
+                ),
                 Sample::gauge("streamcity_processor_lag_seconds", "Lag", &[], 1.5),
             ]
         });
@@ -210,8 +279,15 @@ mod tests {
             "streamcity_bus_published_total{topic=\"b\"} 9",
             "streamcity_processor_lag_seconds 1.5",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
         }
-        assert_eq!(text.matches("# TYPE streamcity_bus_published counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE streamcity_bus_published counter")
+                .count(),
+            1
+        );
     }
 }
