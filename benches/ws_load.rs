@@ -44,13 +44,20 @@ struct Run {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -63,8 +70,15 @@ fn start_server(vehicles: u32) -> (Child, String) {
         .expect("the streamcity binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("the server says where it listens");
-    let port = line.split("localhost:").nth(1).and_then(|r| r.split_whitespace().next()).expect("a port").to_owned();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the server says where it listens");
+    let port = line
+        .split("localhost:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a port")
+        .to_owned();
     (child, format!("127.0.0.1:{port}"))
 }
 
@@ -78,11 +92,18 @@ async fn run(addr: &str, pid: u32, clients: usize, seconds: f64, sample_every: u
     let connected = Arc::new(AtomicU64::new(0));
     for i in 0..clients {
         let url = format!("ws://{addr}/ws");
-        let (counters, latencies, measuring, handshakes, connected) =
-            (Arc::clone(&counters), Arc::clone(&latencies), Arc::clone(&measuring), Arc::clone(&handshakes), Arc::clone(&connected));
+        let (counters, latencies, measuring, handshakes, connected) = (
+            Arc::clone(&counters),
+            Arc::clone(&latencies),
+            Arc::clone(&measuring),
+            Arc::clone(&handshakes),
+            Arc::clone(&connected),
+        );
         tasks.push(tokio::spawn(async move {
             let permit = handshakes.acquire_owned().await.ok();
-            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else { return };
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+                return;
+            };
             drop(permit);
             connected.fetch_add(1, Ordering::Relaxed);
             let sampled = i % sample_every == 0;
@@ -97,15 +118,21 @@ async fn run(addr: &str, pid: u32, clients: usize, seconds: f64, sample_every: u
                     continue;
                 }
                 counters.messages.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(text.len() as u64, Ordering::Relaxed);
                 if sampled {
                     let received = now_ms();
-                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        continue;
+                    };
                     if v["type"] != "delta" {
                         continue;
                     }
                     let vehicles = v["vehicles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                    counters.sampled_updates.fetch_add(vehicles.len() as u64, Ordering::Relaxed);
+                    counters
+                        .sampled_updates
+                        .fetch_add(vehicles.len() as u64, Ordering::Relaxed);
                     let mut l = latencies.lock().await;
                     for vehicle in vehicles {
                         if let Some(ts) = vehicle["timestamp"].as_i64() {
@@ -135,13 +162,20 @@ async fn run(addr: &str, pid: u32, clients: usize, seconds: f64, sample_every: u
     let sampled_clients = connected.div_ceil(sample_every).max(1);
     let mut l = std::mem::take(&mut *latencies.lock().await);
     l.sort_unstable();
-    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     Run {
         clients,
         connected,
         seconds: elapsed,
         messages_per_s: counters.messages.load(Ordering::Relaxed) as f64 / elapsed,
-        updates_per_s: counters.sampled_updates.load(Ordering::Relaxed) as f64 / elapsed / sampled_clients as f64 * connected as f64,
+        updates_per_s: counters.sampled_updates.load(Ordering::Relaxed) as f64
+            / elapsed
+            / sampled_clients as f64
+            * connected as f64,
         mb_per_s: counters.bytes.load(Ordering::Relaxed) as f64 / elapsed / 1e6,
         p50: pct(0.50),
         p99: pct(0.99),
@@ -153,20 +187,37 @@ async fn run(addr: &str, pid: u32, clients: usize, seconds: f64, sample_every: u
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let quick = args.iter().any(|a| a == "--quick" || a == "--test");
     let clients: Vec<usize> = match value("--clients") {
-        Some(list) => list.split(',').filter_map(|c| c.trim().parse().ok()).collect(),
+        Some(list) => list
+            .split(',')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect(),
         None if quick => vec![50],
         None => vec![1_000, 10_000],
     };
-    let seconds: f64 = value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(if quick { 2.0 } else { 10.0 });
-    let vehicles: u32 = value("--vehicles").and_then(|s| s.parse().ok()).unwrap_or(240);
+    let seconds: f64 = value("--seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 2.0 } else { 10.0 });
+    let vehicles: u32 = value("--vehicles")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(240);
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("could not raise the open-file limit: {e}");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
-    println!("| clients | connected | messages/s | vehicle updates/s | MB/s | p50 ms | p99 ms | max ms | server KiB/client | closed by server |");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!(
+        "| clients | connected | messages/s | vehicle updates/s | MB/s | p50 ms | p99 ms | max ms | server KiB/client | closed by server |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for n in clients {
         let (mut server, addr) = start_server(vehicles);
@@ -177,7 +228,16 @@ fn main() {
         let _ = server.wait();
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {:.1} | {} |",
-            r.clients, r.connected, r.messages_per_s, r.updates_per_s, r.mb_per_s, r.p50, r.p99, r.max, r.kib_per_client, r.closed
+            r.clients,
+            r.connected,
+            r.messages_per_s,
+            r.updates_per_s,
+            r.mb_per_s,
+            r.p50,
+            r.p99,
+            r.max,
+            r.kib_per_client,
+            r.closed
         );
         let _ = r.seconds;
         std::thread::sleep(Duration::from_secs(1));

@@ -13,8 +13,12 @@ use std::process::Command;
 use std::{env, fs};
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let web = manifest.join("../web").canonicalize().expect("the web/ folder beside dashboard/");
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let web = manifest
+        .join("../web")
+        .canonicalize()
+        .expect("the web/ folder beside dashboard/");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     let mut assets: Vec<(String, PathBuf)> = Vec::new();
@@ -23,7 +27,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed={}", web.display());
-    println!("cargo:rerun-if-changed={}", web.join("package-lock.json").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        web.join("package-lock.json").display()
+    );
 
     match install_npm_packages(&web, &out) {
         Ok(modules) => {
@@ -35,7 +42,10 @@ fn main() {
                 let mut images: Vec<_> = images.flatten().map(|e| e.path()).collect();
                 images.sort();
                 for img in images {
-                    let name = img.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = img
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     assets.push((format!("/vendor/leaflet/images/{name}"), img));
                 }
             }
@@ -47,10 +57,17 @@ fn main() {
     }
 
     assets.sort();
-    let mut code = String::from("/// Every embedded file: (URL path, content, ETag).\npub static ASSETS: &[(&str, &[u8], &str)] = &[\n");
+    let mut code = String::from(
+        "/// Every embedded file: (URL path, content, ETag).\npub static ASSETS: &[(&str, &[u8], &str)] = &[\n",
+    );
     for (url, path) in &assets {
         let bytes = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let _ = writeln!(code, "    ({url:?}, include_bytes!({:?}), \"\\\"{:016x}\\\"\"),", path.display().to_string(), fnv1a(&bytes));
+        let _ = writeln!(
+            code,
+            "    ({url:?}, include_bytes!({:?}), \"\\\"{:016x}\\\"\"),",
+            path.display().to_string(),
+            fnv1a(&bytes)
+        );
     }
     code.push_str("];\n");
     fs::write(out.join("assets.rs"), code).expect("writing assets.rs");
@@ -58,7 +75,9 @@ fn main() {
 
 /// Files of the page itself: everything under `web/` but npm's files, tests and dotfiles.
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -68,7 +87,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             collect(root, &path, out);
         } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push((format!("/{}", rel.to_string_lossy().replace('\\', "/")), path));
+            out.push((
+                format!("/{}", rel.to_string_lossy().replace('\\', "/")),
+                path,
+            ));
         }
     }
 }
@@ -78,10 +100,13 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
 fn install_npm_packages(web: &Path, out: &Path) -> Result<PathBuf, String> {
     let dir = out.join("npm");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let lock = fs::read(web.join("package-lock.json")).map_err(|e| format!("web/package-lock.json: {e}"))?;
+    let lock = fs::read(web.join("package-lock.json"))
+        .map_err(|e| format!("web/package-lock.json: {e}"))?;
     let stamp = dir.join(".installed-lock");
     let modules = dir.join("node_modules");
-    if fs::read(&stamp).ok().as_deref() == Some(&lock[..]) && modules.join("leaflet/dist/leaflet.js").exists() {
+    if fs::read(&stamp).ok().as_deref() == Some(&lock[..])
+        && modules.join("leaflet/dist/leaflet.js").exists()
+    {
         return Ok(modules);
     }
     for f in ["package.json", "package-lock.json"] {
@@ -89,7 +114,13 @@ fn install_npm_packages(web: &Path, out: &Path) -> Result<PathBuf, String> {
     }
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
     let status = Command::new(npm)
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
         .current_dir(&dir)
         .status()
         .map_err(|e| format!("could not run npm ({e})"))?;

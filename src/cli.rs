@@ -81,7 +81,12 @@ pub enum ProducerKind {
 #[derive(Debug, clap::Args)]
 pub struct ListenArgs {
     /// Address the dashboard listens on (0.0.0.0 for every interface).
-    #[arg(long, env = "STREAMCITY_HOST", default_value = "127.0.0.1", global = true)]
+    #[arg(
+        long,
+        env = "STREAMCITY_HOST",
+        default_value = "127.0.0.1",
+        global = true
+    )]
     pub host: IpAddr,
 
     /// Port the dashboard listens on.
@@ -111,7 +116,13 @@ pub struct TwinArgs {
     pub start: Option<TimestampMs>,
 
     /// Latitude of the city centre, degrees.
-    #[arg(long, env = "STREAMCITY_LAT", default_value_t = 40.7128, allow_negative_numbers = true, global = true)]
+    #[arg(
+        long,
+        env = "STREAMCITY_LAT",
+        default_value_t = 40.7128,
+        allow_negative_numbers = true,
+        global = true
+    )]
     pub lat: f64,
 
     /// Longitude of the city centre, degrees.
@@ -227,28 +238,51 @@ pub struct CrowdSpec {
 }
 
 fn parse_f64(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if v.is_finite() { Ok(v) } else { Err(format!("`{s}` is not a finite number")) }
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not a finite number"))
+    }
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
-    if v > 0.0 { Ok(v) } else { Err(format!("must be above 0, got {s}")) }
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be above 0, got {s}"))
+    }
 }
 
 fn parse_non_negative(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
-    if v >= 0.0 { Ok(v) } else { Err(format!("must not be negative, got {s}")) }
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must not be negative, got {s}"))
+    }
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("must be a probability from 0 to 1, got {s}")) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be a probability from 0 to 1, got {s}"))
+    }
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
     let v = parse_positive(s)?;
-    if v <= 10_000.0 { Ok(v) } else { Err(format!("must be at most 10000, got {s}")) }
+    if v <= 10_000.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be at most 10000, got {s}"))
+    }
 }
 
 /// Minutes after midnight from `HH:MM`.
@@ -256,7 +290,11 @@ fn parse_hhmm(s: &str) -> Result<u32, String> {
     let err = || format!("expected a time of day as HH:MM (00:00 to 23:59), got `{s}`");
     let (h, m) = s.split_once(':').ok_or_else(err)?;
     let (h, m): (u32, u32) = (h.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?);
-    if h < 24 && m < 60 { Ok(h * 60 + m) } else { Err(err()) }
+    if h < 24 && m < 60 {
+        Ok(h * 60 + m)
+    } else {
+        Err(err())
+    }
 }
 
 fn parse_start(s: &str) -> Result<TimestampMs, String> {
@@ -268,22 +306,41 @@ fn parse_start(s: &str) -> Result<TimestampMs, String> {
     s.parse::<TimestampMs>()
         .ok()
         .filter(|&t| t >= streamcity_core::event::MIN_VALID_TIMESTAMP)
-        .ok_or_else(|| format!("expected HH:MM or milliseconds since the epoch (after 2000), got `{s}`"))
+        .ok_or_else(|| {
+            format!("expected HH:MM or milliseconds since the epoch (after 2000), got `{s}`")
+        })
 }
 
 fn parse_crowd(s: &str) -> Result<CrowdSpec, String> {
-    let err = |why: &str| format!("`{s}`: {why}; expected STOP@HH:MM[+MINUTES]xRIDERS, e.g. S0042@17:30+15x600");
+    let err = |why: &str| {
+        format!("`{s}`: {why}; expected STOP@HH:MM[+MINUTES]xRIDERS, e.g. S0042@17:30+15x600")
+    };
     let (stop, rest) = s.split_once('@').ok_or_else(|| err("no @"))?;
-    let (when, riders) = rest.rsplit_once('x').ok_or_else(|| err("no x before the number of riders"))?;
+    let (when, riders) = rest
+        .rsplit_once('x')
+        .ok_or_else(|| err("no x before the number of riders"))?;
     let (time, minutes) = match when.split_once('+') {
-        Some((t, m)) => (t, m.parse::<u32>().map_err(|_| err("minutes must be a whole number"))?),
+        Some((t, m)) => (
+            t,
+            m.parse::<u32>()
+                .map_err(|_| err("minutes must be a whole number"))?,
+        ),
         None => (when, 10),
     };
-    let riders = riders.parse::<u32>().map_err(|_| err("riders must be a whole number"))?;
+    let riders = riders
+        .parse::<u32>()
+        .map_err(|_| err("riders must be a whole number"))?;
     if stop.is_empty() || minutes == 0 || riders == 0 {
-        return Err(err("the stop, minutes and riders must not be empty or zero"));
+        return Err(err(
+            "the stop, minutes and riders must not be empty or zero",
+        ));
     }
-    Ok(CrowdSpec { stop_id: stop.into(), minute_of_day: parse_hhmm(time)?, minutes, riders })
+    Ok(CrowdSpec {
+        stop_id: stop.into(),
+        minute_of_day: parse_hhmm(time)?,
+        minutes,
+        riders,
+    })
 }
 
 impl TwinArgs {
@@ -291,7 +348,8 @@ impl TwinArgs {
     pub fn processor(&self) -> anyhow::Result<ProcessorConfig> {
         let mut config = match &self.processor_config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
             }
             None => ProcessorConfig::default(),
@@ -310,30 +368,55 @@ impl TwinArgs {
         if let Some(ms) = self.allowed_lateness_ms {
             config.allowed_lateness_ms = i64::from(ms);
         }
-        config.validate().map_err(|e| anyhow::anyhow!("processor settings: {e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("processor settings: {e}"))?;
         Ok(config)
     }
 
     /// The city to build.
     pub fn city(&self) -> anyhow::Result<CityConfig> {
         let centre = LatLon::new(self.lat, self.lon);
-        ensure!(centre.is_valid(), "--lat/--lon must be a valid position, got ({}, {})", self.lat, self.lon);
-        Ok(CityConfig { seed: self.seed, centre, vehicles: self.vehicles as usize })
+        ensure!(
+            centre.is_valid(),
+            "--lat/--lon must be a valid position, got ({}, {})",
+            self.lat,
+            self.lon
+        );
+        Ok(CityConfig {
+            seed: self.seed,
+            centre,
+            vehicles: self.vehicles as usize,
+        })
     }
 }
 
 /// The simulation settings for `producer` (the all-in-one run is `All`), with the pace
 /// options applied; and when the run should end by itself.
-pub fn simulation(twin: &TwinArgs, pace: &PaceArgs, producer: ProducerKind) -> anyhow::Result<(SimConfig, Limits)> {
+pub fn simulation(
+    twin: &TwinArgs,
+    pace: &PaceArgs,
+    producer: ProducerKind,
+) -> anyhow::Result<(SimConfig, Limits)> {
     let start_ms = twin.start.unwrap_or_else(wall_clock_ms);
-    let mut sim = SimConfig { seed: twin.seed, start_ms, ..SimConfig::default() };
-    let mut limits = Limits { max_events: pace.max_events, duration: pace.duration.map(Duration::from_secs_f64) };
+    let mut sim = SimConfig {
+        seed: twin.seed,
+        start_ms,
+        ..SimConfig::default()
+    };
+    let mut limits = Limits {
+        max_events: pace.max_events,
+        duration: pace.duration.map(Duration::from_secs_f64),
+    };
     if pace.demo {
         limits.duration.get_or_insert(Duration::from_secs(120));
         sim.taps.gaps = Gaps::rate(DEFAULT_TAP_RATE * 3.0);
         sim.traffic.gaps = Gaps::Poisson { mean_s: 20.0 };
         sim.incidents.gaps = Gaps::Poisson { mean_s: 15.0 };
-        let burst = Burst { probability: 0.15, size: 3 };
+        let burst = Burst {
+            probability: 0.15,
+            size: 3,
+        };
         sim.traffic.burst = burst;
         sim.incidents.burst = burst;
     }
@@ -343,7 +426,10 @@ pub fn simulation(twin: &TwinArgs, pace: &PaceArgs, producer: ProducerKind) -> a
         sim.taps.gaps = Gaps::rate(rate);
     }
     if let Some(secs) = pace.vehicle_interval {
-        sim.vehicles.gaps = Gaps::Uniform { min_s: secs, max_s: secs };
+        sim.vehicles.gaps = Gaps::Uniform {
+            min_s: secs,
+            max_s: secs,
+        };
     }
     if let Some(secs) = pace.traffic_interval {
         sim.traffic.gaps = Gaps::Poisson { mean_s: secs };
@@ -356,22 +442,37 @@ pub fn simulation(twin: &TwinArgs, pace: &PaceArgs, producer: ProducerKind) -> a
     let mean_s = pace.interval.or(pace.rate.map(|r| 1.0 / r));
     let uniform = match (pace.min_delta, pace.max_delta) {
         (Some(min_s), Some(max_s)) => {
-            ensure!(min_s <= max_s, "--min-delta ({min_s}) must not be above --max-delta ({max_s})");
+            ensure!(
+                min_s <= max_s,
+                "--min-delta ({min_s}) must not be above --max-delta ({max_s})"
+            );
             Some(Gaps::Uniform { min_s, max_s })
         }
         _ => None,
     };
-    let burst = pace.burst.map(|probability| Burst { probability, size: pace.burst_size });
+    let burst = pace.burst.map(|probability| Burst {
+        probability,
+        size: pace.burst_size,
+    });
     let fleet = twin.vehicles as f64;
     match producer {
         ProducerKind::Vehicles => {
             if burst.is_some() {
-                bail!("--burst does not apply to vehicle reports (each vehicle reports on its own)");
+                bail!(
+                    "--burst does not apply to vehicle reports (each vehicle reports on its own)"
+                );
             }
             // --rate is fleet-wide; each vehicle reports every fleet/rate seconds.
             if let Some(mean) = mean_s {
-                let per_vehicle = if pace.interval.is_some() { mean } else { mean * fleet };
-                sim.vehicles.gaps = Gaps::Uniform { min_s: per_vehicle, max_s: per_vehicle };
+                let per_vehicle = if pace.interval.is_some() {
+                    mean
+                } else {
+                    mean * fleet
+                };
+                sim.vehicles.gaps = Gaps::Uniform {
+                    min_s: per_vehicle,
+                    max_s: per_vehicle,
+                };
             }
             if let Some(g) = uniform {
                 sim.vehicles.gaps = g;
@@ -408,7 +509,12 @@ pub fn simulation(twin: &TwinArgs, pace: &PaceArgs, producer: ProducerKind) -> a
     Ok((sim, limits))
 }
 
-fn apply(stream: &mut streamcity_producers::sim::StreamConfig, mean_s: Option<f64>, uniform: Option<Gaps>, burst: Option<Burst>) {
+fn apply(
+    stream: &mut streamcity_producers::sim::StreamConfig,
+    mean_s: Option<f64>,
+    uniform: Option<Gaps>,
+    burst: Option<Burst>,
+) {
     if let Some(mean_s) = mean_s {
         stream.gaps = Gaps::Poisson { mean_s };
     }
@@ -427,9 +533,19 @@ mod tests {
     #[test]
     fn crowds_parse_with_and_without_minutes() {
         let c = parse_crowd("S0042@17:30+15x600").unwrap();
-        assert_eq!((c.stop_id.as_str(), c.minute_of_day, c.minutes, c.riders), ("S0042", 17 * 60 + 30, 15, 600));
+        assert_eq!(
+            (c.stop_id.as_str(), c.minute_of_day, c.minutes, c.riders),
+            ("S0042", 17 * 60 + 30, 15, 600)
+        );
         assert_eq!(parse_crowd("S1@08:00x50").unwrap().minutes, 10);
-        for bad in ["S1", "S1@8x", "S1@25:00x10", "@08:00x10", "S1@08:00x0", "S1@08:00+ax10"] {
+        for bad in [
+            "S1",
+            "S1@8x",
+            "S1@25:00x10",
+            "@08:00x10",
+            "S1@08:00x0",
+            "S1@08:00+ax10",
+        ] {
             assert!(parse_crowd(bad).is_err(), "{bad}");
         }
     }
@@ -438,7 +554,11 @@ mod tests {
     fn numbers_are_checked() {
         assert!(parse_positive("-1").unwrap_err().contains("above 0"));
         assert!(parse_positive("NaN").is_err());
-        assert!(parse_probability("1.5").unwrap_err().contains("probability"));
+        assert!(
+            parse_probability("1.5")
+                .unwrap_err()
+                .contains("probability")
+        );
         assert!(parse_start("25:00").is_err());
         assert_eq!(parse_start("1763884800000"), Ok(1_763_884_800_000));
         assert!(parse_start("12").is_err());

@@ -22,7 +22,9 @@ impl std::fmt::Debug for JsonLinesBus {
 impl JsonLinesBus {
     /// A bus writing to `out` (buffered by the caller as it sees fit).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        JsonLinesBus { out: Arc::new(Mutex::new(out)) }
+        JsonLinesBus {
+            out: Arc::new(Mutex::new(out)),
+        }
     }
 }
 
@@ -31,7 +33,11 @@ impl JsonLinesBus {
 pub struct NoSubscription;
 
 impl Subscription for NoSubscription {
-    async fn recv_many(&mut self, _buf: &mut Vec<Delivery>, _limit: usize) -> Result<usize, BusError> {
+    async fn recv_many(
+        &mut self,
+        _buf: &mut Vec<Delivery>,
+        _limit: usize,
+    ) -> Result<usize, BusError> {
         Ok(0)
     }
     fn commit(&mut self, _delivery: &Delivery) -> Result<(), BusError> {
@@ -44,16 +50,20 @@ impl Bus for JsonLinesBus {
 
     async fn publish(&self, record: Record) -> Result<(), BusError> {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        write_record(&mut **out, &record).map_err(|e| BusError::Backend(format!("writing records: {e}")))
+        write_record(&mut **out, &record)
+            .map_err(|e| BusError::Backend(format!("writing records: {e}")))
     }
 
     async fn flush(&self) -> Result<(), BusError> {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.flush().map_err(|e| BusError::Backend(format!("writing records: {e}")))
+        out.flush()
+            .map_err(|e| BusError::Backend(format!("writing records: {e}")))
     }
 
     async fn subscribe(&self, _spec: Subscribe) -> Result<NoSubscription, BusError> {
-        Err(BusError::Backend("the JSON-lines output cannot be read".into()))
+        Err(BusError::Backend(
+            "the JSON-lines output cannot be read".into(),
+        ))
     }
 }
 
@@ -93,11 +103,26 @@ mod tests {
         let sink = Shared::default();
         let bus = JsonLinesBus::new(Box::new(sink.clone()));
         let topic: Arc<str> = Arc::from("rider_tapped_on");
-        bus.publish(Record::new(&topic, "S\"1", Bytes::from_static(b"{\"a\":1}"), 7)).await.unwrap();
-        bus.publish(Record::new(&topic, "S2", Bytes::new(), 8)).await.unwrap();
+        bus.publish(Record::new(
+            &topic,
+            "S\"1",
+            Bytes::from_static(b"{\"a\":1}"),
+            7,
+        ))
+        .await
+        .unwrap();
+        bus.publish(Record::new(&topic, "S2", Bytes::new(), 8))
+            .await
+            .unwrap();
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines[0], serde_json::json!({"topic": "rider_tapped_on", "key": "S\"1", "timestamp": 7, "value": {"a": 1}}));
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"topic": "rider_tapped_on", "key": "S\"1", "timestamp": 7, "value": {"a": 1}})
+        );
         assert_eq!(lines[1]["value"], serde_json::Value::Null);
         assert!(bus.subscribe(Subscribe::new("g", &[&topic])).await.is_err());
     }

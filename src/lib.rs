@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use streamcity_core::bus::TopicStats;
-use streamcity_core::{CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock};
+use streamcity_core::{
+    CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock,
+};
 use streamcity_dashboard::metrics::Sample;
 use streamcity_dashboard::{Live, LiveConfig};
 use streamcity_processor::ProcessorConfig;
@@ -48,7 +50,10 @@ impl Default for EmbeddedConfig {
         EmbeddedConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             city: CityConfig::default(),
-            sim: SimConfig { start_ms: clock::wall_clock_ms(), ..SimConfig::default() },
+            sim: SimConfig {
+                start_ms: clock::wall_clock_ms(),
+                ..SimConfig::default()
+            },
             speed: 1.0,
             processor: ProcessorConfig::default(),
             live: LiveConfig::default(),
@@ -95,10 +100,13 @@ impl Embedded {
     /// Builds the city, binds the dashboard's port and starts every stage: consumers
     /// first, so that nothing published is missed, then the simulators.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Embedded> {
-        let listener =
-            TcpListener::bind(config.addr).await.with_context(|| format!("cannot listen on {}", config.addr))?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let clock: SharedClock = if config.speed == 1.0 && (config.sim.start_ms - clock::wall_clock_ms()).abs() < 1_000 {
+        let clock: SharedClock = if config.speed == 1.0
+            && (config.sim.start_ms - clock::wall_clock_ms()).abs() < 1_000
+        {
             Arc::new(SystemClock)
         } else {
             Arc::new(ScaledClock::new(config.sim.start_ms, config.speed))
@@ -119,8 +127,11 @@ impl Embedded {
         let mut processor_config = config.processor.clone();
         if processor_config.headway.route_headways_s.is_empty() {
             // The timetable's headways, for bunching and gapping.
-            processor_config.headway.route_headways_s =
-                city.routes.iter().map(|r| (r.route_id.clone(), r.headway_s)).collect();
+            processor_config.headway.route_headways_s = city
+                .routes
+                .iter()
+                .map(|r| (r.route_id.clone(), r.headway_s))
+                .collect();
         }
         let options = RunOptions {
             topics: topics.clone(),
@@ -162,9 +173,25 @@ impl Embedded {
             })
             .id();
 
-        live.metrics.add_source(stage_metrics(bus.clone(), Arc::clone(&producer), Arc::clone(&processor), Arc::clone(&clock)));
+        live.metrics.add_source(stage_metrics(
+            bus.clone(),
+            Arc::clone(&producer),
+            Arc::clone(&processor),
+            Arc::clone(&clock),
+        ));
 
-        Ok(Embedded { addr, bus, topics, clock, live, producer, processor, stop, tasks, producers })
+        Ok(Embedded {
+            addr,
+            bus,
+            topics,
+            clock,
+            live,
+            producer,
+            processor,
+            stop,
+            tasks,
+            producers,
+        })
     }
 
     /// The token that stops every stage.
@@ -175,7 +202,9 @@ impl Embedded {
     /// Waits until a stage fails (an error), the producers reach their limits (Ok), or
     /// the twin is stopped (Ok). Call [`Embedded::shutdown`] afterwards.
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        let Some(done) = self.tasks.join_next_with_id().await else { return Ok(()) };
+        let Some(done) = self.tasks.join_next_with_id().await else {
+            return Ok(());
+        };
         let (id, result) = done.context("a stage panicked")?;
         result?;
         if id == self.producers || self.stop.is_cancelled() {
@@ -221,7 +250,12 @@ fn stage_metrics(
         let mut out = Vec::new();
         for t in bus.stats() {
             let topic = [("topic", &*t.topic)];
-            out.push(Sample::counter("streamcity_bus_records", "Records published to the bus, by topic", &topic, t.published));
+            out.push(Sample::counter(
+                "streamcity_bus_records",
+                "Records published to the bus, by topic",
+                &topic,
+                t.published,
+            ));
             out.push(Sample::counter(
                 "streamcity_bus_backpressure_waits",
                 "Times a publisher waited for a slow subscriber, by topic",
@@ -230,13 +264,48 @@ fn stage_metrics(
             ));
         }
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        out.push(Sample::counter("streamcity_producer_records_sent", "Records the simulators sent", &[], load(&producer.sent)));
-        out.push(Sample::counter("streamcity_producer_records_failed", "Records the bus refused", &[], load(&producer.failed)));
-        out.push(Sample::counter("streamcity_processor_records_in", "Records the processor read", &[], load(&processor.records_in)));
-        out.push(Sample::counter("streamcity_processor_records_out", "Records the processor published", &[], load(&processor.records_out)));
-        out.push(Sample::counter("streamcity_processor_dead_letters", "Records set aside as malformed", &[], load(&processor.dead_letters)));
-        out.push(Sample::counter("streamcity_processor_late_records", "Records after their window closed", &[], load(&processor.late)));
-        out.push(Sample::gauge("streamcity_processor_open_windows", "Open windows", &[], load(&processor.open_windows) as f64));
+        out.push(Sample::counter(
+            "streamcity_producer_records_sent",
+            "Records the simulators sent",
+            &[],
+            load(&producer.sent),
+        ));
+        out.push(Sample::counter(
+            "streamcity_producer_records_failed",
+            "Records the bus refused",
+            &[],
+            load(&producer.failed),
+        ));
+        out.push(Sample::counter(
+            "streamcity_processor_records_in",
+            "Records the processor read",
+            &[],
+            load(&processor.records_in),
+        ));
+        out.push(Sample::counter(
+            "streamcity_processor_records_out",
+            "Records the processor published",
+            &[],
+            load(&processor.records_out),
+        ));
+        out.push(Sample::counter(
+            "streamcity_processor_dead_letters",
+            "Records set aside as malformed",
+            &[],
+            load(&processor.dead_letters),
+        ));
+        out.push(Sample::counter(
+            "streamcity_processor_late_records",
+            "Records after their window closed",
+            &[],
+            load(&processor.late),
+        ));
+        out.push(Sample::gauge(
+            "streamcity_processor_open_windows",
+            "Open windows",
+            &[],
+            load(&processor.open_windows) as f64,
+        ));
         let watermark = processor.watermark_ms.load(Ordering::Relaxed);
         if watermark > 0 {
             let lag = (clock.now_ms() - watermark) as f64 / 1000.0;
@@ -256,9 +325,17 @@ async fn ingest(
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    streamcity_dashboard::live::run_ingest(sub, live, stop).await.context("dashboard ingest")
+    streamcity_dashboard::live::run_ingest(sub, live, stop)
+        .await
+        .context("dashboard ingest")
 }
 
-async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) -> anyhow::Result<()> {
-    streamcity_dashboard::serve(listener, live, stop).await.context("dashboard server")
+async fn serve(
+    listener: TcpListener,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    streamcity_dashboard::serve(listener, live, stop)
+        .await
+        .context("dashboard server")
 }

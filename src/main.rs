@@ -23,7 +23,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -58,11 +60,27 @@ fn stop_on_signal() -> CancellationToken {
     stop
 }
 
-async fn run_produce(producer: ProducerKind, twin: &TwinArgs, pace: &PaceArgs) -> anyhow::Result<()> {
+async fn run_produce(
+    producer: ProducerKind,
+    twin: &TwinArgs,
+    pace: &PaceArgs,
+) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(twin, pace, producer)?;
-    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    ));
     let bus = jsonl::JsonLinesBus::new(out);
-    produce::run(bus, twin.city()?, sim, twin.speed, limits, stop_on_signal(), Duration::from_secs(5)).await
+    produce::run(
+        bus,
+        twin.city()?,
+        sim,
+        twin.speed,
+        limits,
+        stop_on_signal(),
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> anyhow::Result<()> {
@@ -85,7 +103,9 @@ async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> any
     } else {
         twin_run.addr.ip().to_string()
     };
-    println!("StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)");
+    println!(
+        "StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
+    );
 
     let started = Instant::now();
     let stop = stop_on_signal();
@@ -114,11 +134,17 @@ async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> any
     let summary = twin_run.shutdown().await;
     outcome?;
     let summary = summary?;
-    println!("Stopped after {:.0} s. Records published:", started.elapsed().as_secs_f64());
+    println!(
+        "Stopped after {:.0} s. Records published:",
+        started.elapsed().as_secs_f64()
+    );
     for t in &summary.topics {
         println!("  {:<20} {:>10}", t.topic, t.published);
     }
-    println!("  alerts raised: {}, dead letters: {}", summary.alerts_raised, summary.dead_letters);
+    println!(
+        "  alerts raised: {}, dead letters: {}",
+        summary.alerts_raised, summary.dead_letters
+    );
     Ok(())
 }
 

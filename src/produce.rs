@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use streamcity_core::{Bus, CancellationToken, ScaledClock, SharedClock, SystemClock, Topics, clock};
+use streamcity_core::{
+    Bus, CancellationToken, ScaledClock, SharedClock, SystemClock, Topics, clock,
+};
 use streamcity_producers::runner::{Ending, Limits, ProducerStats};
 use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 
@@ -20,11 +22,12 @@ pub async fn run<B: Bus>(
     stop: CancellationToken,
     report_every: Duration,
 ) -> anyhow::Result<()> {
-    let clock: SharedClock = if speed == 1.0 && (sim.start_ms - clock::wall_clock_ms()).abs() < 1_000 {
-        Arc::new(SystemClock)
-    } else {
-        Arc::new(ScaledClock::new(sim.start_ms, speed))
-    };
+    let clock: SharedClock =
+        if speed == 1.0 && (sim.start_ms - clock::wall_clock_ms()).abs() < 1_000 {
+            Arc::new(SystemClock)
+        } else {
+            Arc::new(ScaledClock::new(sim.start_ms, speed))
+        };
     let city = Arc::new(City::generate(city));
     let simulation = Simulation::new(city, sim);
     eprintln!(
@@ -64,7 +67,11 @@ pub async fn run<B: Bus>(
         Ending::MaxEvents => "reached --max",
         Ending::Duration => "reached --duration",
     };
-    eprintln!("Done ({why}) after {:.1} s: {}", started.elapsed().as_secs_f64(), counts(&stats));
+    eprintln!(
+        "Done ({why}) after {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        counts(&stats)
+    );
     Ok(())
 }
 
@@ -72,5 +79,8 @@ fn counts(stats: &ProducerStats) -> String {
     let sent = stats.sent.load(Ordering::Relaxed);
     let delivered = stats.delivered.load(Ordering::Relaxed);
     let failed = stats.failed.load(Ordering::Relaxed);
-    format!("Sent {sent} | Delivered {delivered} | Failed {failed} | Pending {}", sent.saturating_sub(delivered + failed))
+    format!(
+        "Sent {sent} | Delivered {delivered} | Failed {failed} | Pending {}",
+        sent.saturating_sub(delivered + failed)
+    )
 }

@@ -10,11 +10,19 @@ use serde_json::Value;
 const START: &str = "1763884800000";
 
 fn streamcity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamcity")).args(args).env_remove("RUST_LOG").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_streamcity"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn stderr(out: &Output) -> String {
@@ -25,7 +33,10 @@ fn stderr(out: &Output) -> String {
 fn bad_options_get_clear_errors() {
     let cases: [(&[&str], &str); 7] = [
         (&["produce", "vehicles", "--rate", "-5"], "must be above 0"),
-        (&["produce", "taps", "--min-delta", "10", "--max-delta", "5"], "--min-delta (10) must not be above --max-delta (5)"),
+        (
+            &["produce", "taps", "--min-delta", "10", "--max-delta", "5"],
+            "--min-delta (10) must not be above --max-delta (5)",
+        ),
         (&["produce", "buses"], "invalid value 'buses'"),
         (&["produce", "taps", "--burst", "1.5"], "probability"),
         (&["produce", "taps", "--min-delta", "3"], "--max-delta"),
@@ -42,27 +53,52 @@ fn bad_options_get_clear_errors() {
 
 #[test]
 fn produce_writes_exactly_max_records_the_same_way_every_time() {
-    let args = ["produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "11"];
+    let args = [
+        "produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "11",
+    ];
     let (a, b) = (streamcity(&args), streamcity(&args));
     assert!(a.status.success(), "{}", stderr(&a));
     let records = lines(&a);
     assert_eq!(records.len(), 300);
     for r in &records {
         let topic = r["topic"].as_str().unwrap();
-        assert!(topic == "rider_tapped_on" || topic == "rider_tapped_off", "{topic}");
+        assert!(
+            topic == "rider_tapped_on" || topic == "rider_tapped_off",
+            "{topic}"
+        );
         assert_eq!(r["key"], r["value"]["stop_id"], "taps are keyed by stop");
         assert_eq!(r["timestamp"], r["value"]["timestamp"]);
     }
-    assert_eq!(a.stdout, b.stdout, "the same seed and settings give the same records");
-    assert!(stderr(&a).contains("Sent 300 | Delivered 300 | Failed 0 | Pending 0"), "{}", stderr(&a));
-    let other = streamcity(&["produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "12"]);
+    assert_eq!(
+        a.stdout, b.stdout,
+        "the same seed and settings give the same records"
+    );
+    assert!(
+        stderr(&a).contains("Sent 300 | Delivered 300 | Failed 0 | Pending 0"),
+        "{}",
+        stderr(&a)
+    );
+    let other = streamcity(&[
+        "produce", "taps", "--max", "300", "--speed", "1000", "--start", START, "--seed", "12",
+    ]);
     assert_ne!(a.stdout, other.stdout);
 }
 
 #[test]
 fn min_and_max_delta_bound_the_gaps_between_events() {
     let out = streamcity(&[
-        "produce", "incidents", "--min-delta", "10", "--max-delta", "60", "--max", "40", "--speed", "10000", "--start", START,
+        "produce",
+        "incidents",
+        "--min-delta",
+        "10",
+        "--max-delta",
+        "60",
+        "--max",
+        "40",
+        "--speed",
+        "10000",
+        "--start",
+        START,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let starts: Vec<i64> = lines(&out)
@@ -80,13 +116,30 @@ fn min_and_max_delta_bound_the_gaps_between_events() {
 #[test]
 fn bursts_bring_several_events_at_once() {
     let out = streamcity(&[
-        "produce", "traffic", "--interval", "30", "--burst", "1", "--burst-size", "3", "--max", "30", "--speed", "10000",
-        "--start", START,
+        "produce",
+        "traffic",
+        "--interval",
+        "30",
+        "--burst",
+        "1",
+        "--burst-size",
+        "3",
+        "--max",
+        "30",
+        "--speed",
+        "10000",
+        "--start",
+        START,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut per_time = std::collections::BTreeMap::<i64, usize>::new();
-    for r in lines(&out).iter().filter(|r| r["value"]["status"] == "active") {
-        *per_time.entry(r["timestamp"].as_i64().unwrap()).or_default() += 1;
+    for r in lines(&out)
+        .iter()
+        .filter(|r| r["value"]["status"] == "active")
+    {
+        *per_time
+            .entry(r["timestamp"].as_i64().unwrap())
+            .or_default() += 1;
     }
     assert!(per_time.len() >= 5);
     // Every start is a burst of 3 (the last may be cut short by --max).
@@ -96,10 +149,15 @@ fn bursts_bring_several_events_at_once() {
 
 #[test]
 fn produce_all_emits_every_kind_keyed_for_partitioning() {
-    let out = streamcity(&["produce", "all", "--demo", "--max", "3000", "--speed", "100", "--start", START]);
+    let out = streamcity(&[
+        "produce", "all", "--demo", "--max", "3000", "--speed", "100", "--start", START,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = lines(&out);
-    let topics: std::collections::HashSet<&str> = records.iter().map(|r| r["topic"].as_str().unwrap()).collect();
+    let topics: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|r| r["topic"].as_str().unwrap())
+        .collect();
     for t in ["vehicle_locations", "rider_tapped_on"] {
         assert!(topics.contains(t), "{t} missing from {topics:?}");
     }
@@ -113,7 +171,10 @@ fn the_twin_stops_by_itself_after_its_duration_and_reports() {
     let out = streamcity(&["--port", "0", "--duration", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("StreamCity is running: open http://localhost:"), "{stdout}");
+    assert!(
+        stdout.contains("StreamCity is running: open http://localhost:"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Records published"), "{stdout}");
     let published: u64 = stdout
         .lines()
@@ -136,15 +197,51 @@ fn processor_settings_come_from_a_file_with_clear_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[surge]\ntreshold = 3\n").unwrap();
-    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", bad.to_str().unwrap()]);
+    let out = streamcity(&[
+        "--port",
+        "0",
+        "--duration",
+        "1",
+        "--processor-config",
+        bad.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("unknown field `treshold`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `treshold`"),
+        "{}",
+        stderr(&out)
+    );
     let invalid = dir.join("invalid.toml");
-    std::fs::write(&invalid, "[delay]\nthreshold_s = 100\nclear_below_s = 200\n").unwrap();
-    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", invalid.to_str().unwrap()]);
-    assert!(stderr(&out).contains("clear_below_s must not be above"), "{}", stderr(&out));
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/processor/processor.example.toml");
-    let out = streamcity(&["--port", "0", "--duration", "1", "--processor-config", example]);
+    std::fs::write(
+        &invalid,
+        "[delay]\nthreshold_s = 100\nclear_below_s = 200\n",
+    )
+    .unwrap();
+    let out = streamcity(&[
+        "--port",
+        "0",
+        "--duration",
+        "1",
+        "--processor-config",
+        invalid.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("clear_below_s must not be above"),
+        "{}",
+        stderr(&out)
+    );
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/processor/processor.example.toml"
+    );
+    let out = streamcity(&[
+        "--port",
+        "0",
+        "--duration",
+        "1",
+        "--processor-config",
+        example,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,11 +15,15 @@ use streamcity_core::{Bus, Record, RiderTap, encode};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn start() -> Embedded {
-    let config = EmbeddedConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..EmbeddedConfig::default() };
+    let config = EmbeddedConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..EmbeddedConfig::default()
+    };
     Embedded::start(config).await.expect("the twin starts")
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_json(ws: &mut Socket) -> Value {
     loop {
@@ -49,16 +53,27 @@ async fn wait_for_vehicles(twin: &Embedded, n: usize) {
 async fn websocket_client_sees_the_city_move_and_a_surge_raised() {
     let twin = start().await;
     wait_for_vehicles(&twin, 100).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", twin.addr)).await.expect("connects");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", twin.addr))
+        .await
+        .expect("connects");
 
     // First a snapshot with the whole fleet.
     let snapshot = next_json(&mut ws).await;
     assert_eq!(snapshot["type"], "snapshot");
     let vehicles = snapshot["vehicles"].as_array().expect("vehicles array");
-    assert!(vehicles.len() >= 100, "snapshot has {} vehicles", vehicles.len());
+    assert!(
+        vehicles.len() >= 100,
+        "snapshot has {} vehicles",
+        vehicles.len()
+    );
     let start: HashMap<String, (f64, f64)> = vehicles
         .iter()
-        .map(|v| (v["vehicle_id"].as_str().unwrap().to_owned(), (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap())))
+        .map(|v| {
+            (
+                v["vehicle_id"].as_str().unwrap().to_owned(),
+                (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap()),
+            )
+        })
         .collect();
     let mut seq = snapshot["seq"].as_u64().expect("seq");
 
@@ -87,23 +102,41 @@ async fn websocket_client_sees_the_city_move_and_a_surge_raised() {
     // Inject a burst of taps at one stop, as riders pouring out of a stadium.
     let now = twin.clock.now_ms();
     for i in 0..200 {
-        let tap = RiderTap { rider_id: format!("C9{i:07}").into(), stop_id: "S0007".into(), route_id: None, timestamp: now + i };
+        let tap = RiderTap {
+            rider_id: format!("C9{i:07}").into(),
+            stop_id: "S0007".into(),
+            route_id: None,
+            timestamp: now + i,
+        };
         twin.bus
-            .publish(Record::new(&twin.topics.rider_tapped_on, Bytes::from_static(b"S0007"), encode(&tap), tap.timestamp))
+            .publish(Record::new(
+                &twin.topics.rider_tapped_on,
+                Bytes::from_static(b"S0007"),
+                encode(&tap),
+                tap.timestamp,
+            ))
             .await
             .unwrap();
     }
     let mut surge = None;
     for _ in 0..100 {
         let delta = next_json(&mut ws).await;
-        if let Some(a) = delta["alerts"].as_array().unwrap().iter().find(|a| a["kind"] == "surge" && a["subject_id"] == "S0007") {
+        if let Some(a) = delta["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == "surge" && a["subject_id"] == "S0007")
+        {
             surge = Some(a.clone());
             break;
         }
     }
     let surge = surge.expect("a surge alert for S0007 reaches the client");
     assert_eq!(surge["state"], "raised");
-    assert!(surge["evidence"]["taps"].as_u64().unwrap() > surge["evidence"]["threshold"].as_u64().unwrap());
+    assert!(
+        surge["evidence"]["taps"].as_u64().unwrap()
+            > surge["evidence"]["threshold"].as_u64().unwrap()
+    );
     // The dashboard places stop alerts on the map.
     assert!(surge["lat"].as_f64().is_some() && surge["lon"].as_f64().is_some());
 
@@ -114,7 +147,9 @@ async fn websocket_client_sees_the_city_move_and_a_surge_raised() {
 async fn clients_are_closed_cleanly_on_shutdown() {
     let twin = start().await;
     wait_for_vehicles(&twin, 1).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", twin.addr)).await.expect("connects");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", twin.addr))
+        .await
+        .expect("connects");
     assert_eq!(next_json(&mut ws).await["type"], "snapshot");
     let summary = tokio::time::timeout(Duration::from_secs(10), twin.shutdown())
         .await
@@ -135,7 +170,8 @@ async fn clients_are_closed_cleanly_on_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_processor_checkpoints_on_stop_and_resumes_on_start() {
-    let path = std::env::temp_dir().join(format!("streamcity-checkpoint-{}.json", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("streamcity-checkpoint-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let config = EmbeddedConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -148,16 +184,28 @@ async fn the_processor_checkpoints_on_stop_and_resumes_on_start() {
     twin.shutdown().await.unwrap();
 
     let saved = std::fs::read(&path).expect("a checkpoint written on stop");
-    let restored = streamcity_processor::Processor::restore(streamcity_core::Topics::default(), &saved).unwrap();
-    assert!(restored.vehicle_count() >= 200, "{} vehicles in the checkpoint", restored.vehicle_count());
+    let restored =
+        streamcity_processor::Processor::restore(streamcity_core::Topics::default(), &saved)
+            .unwrap();
+    assert!(
+        restored.vehicle_count() >= 200,
+        "{} vehicles in the checkpoint",
+        restored.vehicle_count()
+    );
     let records_before = restored.counts().records_in;
     assert!(records_before > 0);
 
     // A new twin resumes from it: its counters carry on from the checkpoint's.
     let twin = Embedded::start(config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let records_in = twin.processor.records_in.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(records_in > records_before, "{records_in} records after resuming from {records_before}");
+    let records_in = twin
+        .processor
+        .records_in
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        records_in > records_before,
+        "{records_in} records after resuming from {records_before}"
+    );
     twin.shutdown().await.unwrap();
     std::fs::remove_file(&path).unwrap();
 }

@@ -40,8 +40,18 @@ pub struct Record {
 
 impl Record {
     /// A record for `topic`.
-    pub fn new(topic: &Arc<str>, key: impl Into<Bytes>, payload: Bytes, timestamp: TimestampMs) -> Self {
-        Record { topic: Arc::clone(topic), key: key.into(), payload, timestamp }
+    pub fn new(
+        topic: &Arc<str>,
+        key: impl Into<Bytes>,
+        payload: Bytes,
+        timestamp: TimestampMs,
+    ) -> Self {
+        Record {
+            topic: Arc::clone(topic),
+            key: key.into(),
+            payload,
+            timestamp,
+        }
     }
 
     /// The key as text (keys are UTF-8 ids; anything else shows lossily).
@@ -125,7 +135,10 @@ pub trait Bus: Clone + Send + Sync + 'static {
     fn flush(&self) -> impl Future<Output = Result<(), BusError>> + Send;
 
     /// Subscribes to topics. Records published after this returns are delivered to it.
-    fn subscribe(&self, spec: Subscribe) -> impl Future<Output = Result<Self::Subscription, BusError>> + Send;
+    fn subscribe(
+        &self,
+        spec: Subscribe,
+    ) -> impl Future<Output = Result<Self::Subscription, BusError>> + Send;
 }
 
 /// A live subscription to one or more topics.
@@ -164,7 +177,10 @@ pub struct MemoryBusConfig {
 
 impl Default for MemoryBusConfig {
     fn default() -> Self {
-        MemoryBusConfig { partitions: 6, subscriber_capacity: 16_384 }
+        MemoryBusConfig {
+            partitions: 6,
+            subscriber_capacity: 16_384,
+        }
     }
 }
 
@@ -215,14 +231,29 @@ impl Default for MemoryBus {
 impl MemoryBus {
     /// A bus with the given settings.
     pub fn new(config: MemoryBusConfig) -> Self {
-        MemoryBus { inner: Arc::new(Inner { config, topics: RwLock::new(HashMap::new()) }) }
+        MemoryBus {
+            inner: Arc::new(Inner {
+                config,
+                topics: RwLock::new(HashMap::new()),
+            }),
+        }
     }
 
     fn topic(&self, name: &Arc<str>) -> Arc<TopicState> {
-        if let Some(t) = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner).get(name) {
+        if let Some(t) = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
             return Arc::clone(t);
         }
-        let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let partitions = self.inner.config.partitions.max(1) as usize;
         Arc::clone(topics.entry(Arc::clone(name)).or_insert_with(|| {
             Arc::new(TopicState {
@@ -237,14 +268,22 @@ impl MemoryBus {
 
     /// Counters for every topic used so far, sorted by name.
     pub fn stats(&self) -> Vec<TopicStats> {
-        let topics = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner);
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<TopicStats> = topics
             .values()
             .map(|t| TopicStats {
                 topic: Arc::clone(&t.name),
                 published: t.published.load(Ordering::Relaxed),
                 backpressure_waits: t.waits.load(Ordering::Relaxed),
-                subscribers: t.subscribers.read().unwrap_or_else(PoisonError::into_inner).len(),
+                subscribers: t
+                    .subscribers
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
             })
             .collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));
@@ -260,7 +299,11 @@ impl Bus for MemoryBus {
         let partition = partition_for(&record.key, topic.next_offset.len() as u32);
         let offset = topic.next_offset[partition as usize].fetch_add(1, Ordering::Relaxed);
         topic.published.fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery { record, partition: partition as i32, offset };
+        let delivery = Delivery {
+            record,
+            partition: partition as i32,
+            offset,
+        };
 
         // Fast path: hand the record to every subscriber with room, without waiting and
         // without allocating. Subscribers that are full are waited for afterwards,
@@ -268,7 +311,10 @@ impl Bus for MemoryBus {
         let mut full: Vec<(mpsc::Sender<Delivery>, Delivery)> = Vec::new();
         let mut saw_closed = false;
         {
-            let subs = topic.subscribers.read().unwrap_or_else(PoisonError::into_inner);
+            let subs = topic
+                .subscribers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             for sub in subs.iter() {
                 match sub.try_send(delivery.clone()) {
                     Ok(()) => {}
@@ -303,9 +349,17 @@ impl Bus for MemoryBus {
         let (tx, rx) = mpsc::channel(self.inner.config.subscriber_capacity.max(1));
         for name in &spec.topics {
             let topic = self.topic(name);
-            topic.subscribers.write().unwrap_or_else(PoisonError::into_inner).push(tx.clone());
+            topic
+                .subscribers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(tx.clone());
         }
-        Ok(MemorySubscription { rx, group: spec.group, committed: HashMap::new() })
+        Ok(MemorySubscription {
+            rx,
+            group: spec.group,
+            committed: HashMap::new(),
+        })
     }
 }
 
@@ -330,7 +384,11 @@ impl MemorySubscription {
 }
 
 impl Subscription for MemorySubscription {
-    async fn recv_many(&mut self, buf: &mut Vec<Delivery>, limit: usize) -> Result<usize, BusError> {
+    async fn recv_many(
+        &mut self,
+        buf: &mut Vec<Delivery>,
+        limit: usize,
+    ) -> Result<usize, BusError> {
         Ok(self.rx.recv_many(buf, limit.max(1)).await)
     }
 
@@ -372,17 +430,33 @@ mod tests {
         let mut sub = bus.subscribe(Subscribe::new("g", &[&t])).await.unwrap();
         let keys = ["a", "b", "c", "d"];
         for n in 0..400u64 {
-            bus.publish(rec(&t, keys[(n % 4) as usize], n)).await.unwrap();
+            bus.publish(rec(&t, keys[(n % 4) as usize], n))
+                .await
+                .unwrap();
         }
         let got = drain(&mut sub, 400).await;
         for key in keys {
-            let seq: Vec<i64> = got.iter().filter(|d| d.record.key == key).map(|d| d.record.timestamp).collect();
+            let seq: Vec<i64> = got
+                .iter()
+                .filter(|d| d.record.key == key)
+                .map(|d| d.record.timestamp)
+                .collect();
             assert_eq!(seq.len(), 100);
-            assert!(seq.windows(2).all(|w| w[0] < w[1]), "order broken for {key}");
-            let parts: std::collections::HashSet<i32> =
-                got.iter().filter(|d| d.record.key == key).map(|d| d.partition).collect();
+            assert!(
+                seq.windows(2).all(|w| w[0] < w[1]),
+                "order broken for {key}"
+            );
+            let parts: std::collections::HashSet<i32> = got
+                .iter()
+                .filter(|d| d.record.key == key)
+                .map(|d| d.partition)
+                .collect();
             assert_eq!(parts.len(), 1, "key {key} spread over partitions");
-            let offsets: Vec<i64> = got.iter().filter(|d| d.record.key == key).map(|d| d.offset).collect();
+            let offsets: Vec<i64> = got
+                .iter()
+                .filter(|d| d.record.key == key)
+                .map(|d| d.offset)
+                .collect();
             assert!(offsets.windows(2).all(|w| w[0] < w[1]));
         }
     }
@@ -393,7 +467,10 @@ mod tests {
         let t: Arc<str> = Arc::from("t");
         let other: Arc<str> = Arc::from("other");
         let mut a = bus.subscribe(Subscribe::new("a", &[&t])).await.unwrap();
-        let mut b = bus.subscribe(Subscribe::new("b", &[&t, &other])).await.unwrap();
+        let mut b = bus
+            .subscribe(Subscribe::new("b", &[&t, &other]))
+            .await
+            .unwrap();
         for n in 0..50 {
             bus.publish(rec(&t, "k", n)).await.unwrap();
             bus.publish(rec(&other, "k", 1000 + n)).await.unwrap();
@@ -401,15 +478,25 @@ mod tests {
         let ga = drain(&mut a, 50).await;
         let gb = drain(&mut b, 100).await;
         assert!(ga.iter().all(|d| &*d.record.topic == "t"));
-        assert_eq!(gb.iter().filter(|d| &*d.record.topic == "other").count(), 50);
+        assert_eq!(
+            gb.iter().filter(|d| &*d.record.topic == "other").count(),
+            50
+        );
         // Nothing more is waiting for `a`: it never subscribed to `other`.
         let mut extra = Vec::new();
-        assert!(tokio::time::timeout(Duration::from_millis(50), a.recv_many(&mut extra, 10)).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), a.recv_many(&mut extra, 10))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn slow_subscriber_applies_backpressure_without_loss() {
-        let bus = MemoryBus::new(MemoryBusConfig { partitions: 3, subscriber_capacity: 8 });
+        let bus = MemoryBus::new(MemoryBusConfig {
+            partitions: 3,
+            subscriber_capacity: 8,
+        });
         let t: Arc<str> = Arc::from("t");
         let mut slow = bus.subscribe(Subscribe::new("slow", &[&t])).await.unwrap();
         let publisher = {
@@ -424,7 +511,10 @@ mod tests {
         // The publisher cannot get far ahead of a subscriber that reads nothing.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let published = bus.stats()[0].published;
-        assert!(published <= 10, "publisher ran {published} records ahead of a full queue");
+        assert!(
+            published <= 10,
+            "publisher ran {published} records ahead of a full queue"
+        );
         assert!(!publisher.is_finished());
         // Reading slowly lets it finish, and every record arrives once, in order.
         let mut got = Vec::new();
@@ -440,7 +530,10 @@ mod tests {
 
     #[tokio::test]
     async fn dropped_subscriber_does_not_block_publishers() {
-        let bus = MemoryBus::new(MemoryBusConfig { partitions: 1, subscriber_capacity: 2 });
+        let bus = MemoryBus::new(MemoryBusConfig {
+            partitions: 1,
+            subscriber_capacity: 2,
+        });
         let t: Arc<str> = Arc::from("t");
         let sub = bus.subscribe(Subscribe::new("g", &[&t])).await.unwrap();
         drop(sub);

@@ -61,8 +61,16 @@ impl ScaledClock {
     /// A clock that reads `sim_origin` now and advances `speed` times faster than real
     /// time. A speed that is not finite and positive is taken as 1.
     pub fn new(sim_origin: TimestampMs, speed: f64) -> Self {
-        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
-        ScaledClock { real_origin: Instant::now(), sim_origin, speed }
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
+        ScaledClock {
+            real_origin: Instant::now(),
+            sim_origin,
+            speed,
+        }
     }
 }
 
@@ -89,7 +97,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading `now`.
     pub fn new(now: TimestampMs) -> Self {
-        ManualClock { now: AtomicI64::new(now) }
+        ManualClock {
+            now: AtomicI64::new(now),
+        }
     }
     /// Sets the time.
     pub fn set(&self, now: TimestampMs) {
@@ -107,7 +117,11 @@ impl Clock for ManualClock {
     }
     /// A short poll interval while the target is ahead: the test moves the clock.
     fn real_delay_until(&self, target: TimestampMs) -> Duration {
-        if target > self.now_ms() { Duration::from_millis(1) } else { Duration::ZERO }
+        if target > self.now_ms() {
+            Duration::from_millis(1)
+        } else {
+            Duration::ZERO
+        }
     }
     fn speed(&self) -> f64 {
         f64::INFINITY
@@ -126,7 +140,10 @@ mod tests {
         // 50 ms real at 60x is 3 s simulated; allow for a slow machine on the upper side.
         assert!(advanced >= 2_900, "{advanced}");
         let wait = c.real_delay_until(c.now_ms() + 60_000);
-        assert!(wait <= Duration::from_millis(1000) && wait >= Duration::from_millis(900), "{wait:?}");
+        assert!(
+            wait <= Duration::from_millis(1000) && wait >= Duration::from_millis(900),
+            "{wait:?}"
+        );
     }
 
     #[test]

@@ -474,7 +474,9 @@ impl Validate for VehiclePosition {
         check_ts(self.timestamp, now, max_future_ms)?;
         check_point(self.lat, self.lon)?;
         if !self.speed_mps.is_finite() || self.speed_mps < 0.0 {
-            return Err(InvalidEvent::Field("speed_mps must be finite and non-negative"));
+            return Err(InvalidEvent::Field(
+                "speed_mps must be finite and non-negative",
+            ));
         }
         if !self.bearing.is_finite() {
             return Err(InvalidEvent::Field("bearing must be finite"));
@@ -545,10 +547,22 @@ mod tests {
     #[test]
     fn occupancy_follows_load() {
         assert_eq!(OccupancyStatus::from_load(0, 80), OccupancyStatus::Empty);
-        assert_eq!(OccupancyStatus::from_load(10, 80), OccupancyStatus::ManySeatsAvailable);
-        assert_eq!(OccupancyStatus::from_load(30, 80), OccupancyStatus::FewSeatsAvailable);
-        assert_eq!(OccupancyStatus::from_load(50, 80), OccupancyStatus::StandingRoomOnly);
-        assert_eq!(OccupancyStatus::from_load(75, 80), OccupancyStatus::CrushedStandingRoomOnly);
+        assert_eq!(
+            OccupancyStatus::from_load(10, 80),
+            OccupancyStatus::ManySeatsAvailable
+        );
+        assert_eq!(
+            OccupancyStatus::from_load(30, 80),
+            OccupancyStatus::FewSeatsAvailable
+        );
+        assert_eq!(
+            OccupancyStatus::from_load(50, 80),
+            OccupancyStatus::StandingRoomOnly
+        );
+        assert_eq!(
+            OccupancyStatus::from_load(75, 80),
+            OccupancyStatus::CrushedStandingRoomOnly
+        );
         assert_eq!(OccupancyStatus::from_load(80, 80), OccupancyStatus::Full);
     }
 

@@ -28,12 +28,24 @@ impl BoundingBox {
     pub fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<f64> = s
             .split(',')
-            .map(|p| p.trim().parse::<f64>().map_err(|_| format!("`{p}` is not a number")))
+            .map(|p| {
+                p.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{p}` is not a number"))
+            })
             .collect::<Result<_, _>>()?;
         let [min_lat, min_lon, max_lat, max_lon] = parts[..] else {
-            return Err(format!("expected min_lat,min_lon,max_lat,max_lon, got {} numbers", parts.len()));
+            return Err(format!(
+                "expected min_lat,min_lon,max_lat,max_lon, got {} numbers",
+                parts.len()
+            ));
         };
-        let b = BoundingBox { min_lat, min_lon, max_lat, max_lon };
+        let b = BoundingBox {
+            min_lat,
+            min_lon,
+            max_lat,
+            max_lon,
+        };
         if !parts.iter().all(|v| v.is_finite()) || min_lat > max_lat || min_lon > max_lon {
             return Err("the box's minimums must not be above its maximums".into());
         }

@@ -13,7 +13,9 @@ use serde_json::json;
 use streamcity_core::*;
 
 fn check<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.json"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.json"));
     // Compare what goes on the wire (f32 fields print as their shortest f32 form).
     let encoded: serde_json::Value = serde_json::from_slice(&encode(value)).unwrap();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -21,9 +23,17 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &s
     }
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(encoded, golden, "{name}: the encoding differs from {}", path.display());
+    assert_eq!(
+        encoded,
+        golden,
+        "{name}: the encoding differs from {}",
+        path.display()
+    );
     let decoded: T = decode(text.as_bytes()).unwrap();
-    assert_eq!(&decoded, value, "{name}: the golden file decodes to a different value");
+    assert_eq!(
+        &decoded, value,
+        "{name}: the golden file decodes to a different value"
+    );
 }
 
 const T: TimestampMs = 1_763_884_800_000;
@@ -55,9 +65,22 @@ fn vehicle_position() {
 fn rider_tap() {
     check(
         "rider_tap",
-        &RiderTap { rider_id: "C00012345".into(), stop_id: "S0142".into(), route_id: Some("B07".into()), timestamp: T },
+        &RiderTap {
+            rider_id: "C00012345".into(),
+            stop_id: "S0142".into(),
+            route_id: Some("B07".into()),
+            timestamp: T,
+        },
     );
-    check("rider_tap_without_route", &RiderTap { rider_id: "C7".into(), stop_id: "S0001".into(), route_id: None, timestamp: T });
+    check(
+        "rider_tap_without_route",
+        &RiderTap {
+            rider_id: "C7".into(),
+            stop_id: "S0001".into(),
+            route_id: None,
+            timestamp: T,
+        },
+    );
 }
 
 #[test]
@@ -122,9 +145,18 @@ fn dead_letter() {
 
 #[test]
 fn enums_use_snake_case_names() {
-    assert_eq!(serde_json::to_value(VehicleStatus::BrokenDown).unwrap(), json!("broken_down"));
-    assert_eq!(serde_json::to_value(OccupancyStatus::CrushedStandingRoomOnly).unwrap(), json!("crushed_standing_room_only"));
-    assert_eq!(serde_json::to_value(TransportMode::Rail).unwrap(), json!("rail"));
+    assert_eq!(
+        serde_json::to_value(VehicleStatus::BrokenDown).unwrap(),
+        json!("broken_down")
+    );
+    assert_eq!(
+        serde_json::to_value(OccupancyStatus::CrushedStandingRoomOnly).unwrap(),
+        json!("crushed_standing_room_only")
+    );
+    assert_eq!(
+        serde_json::to_value(TransportMode::Rail).unwrap(),
+        json!("rail")
+    );
     assert!(decode::<VehicleStatus>(b"\"BROKEN_DOWN\"").is_err());
 }
 

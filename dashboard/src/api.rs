@@ -51,17 +51,36 @@ fn json_body(body: impl Into<axum::body::Body>) -> Response {
 
 /// Query parameters, or a 400 that says which one is wrong.
 fn params<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t).map_err(|e| ApiError::BadRequest(e.body_text()))
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// An enum value from its wire name (`broken_down`), or a 400 listing the valid ones.
 fn parse_enum<T: DeserializeOwned>(what: &str, value: &str, valid: &[&str]) -> Result<T, ApiError> {
-    serde_json::from_value(json!(value))
-        .map_err(|_| ApiError::BadRequest(format!("unknown {what} `{value}`; expected one of: {}", valid.join(", "))))
+    serde_json::from_value(json!(value)).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "unknown {what} `{value}`; expected one of: {}",
+            valid.join(", ")
+        ))
+    })
 }
 
-const STATUSES: [&str; 5] = ["in_transit_to", "stopped_at", "layover", "broken_down", "suspended"];
-const KINDS: [&str; 7] = ["surge", "delay", "breakdown", "bunching", "gapping", "crowding", "incident"];
+const STATUSES: [&str; 5] = [
+    "in_transit_to",
+    "stopped_at",
+    "layover",
+    "broken_down",
+    "suspended",
+];
+const KINDS: [&str; 7] = [
+    "surge",
+    "delay",
+    "breakdown",
+    "bunching",
+    "gapping",
+    "crowding",
+    "incident",
+];
 
 /// `GET /api/routes`: every route with its shape and stops.
 pub async fn routes(State(live): State<Arc<Live>>) -> Response {
@@ -74,8 +93,13 @@ pub async fn stops(State(live): State<Arc<Live>>) -> Response {
 }
 
 /// `GET /api/stops/{id}`: a stop with its live activity.
-pub async fn stop(State(live): State<Arc<Live>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let stop = live.stop_json(&id).ok_or_else(|| ApiError::NotFound(format!("no stop `{id}`")))?;
+pub async fn stop(
+    State(live): State<Arc<Live>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let stop = live
+        .stop_json(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no stop `{id}`")))?;
     Ok(Json(stop).into_response())
 }
 
@@ -89,19 +113,35 @@ pub struct VehicleParams {
 }
 
 /// `GET /api/vehicles?line=&status=&bbox=`: the live vehicle table, filtered.
-pub async fn vehicles(State(live): State<Arc<Live>>, q: Result<Query<VehicleParams>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn vehicles(
+    State(live): State<Arc<Live>>,
+    q: Result<Query<VehicleParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let p = params(q)?;
     let filter = VehicleFilter {
         route: p.line.map(Into::into),
-        status: p.status.map(|s| parse_enum::<VehicleStatus>("status", &s, &STATUSES)).transpose()?,
-        bbox: p.bbox.map(|b| BoundingBox::parse(&b).map_err(|e| ApiError::BadRequest(format!("bad bbox: {e}")))).transpose()?,
+        status: p
+            .status
+            .map(|s| parse_enum::<VehicleStatus>("status", &s, &STATUSES))
+            .transpose()?,
+        bbox: p
+            .bbox
+            .map(|b| {
+                BoundingBox::parse(&b).map_err(|e| ApiError::BadRequest(format!("bad bbox: {e}")))
+            })
+            .transpose()?,
     };
     Ok(json_body(live.vehicles_json(&filter)))
 }
 
 /// `GET /api/vehicles/{id}`: one vehicle's latest report.
-pub async fn vehicle(State(live): State<Arc<Live>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    live.vehicle_json(&id).map(json_body).ok_or_else(|| ApiError::NotFound(format!("no vehicle `{id}`")))
+pub async fn vehicle(
+    State(live): State<Arc<Live>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    live.vehicle_json(&id)
+        .map(json_body)
+        .ok_or_else(|| ApiError::NotFound(format!("no vehicle `{id}`")))
 }
 
 /// Filters of `/api/alerts`.
@@ -112,8 +152,14 @@ pub struct AlertParams {
 }
 
 /// `GET /api/alerts?kind=`: active alerts and the most recent alert records.
-pub async fn alerts(State(live): State<Arc<Live>>, q: Result<Query<AlertParams>, QueryRejection>) -> Result<Response, ApiError> {
-    let kind = params(q)?.kind.map(|k| parse_enum::<AlertKind>("kind", &k, &KINDS)).transpose()?;
+pub async fn alerts(
+    State(live): State<Arc<Live>>,
+    q: Result<Query<AlertParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let kind = params(q)?
+        .kind
+        .map(|k| parse_enum::<AlertKind>("kind", &k, &KINDS))
+        .transpose()?;
     Ok(json_body(live.alerts_json(kind)))
 }
 
@@ -133,14 +179,20 @@ pub struct IncidentParams {
 
 /// `GET /api/incidents?near=lat,lon&radius_m=&area=&kind=`: incidents in force, e.g.
 /// "is the power out in my area?".
-pub async fn incidents(State(live): State<Arc<Live>>, q: Result<Query<IncidentParams>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn incidents(
+    State(live): State<Arc<Live>>,
+    q: Result<Query<IncidentParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let p = params(q)?;
     let near = match &p.near {
         None => None,
         Some(s) => {
             let bad = || ApiError::BadRequest(format!("bad near `{s}`: expected lat,lon"));
             let (lat, lon) = s.split_once(',').ok_or_else(bad)?;
-            let (lat, lon): (f64, f64) = (lat.trim().parse().map_err(|_| bad())?, lon.trim().parse().map_err(|_| bad())?);
+            let (lat, lon): (f64, f64) = (
+                lat.trim().parse().map_err(|_| bad())?,
+                lon.trim().parse().map_err(|_| bad())?,
+            );
             if !streamcity_core::geo::LatLon::new(lat, lon).is_valid() {
                 return Err(bad());
             }
@@ -149,12 +201,19 @@ pub async fn incidents(State(live): State<Arc<Live>>, q: Result<Query<IncidentPa
     };
     let margin = p.radius_m.unwrap_or(0.0);
     if !(margin.is_finite() && margin >= 0.0) {
-        return Err(ApiError::BadRequest("radius_m must be a non-negative number".into()));
+        return Err(ApiError::BadRequest(
+            "radius_m must be a non-negative number".into(),
+        ));
     }
     if p.radius_m.is_some() && near.is_none() {
         return Err(ApiError::BadRequest("radius_m needs near=lat,lon".into()));
     }
-    Ok(json_body(live.incidents_json(near, margin, p.area.as_deref(), p.kind.as_deref())))
+    Ok(json_body(live.incidents_json(
+        near,
+        margin,
+        p.area.as_deref(),
+        p.kind.as_deref(),
+    )))
 }
 
 /// `GET /api/openapi.json`: the API's OpenAPI description.
@@ -164,7 +223,14 @@ pub async fn openapi() -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(live): State<Arc<Live>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], live.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        live.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`: the server is up.
@@ -175,7 +241,11 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: 200 once the live vehicle table has rows, 503 before.
 pub async fn readyz(State(live): State<Arc<Live>>) -> Response {
     match live.vehicle_count() {
-        0 => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "no vehicle data yet" }))).into_response(),
+        0 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "no vehicle data yet" })),
+        )
+            .into_response(),
         n => Json(json!({ "status": "ready", "vehicles": n })).into_response(),
     }
 }

@@ -11,18 +11,32 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 /// a rebuild. The library under `/vendor/` always comes from the binary.
 fn web_dir() -> Option<&'static std::path::Path> {
     static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| std::env::var_os("STREAMCITY_WEB_DIR").map(std::path::PathBuf::from)).as_deref()
+    DIR.get_or_init(|| std::env::var_os("STREAMCITY_WEB_DIR").map(std::path::PathBuf::from))
+        .as_deref()
 }
 
 fn from_disk(path: &str) -> Option<Response> {
     let dir = web_dir()?;
     let rel = path.trim_start_matches('/');
     // Only plain relative paths: no way out of the folder.
-    if rel.split('/').any(|c| c.is_empty() || c == ".." || c.starts_with('.')) || rel.starts_with("vendor/") {
+    if rel
+        .split('/')
+        .any(|c| c.is_empty() || c == ".." || c.starts_with('.'))
+        || rel.starts_with("vendor/")
+    {
         return None;
     }
     let body = std::fs::read(dir.join(rel)).ok()?;
-    Some(([(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-store")], body).into_response())
+    Some(
+        (
+            [
+                (header::CONTENT_TYPE, content_type(path)),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+    )
 }
 
 /// The embedded file at `path`: (content, ETag).
@@ -56,8 +70,15 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
         return crate::api::ApiError::NotFound(format!("no such file: {path}")).into_response();
     };
     let path = if path == "/" { "/index.html" } else { path };
-    let cache = if path.starts_with("/vendor/") { "public, max-age=86400" } else { "no-cache" };
-    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+    let cache = if path.starts_with("/vendor/") {
+        "public, max-age=86400"
+    } else {
+        "no-cache"
+    };
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         ([(header::CONTENT_TYPE, content_type(path))], body).into_response()

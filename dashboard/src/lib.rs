@@ -46,7 +46,11 @@ pub fn app(live: Arc<Live>) -> Router {
 
 /// Serves the dashboard on `listener` until `stop` is cancelled; then closes the
 /// WebSocket clients (code 1001) and finishes open requests.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     let shutdown = {
         let live = Arc::clone(&live);
         async move {
@@ -54,5 +58,7 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationTok
             live.close_clients();
         }
     };
-    axum::serve(listener, app(live)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(live))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

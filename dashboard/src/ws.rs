@@ -61,7 +61,13 @@ enum ClientMessage {
 }
 
 fn list(s: &Option<String>) -> Option<Vec<String>> {
-    s.as_ref().map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect())
+    s.as_ref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 /// The filter given in the query string, with a clear error for bad values.
@@ -77,8 +83,12 @@ fn filter_from_query(q: &WsQuery) -> Result<ClientFilter, String> {
         value.insert("topics".into(), serde_json::json!(topics));
     }
     if let Some(bbox) = &q.bbox {
-        let b = streamcity_core::query::BoundingBox::parse(bbox).map_err(|e| format!("bbox: {e}"))?;
-        value.insert("bbox".into(), serde_json::json!([b.min_lat, b.min_lon, b.max_lat, b.max_lon]));
+        let b =
+            streamcity_core::query::BoundingBox::parse(bbox).map_err(|e| format!("bbox: {e}"))?;
+        value.insert(
+            "bbox".into(),
+            serde_json::json!([b.min_lat, b.min_lon, b.max_lat, b.max_lon]),
+        );
     }
     serde_json::from_value(serde_json::Value::Object(value)).map_err(|e| e.to_string())
 }
@@ -108,13 +118,19 @@ pub async fn handler(
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = header_has(headers, header::CONNECTION, "upgrade")
         && header_has(headers, header::UPGRADE, "websocket")
-        && headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
     let Some(key) = key.filter(|_| is_upgrade) else {
-        return ApiError::BadRequest("/ws needs a WebSocket upgrade request (version 13)".into()).into_response();
+        return ApiError::BadRequest("/ws needs a WebSocket upgrade request (version 13)".into())
+            .into_response();
     };
     let Query(query) = match query {
         Ok(q) => q,
-        Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {}", e.body_text())).into_response(),
+        Err(e) => {
+            return ApiError::BadRequest(format!("bad /ws parameters: {}", e.body_text()))
+                .into_response();
+        }
     };
     let filter = match filter_from_query(&query) {
         Ok(f) => f,
@@ -136,9 +152,18 @@ pub async fn handler(
             .write_buffer_size(0)
             .max_message_size(Some(64 * 1024))
             .max_frame_size(Some(64 * 1024));
-        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
         live.metrics.ws_clients.inc();
-        let reason = Client { socket, live: Arc::clone(&live), filter, last_seq: 0 }.run(query.since, query.epoch).await;
+        let reason = Client {
+            socket,
+            live: Arc::clone(&live),
+            filter,
+            last_seq: 0,
+        }
+        .run(query.since, query.epoch)
+        .await;
         live.metrics.ws_clients.dec();
         if let Some(reason) = reason {
             live.metrics.closed(reason);
@@ -147,8 +172,14 @@ pub async fn handler(
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
-    h.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("upgrade"),
+    );
+    h.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
     if let Ok(accept) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
@@ -177,8 +208,14 @@ impl Client {
             let n = text.len().div_ceil(FRAGMENT).max(1);
             for i in 0..n {
                 let chunk = text.slice(i * FRAGMENT..((i + 1) * FRAGMENT).min(text.len()));
-                let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-                socket.feed(Message::Frame(Frame::message(chunk, opcode, i + 1 == n))).await?;
+                let opcode = if i == 0 {
+                    OpCode::Data(Data::Text)
+                } else {
+                    OpCode::Data(Data::Continue)
+                };
+                socket
+                    .feed(Message::Frame(Frame::message(chunk, opcode, i + 1 == n)))
+                    .await?;
             }
             socket.flush().await
         };
@@ -202,9 +239,15 @@ impl Client {
     /// own Close (or its going away) is awaited briefly, so it reads ours before the
     /// connection drops.
     async fn close(mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
         let wait = self.live.config().send_timeout;
-        if tokio::time::timeout(wait, self.socket.send(Message::Close(Some(frame)))).await.is_err() {
+        if tokio::time::timeout(wait, self.socket.send(Message::Close(Some(frame))))
+            .await
+            .is_err()
+        {
             return; // could not even queue it: the client is not reading at all
         }
         let _ = tokio::time::timeout(wait, async {
@@ -305,7 +348,8 @@ impl Client {
                 Ok(()) => {}
                 Err(SendError::Gone) => return None,
                 Err(SendError::TooSlow) => {
-                    self.close(CLOSE_TOO_SLOW, "client too slow: a send timed out").await;
+                    self.close(CLOSE_TOO_SLOW, "client too slow: a send timed out")
+                        .await;
                     return Some("too_slow");
                 }
             }

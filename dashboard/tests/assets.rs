@@ -14,14 +14,30 @@ use tower::ServiceExt;
 
 fn router() -> axum::Router {
     let city = Arc::new(City::generate(CityConfig::default()));
-    app(Arc::new(Live::new(city, Topics::default(), LiveConfig::default())))
+    app(Arc::new(Live::new(
+        city,
+        Topics::default(),
+        LiveConfig::default(),
+    )))
 }
 
 async fn get(path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
-    let response = router().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let response = router()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
-    let ctype = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let ctype = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, ctype, body)
 }
 
@@ -46,7 +62,11 @@ fn css_urls(css: &str, base: &str) -> Vec<String> {
             if inner.starts_with("data:") || inner.starts_with('#') {
                 return None;
             }
-            Some(if inner.starts_with('/') { inner.to_owned() } else { format!("{folder}{inner}") })
+            Some(if inner.starts_with('/') {
+                inner.to_owned()
+            } else {
+                format!("{folder}{inner}")
+            })
         })
         .collect()
 }
@@ -61,11 +81,23 @@ async fn the_map_page_and_every_asset_it_references_are_served() {
 
     let mut refs: Vec<String> = attribute_values(&html, "src");
     refs.extend(attribute_values(&html, "href"));
-    let local: Vec<String> = refs.into_iter().filter(|r| r.starts_with('/') && !r.starts_with("//")).collect();
-    assert!(local.iter().any(|r| r.ends_with("leaflet.js")), "the page loads Leaflet: {local:?}");
-    assert!(local.iter().any(|r| r.ends_with(".css")), "the page loads a stylesheet: {local:?}");
+    let local: Vec<String> = refs
+        .into_iter()
+        .filter(|r| r.starts_with('/') && !r.starts_with("//"))
+        .collect();
+    assert!(
+        local.iter().any(|r| r.ends_with("leaflet.js")),
+        "the page loads Leaflet: {local:?}"
+    );
+    assert!(
+        local.iter().any(|r| r.ends_with(".css")),
+        "the page loads a stylesheet: {local:?}"
+    );
     // No external resources: the page must work offline.
-    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "the page references the internet");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page references the internet"
+    );
 
     let mut checked = 0;
     for path in &local {
@@ -91,11 +123,26 @@ async fn the_map_page_and_every_asset_it_references_are_served() {
 
 #[tokio::test]
 async fn unchanged_files_are_not_sent_again() {
-    let response = router().oneshot(Request::get("/app.js").body(Body::empty()).unwrap()).await.unwrap();
-    let etag = response.headers().get(header::ETAG).expect("an ETag").clone();
-    assert_eq!(response.headers().get(header::CACHE_CONTROL).unwrap(), "no-cache");
+    let response = router()
+        .oneshot(Request::get("/app.js").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let etag = response
+        .headers()
+        .get(header::ETAG)
+        .expect("an ETag")
+        .clone();
+    assert_eq!(
+        response.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-cache"
+    );
     let again = router()
-        .oneshot(Request::get("/app.js").header(header::IF_NONE_MATCH, etag).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/app.js")
+                .header(header::IF_NONE_MATCH, etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
@@ -124,5 +171,9 @@ async fn network_endpoints_describe_the_city() {
     assert!(stops.as_array().unwrap().len() >= 300);
     assert!(stops[0]["lat"].as_f64().is_some());
     let (status, _, _) = get("/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready before any vehicle data");
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready before any vehicle data"
+    );
 }

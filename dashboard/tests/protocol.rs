@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const T0: i64 = 1_763_884_800_000;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Server {
     live: Arc<Live>,
@@ -57,7 +58,12 @@ fn position(id: &str, route: &str, lat: f64, lon: f64, ts: i64) -> VehiclePositi
 impl Server {
     fn vehicle(&self, id: &str, route: &str, lat: f64, lon: f64, ts: i64) {
         let p = position(id, route, lat, lon, ts);
-        self.live.apply(&Record::new(&self.topics.live_vehicle_table, id.to_owned(), encode(&p), ts));
+        self.live.apply(&Record::new(
+            &self.topics.live_vehicle_table,
+            id.to_owned(),
+            encode(&p),
+            ts,
+        ));
     }
 
     fn alert(&self, id: &str, kind: AlertKind, state: AlertState, at: Option<(f64, f64)>) {
@@ -77,25 +83,47 @@ impl Server {
             message: "test".into(),
             evidence: Default::default(),
         };
-        self.live.apply(&Record::new(&self.topics.alerts, id.to_owned(), encode(&a), T0));
+        self.live.apply(&Record::new(
+            &self.topics.alerts,
+            id.to_owned(),
+            encode(&a),
+            T0,
+        ));
     }
 
     async fn connect(&self, query: &str) -> Socket {
-        tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr)).await.unwrap().0
+        tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr))
+            .await
+            .unwrap()
+            .0
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
         // A plain HTTP/1.1 request over TCP: no client library needed for a GET.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.unwrap();
         let text = String::from_utf8_lossy(&buf);
         let status: u16 = text[9..12].parse().unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
-        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
     }
 }
 
@@ -115,18 +143,34 @@ fn dechunk(body: &str) -> String {
 
 async fn next(ws: &mut Socket) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .unwrap()
+            .unwrap();
         match msg {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Close(f) => return json!({ "type": "close", "code": f.map(|f| u16::from(f.code)) }),
+            Message::Close(f) => {
+                return json!({ "type": "close", "code": f.map(|f| u16::from(f.code)) });
+            }
             _ => {}
         }
     }
 }
 
 fn ids(v: &Value, field: &str) -> Vec<String> {
-    let mut ids: Vec<String> =
-        v[field].as_array().unwrap().iter().map(|x| x["vehicle_id"].as_str().or(x["alert_id"].as_str()).unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = v[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            x["vehicle_id"]
+                .as_str()
+                .or(x["alert_id"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     ids.sort();
     ids
 }
@@ -136,8 +180,18 @@ async fn filters_apply_to_snapshots_and_deltas_and_can_change_on_the_open_socket
     let s = server(LiveConfig::default()).await;
     s.vehicle("A1", "B01", 40.70, -74.00, T0);
     s.vehicle("B1", "B02", 40.80, -74.10, T0);
-    s.alert("surge:1", AlertKind::Surge, AlertState::Raised, Some((40.70, -74.00)));
-    s.alert("delay:1", AlertKind::Delay, AlertState::Raised, Some((40.70, -74.00)));
+    s.alert(
+        "surge:1",
+        AlertKind::Surge,
+        AlertState::Raised,
+        Some((40.70, -74.00)),
+    );
+    s.alert(
+        "delay:1",
+        AlertKind::Delay,
+        AlertState::Raised,
+        Some((40.70, -74.00)),
+    );
     s.live.tick();
     let mut ws = s.connect("?lines=B01&kinds=surge").await;
     let snap = next(&mut ws).await;
@@ -150,12 +204,19 @@ async fn filters_apply_to_snapshots_and_deltas_and_can_change_on_the_open_socket
     s.alert("delay:2", AlertKind::Delay, AlertState::Raised, None);
     s.live.tick();
     let delta = next(&mut ws).await;
-    assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(snap["seq"].as_u64().unwrap() + 1)));
+    assert_eq!(
+        (delta["type"].as_str(), delta["seq"].as_u64()),
+        (Some("delta"), Some(snap["seq"].as_u64().unwrap() + 1))
+    );
     assert_eq!(ids(&delta, "vehicles"), ["A1"]);
     assert!(delta["alerts"].as_array().unwrap().is_empty());
 
     // A new filter on the open socket: a fresh snapshot under it.
-    ws.send(Message::Text(r#"{"type":"subscribe","bbox":[40.75,-74.2,40.9,-74.0],"topics":["vehicles"]}"#.into())).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"type":"subscribe","bbox":[40.75,-74.2,40.9,-74.0],"topics":["vehicles"]}"#.into(),
+    ))
+    .await
+    .unwrap();
     let snap = next(&mut ws).await;
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(ids(&snap, "vehicles"), ["B1"]);
@@ -167,22 +228,36 @@ async fn invalid_client_messages_get_errors_and_the_stream_goes_on() {
     let s = server(LiveConfig::default()).await;
     let mut ws = s.connect("").await;
     assert_eq!(next(&mut ws).await["type"], "snapshot");
-    for bad in ["not json", r#"{"type":"dance"}"#, r#"{"type":"subscribe","bbox":[1,2]}"#, r#"{"type":"subscribe","lines":"B01"}"#, "{}"] {
+    for bad in [
+        "not json",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"subscribe","bbox":[1,2]}"#,
+        r#"{"type":"subscribe","lines":"B01"}"#,
+        "{}",
+    ] {
         ws.send(Message::Text(bad.into())).await.unwrap();
         let reply = next(&mut ws).await;
         assert_eq!(reply["type"], "error", "{bad}: {reply}");
         assert!(!reply["message"].as_str().unwrap().is_empty());
     }
-    ws.send(Message::Binary(Bytes::from_static(&[0xff, 0x00]))).await.unwrap();
+    ws.send(Message::Binary(Bytes::from_static(&[0xff, 0x00])))
+        .await
+        .unwrap();
     assert_eq!(next(&mut ws).await["type"], "error");
-    ws.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
     assert_eq!(next(&mut ws).await["type"], "pong");
     s.vehicle("A1", "B01", 40.7, -74.0, T0);
     s.live.tick();
     assert_eq!(next(&mut ws).await["type"], "delta");
     // Bad query parameters are refused before the upgrade, as JSON.
-    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws?bbox=oops", s.addr)).await.unwrap_err();
-    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else { panic!("{refused}") };
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws?bbox=oops", s.addr))
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused}")
+    };
     assert_eq!(response.status(), 400);
     let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
     assert!(body["error"].as_str().unwrap().contains("bbox"), "{body}");
@@ -190,7 +265,11 @@ async fn invalid_client_messages_get_errors_and_the_stream_goes_on() {
 
 #[tokio::test]
 async fn a_client_resumes_after_reconnecting_or_gets_a_snapshot_when_too_far_behind() {
-    let s = server(LiveConfig { history: 3, ..LiveConfig::default() }).await;
+    let s = server(LiveConfig {
+        history: 3,
+        ..LiveConfig::default()
+    })
+    .await;
     for i in 0..3 {
         s.vehicle("A1", "B01", 40.7, -74.0 + i as f64 * 0.001, T0 + i);
         s.live.tick();
@@ -198,7 +277,10 @@ async fn a_client_resumes_after_reconnecting_or_gets_a_snapshot_when_too_far_beh
     // Seen up to 1: deltas 2 and 3 are replayed, in order.
     let mut ws = s.connect("?since=1").await;
     let (a, b) = (next(&mut ws).await, next(&mut ws).await);
-    assert_eq!((a["type"].as_str(), a["seq"].as_u64()), (Some("delta"), Some(2)));
+    assert_eq!(
+        (a["type"].as_str(), a["seq"].as_u64()),
+        (Some("delta"), Some(2))
+    );
     assert_eq!(b["seq"], 3);
     // Then live deltas go on from there.
     s.vehicle("A1", "B01", 40.7, -73.9, T0 + 10);
@@ -211,10 +293,18 @@ async fn a_client_resumes_after_reconnecting_or_gets_a_snapshot_when_too_far_beh
     // History holds 3 deltas (2, 3, 4): resuming after 0 is too old, a future sequence
     // number is nonsense, and another epoch is another run (a restarted server): each
     // gets a snapshot, which names this run's epoch.
-    for query in ["?since=0".to_owned(), "?since=99".to_owned(), format!("?since=3&epoch={}", epoch + 1)] {
+    for query in [
+        "?since=0".to_owned(),
+        "?since=99".to_owned(),
+        format!("?since=3&epoch={}", epoch + 1),
+    ] {
         let mut ws = s.connect(&query).await;
         let m = next(&mut ws).await;
-        assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("snapshot"), Some(4)), "{query}");
+        assert_eq!(
+            (m["type"].as_str(), m["seq"].as_u64()),
+            (Some("snapshot"), Some(4)),
+            "{query}"
+        );
         assert_eq!(m["epoch"].as_u64(), Some(epoch));
     }
 }
@@ -227,7 +317,9 @@ async fn an_idle_client_is_closed_with_a_code_and_reason() {
         ..LiveConfig::default()
     })
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
+        .await
+        .unwrap();
     // Read nothing for a while: pings go unanswered.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut close = None;
@@ -260,7 +352,9 @@ async fn a_slow_client_is_cut_off_without_slowing_the_others() {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             match tokio::time::timeout(Duration::from_secs(20), slow.next()).await {
-                Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
                 Ok(Some(Ok(_))) => {}
                 _ => return None,
             }
@@ -270,14 +364,25 @@ async fn a_slow_client_is_cut_off_without_slowing_the_others() {
     let mut expected = first;
     for round in 0..80 {
         for v in 0..1500 {
-            s.vehicle(&format!("V{v:04}"), "B01", 40.7 + round as f64 * 1e-4, -74.0 + v as f64 * 1e-5, T0 + round);
+            s.vehicle(
+                &format!("V{v:04}"),
+                "B01",
+                40.7 + round as f64 * 1e-4,
+                -74.0 + v as f64 * 1e-5,
+                T0 + round,
+            );
         }
         s.live.tick();
         expected += 1;
         // The fast client keeps up and sees every delta in order (or a snapshot if the
         // machine is too busy to keep up even so: never a gap).
         let m = next(&mut fast).await;
-        assert!(m["seq"].as_u64().unwrap() == expected || m["type"] == "snapshot", "{} after {}", m["seq"], expected - 1);
+        assert!(
+            m["seq"].as_u64().unwrap() == expected || m["type"] == "snapshot",
+            "{} after {}",
+            m["seq"],
+            expected - 1
+        );
         expected = m["seq"].as_u64().unwrap();
     }
     // The slow one fell behind, got a snapshot, fell behind again, and was told why it
@@ -286,7 +391,13 @@ async fn a_slow_client_is_cut_off_without_slowing_the_others() {
     assert_eq!(code, 4008);
     assert!(reason.contains("too slow"), "{reason}");
     let (_, metrics) = s.get("/metrics").await;
-    assert!(metrics.as_str().unwrap().contains("streamcity_ws_closed_total{reason=\"too_slow\"} 1"), "{metrics}");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("streamcity_ws_closed_total{reason=\"too_slow\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -297,7 +408,9 @@ async fn rest_queries_filter_look_up_and_explain_their_errors() {
     let (status, v) = s.get("/api/vehicles?line=B02").await;
     assert_eq!((status, v.as_array().unwrap().len()), (200, 1));
     assert_eq!(v[0]["vehicle_id"], "B1");
-    let (_, v) = s.get("/api/vehicles?bbox=40.69,-74.01,40.71,-73.99&status=in_transit_to").await;
+    let (_, v) = s
+        .get("/api/vehicles?bbox=40.69,-74.01,40.71,-73.99&status=in_transit_to")
+        .await;
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(s.get("/api/vehicles/A1").await.1["route_id"], "B01");
     for (path, status, needle) in [
@@ -313,29 +426,66 @@ async fn rest_queries_filter_look_up_and_explain_their_errors() {
     ] {
         let (got, body) = s.get(path).await;
         assert_eq!(got, status, "{path}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(needle), "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{path}: {body}"
+        );
     }
 
     // Stop activity.
     for i in 0..3 {
-        let tap = RiderTap { rider_id: format!("C{i}").into(), stop_id: "S0042".into(), route_id: None, timestamp: T0 + i };
-        s.live.apply(&Record::new(&s.topics.rider_tapped_on, "S0042", encode(&tap), T0 + i));
+        let tap = RiderTap {
+            rider_id: format!("C{i}").into(),
+            stop_id: "S0042".into(),
+            route_id: None,
+            timestamp: T0 + i,
+        };
+        s.live.apply(&Record::new(
+            &s.topics.rider_tapped_on,
+            "S0042",
+            encode(&tap),
+            T0 + i,
+        ));
     }
     let (_, stop) = s.get("/api/stops/S0042").await;
-    assert_eq!((stop["waiting_estimate"].as_u64(), stop["taps_last_5_min"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(
+        (
+            stop["waiting_estimate"].as_u64(),
+            stop["taps_last_5_min"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
     assert_eq!(stop["recent_taps"][0]["rider_id"], "C2");
 
     // "Is the power out in my area?"
     let outage = json!({"event_id":"INF-1","category":"infrastructure","type":"power_outage","status":"active","severity":"high",
         "message":"Power outage in Eastside","area":"Eastside","lat":40.7151,"lon":-73.9534,"radius_m":1200.0,"transit_effect":"none",
         "started_at":T0,"timestamp":T0});
-    s.live.apply(&Record::new(&s.topics.city_incidents, "INF-1", Bytes::from(outage.to_string()), T0));
-    let (_, near) = s.get("/api/incidents?near=40.72,-73.95&kind=power_outage").await;
+    s.live.apply(&Record::new(
+        &s.topics.city_incidents,
+        "INF-1",
+        Bytes::from(outage.to_string()),
+        T0,
+    ));
+    let (_, near) = s
+        .get("/api/incidents?near=40.72,-73.95&kind=power_outage")
+        .await;
     assert_eq!(near.as_array().unwrap().len(), 1);
-    assert_eq!((near[0]["source"].as_str(), near[0]["event_id"].as_str()), (Some("city"), Some("INF-1")));
+    assert_eq!(
+        (near[0]["source"].as_str(), near[0]["event_id"].as_str()),
+        (Some("city"), Some("INF-1"))
+    );
     let (_, far) = s.get("/api/incidents?near=40.60,-74.10").await;
     assert!(far.as_array().unwrap().is_empty());
-    assert_eq!(s.get("/api/incidents?area=eastside").await.1.as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.get("/api/incidents?area=eastside")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -345,7 +495,18 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
     let (status, doc) = s.get("/api/openapi.json").await;
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
-    for route in ["/api/routes", "/api/stops", "/api/stops/{id}", "/api/vehicles", "/api/vehicles/{id}", "/api/alerts", "/api/incidents", "/metrics", "/healthz", "/readyz"] {
+    for route in [
+        "/api/routes",
+        "/api/stops",
+        "/api/stops/{id}",
+        "/api/vehicles",
+        "/api/vehicles/{id}",
+        "/api/alerts",
+        "/api/incidents",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(paths.contains_key(route), "{route} is not documented");
     }
     for (path, item) in paths {
@@ -353,7 +514,10 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         let mut url = path.clone();
         for p in item["get"]["parameters"].as_array().into_iter().flatten() {
             if p["in"] == "path" {
-                url = url.replace(&format!("{{{}}}", p["name"].as_str().unwrap()), p["example"].as_str().unwrap());
+                url = url.replace(
+                    &format!("{{{}}}", p["name"].as_str().unwrap()),
+                    p["example"].as_str().unwrap(),
+                );
             }
         }
         let (status, body) = s.get(&url).await;

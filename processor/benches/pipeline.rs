@@ -42,9 +42,16 @@ fn simulate(sim: &mut Simulation, seconds: i64, topics: &Topics) -> Vec<(Record,
 
 fn bench(c: &mut Criterion) {
     let topics = Topics::default();
-    let city = Arc::new(City::generate(CityConfig { vehicles: FLEET, ..CityConfig::default() }));
+    let city = Arc::new(City::generate(CityConfig {
+        vehicles: FLEET,
+        ..CityConfig::default()
+    }));
     let mut config = ProcessorConfig::default();
-    config.headway.route_headways_s = city.routes.iter().map(|r| (r.route_id.clone(), r.headway_s)).collect();
+    config.headway.route_headways_s = city
+        .routes
+        .iter()
+        .map(|r| (r.route_id.clone(), r.headway_s))
+        .collect();
     let mut sim = Simulation::new(Arc::clone(&city), SimConfig::default());
 
     // Warm the processor up on a simulated minute: every vehicle has a row, windows are open.
@@ -55,7 +62,10 @@ fn bench(c: &mut Criterion) {
         out.clear();
     }
     let records = simulate(&mut sim, 10, &topics);
-    let decoded = records.iter().map(|(r, _, now)| warm.decode(r, *now).expect("simulated records are valid")).collect();
+    let decoded = records
+        .iter()
+        .map(|(r, _, now)| warm.decode(r, *now).expect("simulated records are valid"))
+        .collect();
     let input = Input { records, decoded };
     let n = input.records.len() as u64;
 
@@ -66,7 +76,9 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || (warm.clone(), Vec::with_capacity(input.records.len() * 2)),
             |(mut core, mut out)| {
-                for (i, (event, (r, p, now))) in input.decoded.iter().zip(&input.records).enumerate() {
+                for (i, (event, (r, p, now))) in
+                    input.decoded.iter().zip(&input.records).enumerate()
+                {
                     core.on_decoded(event, r, *p, *now, &mut out);
                     if i % 1024 == 1023 {
                         core.advance(*now, &mut out);

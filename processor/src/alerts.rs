@@ -25,8 +25,16 @@ impl AlertBook {
 
     /// Clears the active alert `id`, if any, at `ts`; appends the cleared record, with
     /// `message` when given.
-    pub fn clear(&mut self, id: &str, ts: TimestampMs, message: Option<String>, out: &mut Vec<Alert>) -> bool {
-        let Some(mut alert) = self.active.remove(id) else { return false };
+    pub fn clear(
+        &mut self,
+        id: &str,
+        ts: TimestampMs,
+        message: Option<String>,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        let Some(mut alert) = self.active.remove(id) else {
+            return false;
+        };
         alert.state = AlertState::Cleared;
         alert.timestamp = ts;
         alert.window_end = alert.window_end.max(ts);

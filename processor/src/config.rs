@@ -50,13 +50,31 @@ impl ProcessorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.surge.window.validate()?;
         let checks = [
-            (self.allowed_lateness_ms >= 0, "allowed_lateness_ms must not be negative"),
+            (
+                self.allowed_lateness_ms >= 0,
+                "allowed_lateness_ms must not be negative",
+            ),
             (self.idle_timeout_ms > 0, "idle_timeout_ms must be positive"),
-            (self.surge.adaptive_factor > 1.0, "surge.adaptive_factor must be above 1"),
-            (self.delay.clear_below_s <= self.delay.threshold_s, "delay.clear_below_s must not be above delay.threshold_s"),
-            (self.breakdown.silent_ms > 0 && self.breakdown.stationary_ms > 0, "breakdown limits must be positive"),
-            (self.headway.bunching_ratio < 1.0 && self.headway.gapping_ratio > 1.0, "headway ratios must straddle 1"),
-            (self.crowding.clear_share <= self.crowding.share, "crowding.clear_share must not be above crowding.share"),
+            (
+                self.surge.adaptive_factor > 1.0,
+                "surge.adaptive_factor must be above 1",
+            ),
+            (
+                self.delay.clear_below_s <= self.delay.threshold_s,
+                "delay.clear_below_s must not be above delay.threshold_s",
+            ),
+            (
+                self.breakdown.silent_ms > 0 && self.breakdown.stationary_ms > 0,
+                "breakdown limits must be positive",
+            ),
+            (
+                self.headway.bunching_ratio < 1.0 && self.headway.gapping_ratio > 1.0,
+                "headway ratios must straddle 1",
+            ),
+            (
+                self.crowding.clear_share <= self.crowding.share,
+                "crowding.clear_share must not be above crowding.share",
+            ),
         ];
         match checks.iter().find(|c| !c.0) {
             Some((_, why)) => Err((*why).to_owned()),
@@ -112,7 +130,12 @@ pub struct DelayConfig {
 
 impl Default for DelayConfig {
     fn default() -> Self {
-        DelayConfig { threshold_s: 300, sustain_ms: 60_000, clear_below_s: 180, cause_radius_m: 500.0 }
+        DelayConfig {
+            threshold_s: 300,
+            sustain_ms: 60_000,
+            clear_below_s: 180,
+            cause_radius_m: 500.0,
+        }
     }
 }
 
@@ -130,7 +153,11 @@ pub struct BreakdownConfig {
 
 impl Default for BreakdownConfig {
     fn default() -> Self {
-        BreakdownConfig { stationary_ms: 180_000, stationary_radius_m: 25.0, silent_ms: 60_000 }
+        BreakdownConfig {
+            stationary_ms: 180_000,
+            stationary_radius_m: 25.0,
+            silent_ms: 60_000,
+        }
     }
 }
 
@@ -152,7 +179,12 @@ pub struct HeadwayConfig {
 
 impl Default for HeadwayConfig {
     fn default() -> Self {
-        HeadwayConfig { bunching_ratio: 0.75, gapping_ratio: 1.5, recent: 4, route_headways_s: HashMap::new() }
+        HeadwayConfig {
+            bunching_ratio: 0.75,
+            gapping_ratio: 1.5,
+            recent: 4,
+            route_headways_s: HashMap::new(),
+        }
     }
 }
 
@@ -168,7 +200,10 @@ pub struct CrowdingConfig {
 
 impl Default for CrowdingConfig {
     fn default() -> Self {
-        CrowdingConfig { share: 0.9, clear_share: 0.75 }
+        CrowdingConfig {
+            share: 0.9,
+            clear_share: 0.75,
+        }
     }
 }
 
@@ -179,12 +214,23 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_a_partial_file_keeps_the_rest() {
         assert_eq!(ProcessorConfig::default().validate(), Ok(()));
-        let c: ProcessorConfig = serde_json::from_str(r#"{"delay": {"threshold_s": 120, "clear_below_s": 60}}"#).unwrap();
+        let c: ProcessorConfig =
+            serde_json::from_str(r#"{"delay": {"threshold_s": 120, "clear_below_s": 60}}"#)
+                .unwrap();
         assert_eq!(c.delay.threshold_s, 120);
         assert_eq!(c.delay.sustain_ms, 60_000);
         assert_eq!(c.surge, SurgeConfig::default());
-        assert!(serde_json::from_str::<ProcessorConfig>(r#"{"dealy": {}}"#).is_err(), "typos are errors");
-        let bad = ProcessorConfig { crowding: CrowdingConfig { share: 0.5, clear_share: 0.8 }, ..Default::default() };
+        assert!(
+            serde_json::from_str::<ProcessorConfig>(r#"{"dealy": {}}"#).is_err(),
+            "typos are errors"
+        );
+        let bad = ProcessorConfig {
+            crowding: CrowdingConfig {
+                share: 0.5,
+                clear_share: 0.8,
+            },
+            ..Default::default()
+        };
         assert!(bad.validate().is_err());
     }
 

@@ -31,12 +31,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::query::VehicleFilter;
 use streamcity_core::{
-    Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent, Record, RiderTap, Severity,
-    SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect, Validate, VehiclePosition, decode, encode,
+    Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent,
+    Record, RiderTap, Severity, SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect,
+    Validate, VehiclePosition, decode, encode,
 };
 
-pub use crate::config::ProcessorConfig;
 use crate::alerts::AlertBook;
+pub use crate::config::ProcessorConfig;
 use crate::surge::SurgeDetector;
 use crate::table::{Latest, LatestTable};
 use crate::vehicles::{Headways, IncidentArea, VehicleRow};
@@ -136,7 +137,12 @@ impl Processor {
             silence_checked: TimestampMs::MIN,
             counts: ProcessorCounts::default(),
         };
-        Processor { topics, config, state, alerts: Vec::new() }
+        Processor {
+            topics,
+            config,
+            state,
+            alerts: Vec::new(),
+        }
     }
 
     /// The whole state, serialised (JSON).
@@ -147,23 +153,37 @@ impl Processor {
             config: &'a ProcessorConfig,
             state: &'a State,
         }
-        serde_json::to_vec(&Ref { version: CHECKPOINT_VERSION, config: &self.config, state: &self.state })
-            .unwrap_or_default()
+        serde_json::to_vec(&Ref {
+            version: CHECKPOINT_VERSION,
+            config: &self.config,
+            state: &self.state,
+        })
+        .unwrap_or_default()
     }
 
     /// A processor resumed from a checkpoint, with the settings it was taken with.
     pub fn restore(topics: Topics, checkpoint: &[u8]) -> Result<Self, RestoreError> {
         let cp: Checkpoint = serde_json::from_slice(checkpoint).map_err(|e| {
             // Tell a version mismatch apart from damage.
-            match serde_json::from_slice::<serde_json::Value>(checkpoint).ok().and_then(|v| v["version"].as_u64()) {
-                Some(v) if v != u64::from(CHECKPOINT_VERSION) => RestoreError::Version { found: v as u32 },
+            match serde_json::from_slice::<serde_json::Value>(checkpoint)
+                .ok()
+                .and_then(|v| v["version"].as_u64())
+            {
+                Some(v) if v != u64::from(CHECKPOINT_VERSION) => {
+                    RestoreError::Version { found: v as u32 }
+                }
                 _ => RestoreError::Unreadable(e.to_string()),
             }
         })?;
         if cp.version != CHECKPOINT_VERSION {
             return Err(RestoreError::Version { found: cp.version });
         }
-        Ok(Processor { topics, config: cp.config, state: cp.state, alerts: Vec::new() })
+        Ok(Processor {
+            topics,
+            config: cp.config,
+            state: cp.state,
+            alerts: Vec::new(),
+        })
     }
 
     /// The settings.
@@ -187,8 +207,15 @@ impl Processor {
     }
 
     /// The vehicles passing `filter`.
-    pub fn scan<'a>(&'a self, filter: &'a VehicleFilter) -> impl Iterator<Item = &'a VehiclePosition> + 'a {
-        self.state.vehicles.iter().map(|(_, r)| &r.position).filter(move |p| filter.matches(p))
+    pub fn scan<'a>(
+        &'a self,
+        filter: &'a VehicleFilter,
+    ) -> impl Iterator<Item = &'a VehiclePosition> + 'a {
+        self.state
+            .vehicles
+            .iter()
+            .map(|(_, r)| &r.position)
+            .filter(move |p| filter.matches(p))
     }
 
     /// Vehicles in the live table.
@@ -210,7 +237,11 @@ impl Processor {
     pub fn decode(&self, record: &Record, now: TimestampMs) -> Result<Decoded, InvalidEvent> {
         let t = &self.topics;
         let max = self.config.max_future_ms;
-        fn checked<T: Validate + serde::de::DeserializeOwned>(payload: &[u8], now: TimestampMs, max: i64) -> Result<T, InvalidEvent> {
+        fn checked<T: Validate + serde::de::DeserializeOwned>(
+            payload: &[u8],
+            now: TimestampMs,
+            max: i64,
+        ) -> Result<T, InvalidEvent> {
             let event: T = decode(payload)?;
             event.validate(now, max)?;
             Ok(event)
@@ -224,14 +255,23 @@ impl Processor {
         } else if record.topic == t.city_incidents {
             checked(&record.payload, now, max).map(Decoded::City)
         } else {
-            Err(InvalidEvent::Malformed(format!("unexpected topic {}", record.topic)))
+            Err(InvalidEvent::Malformed(format!(
+                "unexpected topic {}",
+                record.topic
+            )))
         }
     }
 
     /// Processes one record read from `partition` of its topic; appends the records to
     /// publish to `out`. `now` is the clock's time. A record that does not decode or
     /// validate goes to the dead-letter topic with the reason.
-    pub fn on_record(&mut self, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+    pub fn on_record(
+        &mut self,
+        record: &Record,
+        partition: i32,
+        now: TimestampMs,
+        out: &mut Vec<Record>,
+    ) {
         match self.decode(record, now) {
             Ok(event) => self.on_decoded(&event, record, partition, now, out),
             Err(e) => {
@@ -244,11 +284,20 @@ impl Processor {
     }
 
     /// Processes an event already decoded (and validated) from `record`.
-    pub fn on_decoded(&mut self, event: &Decoded, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+    pub fn on_decoded(
+        &mut self,
+        event: &Decoded,
+        record: &Record,
+        partition: i32,
+        now: TimestampMs,
+        out: &mut Vec<Record>,
+    ) {
         let before = out.len();
         self.state.counts.records_in += 1;
         match event {
-            Decoded::Position(p) => self.on_position(p, &record.key, &record.payload, partition, now, out),
+            Decoded::Position(p) => {
+                self.on_position(p, &record.key, &record.payload, partition, now, out)
+            }
             Decoded::Tap(tap) => self.on_tap(tap, record, partition, now, out),
             Decoded::Traffic(i) => self.on_traffic(i, partition, now),
             Decoded::City(i) => self.on_city(i, partition, now),
@@ -270,32 +319,75 @@ impl Processor {
         out: &mut Vec<Record>,
     ) {
         let s = &mut self.state;
-        s.watermarks.observe(&self.topics.vehicle_locations, partition, p.timestamp, now);
-        let Some((row, how)) = s.vehicles.row_for(&p.vehicle_id, p.timestamp, || VehicleRow::new(p.clone())) else {
+        s.watermarks
+            .observe(&self.topics.vehicle_locations, partition, p.timestamp, now);
+        let Some((row, how)) = s
+            .vehicles
+            .row_for(&p.vehicle_id, p.timestamp, || VehicleRow::new(p.clone()))
+        else {
             return; // older than the row: the table keeps the latest by event time
         };
-        vehicles::on_position(row, p, &self.config, &s.incidents, &mut s.book, &mut self.alerts);
+        vehicles::on_position(
+            row,
+            p,
+            &self.config,
+            &s.incidents,
+            &mut s.book,
+            &mut self.alerts,
+        );
         if how == table::Upsert::Updated {
-            s.headways.on_position(&row.position, p, &self.config, &mut s.book, &mut self.alerts);
+            s.headways.on_position(
+                &row.position,
+                p,
+                &self.config,
+                &mut s.book,
+                &mut self.alerts,
+            );
             row.position.clone_from(p);
         }
         // The table row is the report itself: forward its bytes, no re-encoding.
-        out.push(Record::new(&self.topics.live_vehicle_table, key.clone(), payload.clone(), p.timestamp));
+        out.push(Record::new(
+            &self.topics.live_vehicle_table,
+            key.clone(),
+            payload.clone(),
+            p.timestamp,
+        ));
     }
 
-    fn on_tap(&mut self, tap: &RiderTap, record: &Record, partition: i32, now: TimestampMs, out: &mut Vec<Record>) {
+    fn on_tap(
+        &mut self,
+        tap: &RiderTap,
+        record: &Record,
+        partition: i32,
+        now: TimestampMs,
+        out: &mut Vec<Record>,
+    ) {
         let s = &mut self.state;
-        s.watermarks.observe(&self.topics.rider_tapped_on, partition, tap.timestamp, now);
-        let admitted = s.surge.on_tap(&tap.stop_id, tap.timestamp, s.watermarks.current(), &mut s.book, &mut self.alerts);
+        s.watermarks
+            .observe(&self.topics.rider_tapped_on, partition, tap.timestamp, now);
+        let admitted = s.surge.on_tap(
+            &tap.stop_id,
+            tap.timestamp,
+            s.watermarks.current(),
+            &mut s.book,
+            &mut self.alerts,
+        );
         if admitted == Admission::Late {
             s.counts.late += 1;
             tracing::debug!(stop = %tap.stop_id, ts = tap.timestamp, watermark = s.watermarks.current(), "Late tap set aside");
-            out.push(Record::new(&self.topics.late_events, record.key.clone(), record.payload.clone(), record.timestamp));
+            out.push(Record::new(
+                &self.topics.late_events,
+                record.key.clone(),
+                record.payload.clone(),
+                record.timestamp,
+            ));
         }
     }
 
     fn on_traffic(&mut self, i: &TrafficIncident, partition: i32, now: TimestampMs) {
-        self.state.watermarks.observe(&self.topics.traffic_incidents, partition, i.timestamp, now);
+        self.state
+            .watermarks
+            .observe(&self.topics.traffic_incidents, partition, i.timestamp, now);
         let kind = snake_name(&i.kind);
         let label = format!("{kind} {}", i.incident_id);
         let mut evidence = serde_json::Map::new();
@@ -310,13 +402,30 @@ impl Processor {
             ),
             IncidentStatus::Cleared => format!("Traffic {label} cleared"),
         };
-        let area = IncidentArea { lat: i.lat, lon: i.lon, radius_m: i.radius_m, routes: Vec::new(), label };
+        let area = IncidentArea {
+            lat: i.lat,
+            lon: i.lon,
+            radius_m: i.radius_m,
+            routes: Vec::new(),
+            label,
+        };
         let span = (i.started_at, i.expected_end);
-        self.incident(&i.incident_id, i.status, i.severity, area, span, i.timestamp, message, evidence);
+        self.incident(
+            &i.incident_id,
+            i.status,
+            i.severity,
+            area,
+            span,
+            i.timestamp,
+            message,
+            evidence,
+        );
     }
 
     fn on_city(&mut self, i: &CityIncident, partition: i32, now: TimestampMs) {
-        self.state.watermarks.observe(&self.topics.city_incidents, partition, i.timestamp, now);
+        self.state
+            .watermarks
+            .observe(&self.topics.city_incidents, partition, i.timestamp, now);
         let mut evidence = serde_json::Map::new();
         evidence.insert("incident_kind".into(), json!(snake_name(&i.kind)));
         evidence.insert("area".into(), json!(i.area));
@@ -329,22 +438,52 @@ impl Processor {
             evidence.insert("affected_customers".into(), json!(n));
         }
         let effect = match (i.transit_effect, i.affected_routes.is_empty()) {
-            (TransitEffect::Suspension, false) => format!("; service suspended on {}", i.affected_routes.join(", ")),
-            (TransitEffect::Slowdown, false) => format!("; delays on {}", i.affected_routes.join(", ")),
+            (TransitEffect::Suspension, false) => {
+                format!("; service suspended on {}", i.affected_routes.join(", "))
+            }
+            (TransitEffect::Slowdown, false) => {
+                format!("; delays on {}", i.affected_routes.join(", "))
+            }
             _ => String::new(),
         };
         // "Power outage in Eastside" already names its area; "Boil water advisory" does not.
-        let what = if i.message.contains(&i.area) { i.message.clone() } else { format!("{} in {}", i.message, i.area) };
+        let what = if i.message.contains(&i.area) {
+            i.message.clone()
+        } else {
+            format!("{} in {}", i.message, i.area)
+        };
         let message = match i.status {
             IncidentStatus::Active => format!("{what}{effect}"),
             IncidentStatus::Cleared => format!("{what} is over"),
         };
         // Only incidents that touch transit can explain a delay beyond their area.
-        let routes = if i.transit_effect == TransitEffect::None { Vec::new() } else { i.affected_routes.clone() };
+        let routes = if i.transit_effect == TransitEffect::None {
+            Vec::new()
+        } else {
+            i.affected_routes.clone()
+        };
         let label = format!("{} {}", snake_name(&i.kind).replace('_', " "), i.event_id);
-        let area = IncidentArea { lat: i.lat, lon: i.lon, radius_m: i.radius_m, routes, label };
-        let ends = i.expires_at.or(i.estimated_restoration).unwrap_or(i.started_at);
-        self.incident(&i.event_id, i.status, i.severity, area, (i.started_at, ends), i.timestamp, message, evidence);
+        let area = IncidentArea {
+            lat: i.lat,
+            lon: i.lon,
+            radius_m: i.radius_m,
+            routes,
+            label,
+        };
+        let ends = i
+            .expires_at
+            .or(i.estimated_restoration)
+            .unwrap_or(i.started_at);
+        self.incident(
+            &i.event_id,
+            i.status,
+            i.severity,
+            area,
+            (i.started_at, ends),
+            i.timestamp,
+            message,
+            evidence,
+        );
     }
 
     /// Raises an incident alert when an incident first becomes active and clears it
@@ -406,7 +545,8 @@ impl Processor {
         let before = out.len();
         let s = &mut self.state;
         let watermark = s.watermarks.advance(now);
-        s.surge.on_watermark(watermark, &mut s.book, &mut self.alerts);
+        s.surge
+            .on_watermark(watermark, &mut s.book, &mut self.alerts);
         if watermark.saturating_sub(s.silence_checked) >= SILENCE_CHECK_MS {
             s.silence_checked = watermark;
             vehicles::check_silence(
@@ -455,18 +595,31 @@ impl Processor {
             payload: String::from_utf8_lossy(&record.payload).into_owned(),
             timestamp: record.timestamp,
         };
-        out.push(Record::new(&self.topics.dead_letters, record.key.clone(), encode(&letter), record.timestamp));
+        out.push(Record::new(
+            &self.topics.dead_letters,
+            record.key.clone(),
+            encode(&letter),
+            record.timestamp,
+        ));
     }
 }
 
 /// The topics the processor reads.
 pub fn inputs(topics: &Topics) -> [&std::sync::Arc<str>; 4] {
-    [&topics.vehicle_locations, &topics.rider_tapped_on, &topics.traffic_incidents, &topics.city_incidents]
+    [
+        &topics.vehicle_locations,
+        &topics.rider_tapped_on,
+        &topics.traffic_incidents,
+        &topics.city_incidents,
+    ]
 }
 
 /// The wire name of an enum value (`"power_outage"`), for messages.
 fn snake_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -476,7 +629,12 @@ mod tests {
     const T0: i64 = 1_763_884_800_000;
 
     fn tap(topics: &Topics, stop: &str, ts: i64) -> Record {
-        let t = RiderTap { rider_id: "C1".into(), stop_id: stop.into(), route_id: None, timestamp: ts };
+        let t = RiderTap {
+            rider_id: "C1".into(),
+            stop_id: stop.into(),
+            route_id: None,
+            timestamp: ts,
+        };
         Record::new(&topics.rider_tapped_on, stop.to_owned(), encode(&t), ts)
     }
 
@@ -491,10 +649,25 @@ mod tests {
             br#"{"rider_id":"C1","stop_id":"S1","timestamp":99999999999999}"#,
         ];
         for payload in bad {
-            p.on_record(&Record::new(&topics.rider_tapped_on, "k", Bytes::from_static(payload), T0), 0, T0, &mut out);
+            p.on_record(
+                &Record::new(
+                    &topics.rider_tapped_on,
+                    "k",
+                    Bytes::from_static(payload),
+                    T0,
+                ),
+                0,
+                T0,
+                &mut out,
+            );
         }
         let nan = br#"{"vehicle_id":"V1","route_id":"B01","trip_id":"t","timestamp":1763884800000,"lat":null,"lon":0,"bearing":0,"speed_mps":0,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}"#;
-        p.on_record(&Record::new(&topics.vehicle_locations, "V1", Bytes::from_static(nan), T0), 0, T0, &mut out);
+        p.on_record(
+            &Record::new(&topics.vehicle_locations, "V1", Bytes::from_static(nan), T0),
+            0,
+            T0,
+            &mut out,
+        );
         assert_eq!(p.counts().dead_letters, 4);
         assert_eq!(out.len(), 4);
         assert!(out.iter().all(|r| r.topic == topics.dead_letters));
@@ -514,12 +687,18 @@ mod tests {
         for i in 0..200 {
             p.on_record(&tap(&topics, "S0042", T0 + i * 50), 0, T0, &mut out);
         }
-        let surge: Vec<_> = out.iter().filter(|r| r.topic == topics.surge_alerts).collect();
+        let surge: Vec<_> = out
+            .iter()
+            .filter(|r| r.topic == topics.surge_alerts)
+            .collect();
         let alerts: Vec<_> = out.iter().filter(|r| r.topic == topics.alerts).collect();
         assert_eq!((surge.len(), alerts.len()), (1, 1));
         assert_eq!(&surge[0].key[..], b"S0042");
         let alert: Alert = decode(&alerts[0].payload).unwrap();
-        assert_eq!((alert.kind, alert.state), (AlertKind::Surge, AlertState::Raised));
+        assert_eq!(
+            (alert.kind, alert.state),
+            (AlertKind::Surge, AlertState::Raised)
+        );
     }
 
     #[test]
@@ -540,8 +719,12 @@ mod tests {
         let mut cp: serde_json::Value = serde_json::from_slice(&p.checkpoint()).unwrap();
         assert!(Processor::restore(Topics::default(), &p.checkpoint()).is_ok());
         cp["version"] = json!(99);
-        let err = Processor::restore(Topics::default(), &serde_json::to_vec(&cp).unwrap()).unwrap_err();
+        let err =
+            Processor::restore(Topics::default(), &serde_json::to_vec(&cp).unwrap()).unwrap_err();
         assert!(matches!(err, RestoreError::Version { found: 99 }), "{err}");
-        assert!(matches!(Processor::restore(Topics::default(), b"{oops"), Err(RestoreError::Unreadable(_))));
+        assert!(matches!(
+            Processor::restore(Topics::default(), b"{oops"),
+            Err(RestoreError::Unreadable(_))
+        ));
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use streamcity_core::{Bus, BusError, CancellationToken, SharedClock, Subscribe, Subscription, Topics};
+use streamcity_core::{
+    Bus, BusError, CancellationToken, SharedClock, Subscribe, Subscription, Topics,
+};
 
 use crate::{Processor, ProcessorConfig, ProcessorCounts};
 
@@ -39,9 +41,11 @@ impl ProcessorStats {
         self.dead_letters.store(c.dead_letters, Ordering::Relaxed);
         self.late.store(c.late, Ordering::Relaxed);
         self.alerts_raised.store(c.alerts_raised, Ordering::Relaxed);
-        self.alerts_cleared.store(c.alerts_cleared, Ordering::Relaxed);
+        self.alerts_cleared
+            .store(c.alerts_cleared, Ordering::Relaxed);
         self.watermark_ms.store(core.watermark(), Ordering::Relaxed);
-        self.open_windows.store(core.open_windows() as u64, Ordering::Relaxed);
+        self.open_windows
+            .store(core.open_windows() as u64, Ordering::Relaxed);
     }
 }
 
@@ -51,7 +55,8 @@ pub const GROUP: &str = "streamcity-processor";
 /// Subscribes to the processor's input topics. Done before [`run`], so that a caller
 /// can make sure the processor is listening before anything is published.
 pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
-    bus.subscribe(Subscribe::new(GROUP, &crate::inputs(topics))).await
+    bus.subscribe(Subscribe::new(GROUP, &crate::inputs(topics)))
+        .await
 }
 
 /// How the processor runs.
@@ -85,24 +90,40 @@ pub enum RunError {
 
 fn load(options: &RunOptions) -> Result<Processor, RunError> {
     let Some(path) = &options.checkpoint else {
-        return Ok(Processor::new(options.topics.clone(), options.config.clone()));
+        return Ok(Processor::new(
+            options.topics.clone(),
+            options.config.clone(),
+        ));
     };
     match std::fs::read(path) {
         Ok(bytes) => {
-            let core = Processor::restore(options.topics.clone(), &bytes)
-                .map_err(|e| RunError::Checkpoint { path: path.clone(), why: e.to_string() })?;
+            let core = Processor::restore(options.topics.clone(), &bytes).map_err(|e| {
+                RunError::Checkpoint {
+                    path: path.clone(),
+                    why: e.to_string(),
+                }
+            })?;
             tracing::info!(path = %path.display(), vehicles = core.vehicle_count(), watermark = core.watermark(), "Processor state restored");
             Ok(core)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Processor::new(options.topics.clone(), options.config.clone())),
-        Err(e) => Err(RunError::Checkpoint { path: path.clone(), why: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Processor::new(
+            options.topics.clone(),
+            options.config.clone(),
+        )),
+        Err(e) => Err(RunError::Checkpoint {
+            path: path.clone(),
+            why: e.to_string(),
+        }),
     }
 }
 
 async fn save(core: &Processor, path: &PathBuf) -> Result<(), RunError> {
     let bytes = core.checkpoint();
     let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| RunError::Checkpoint { path: path.clone(), why: e.to_string() };
+    let err = |e: std::io::Error| RunError::Checkpoint {
+        path: path.clone(),
+        why: e.to_string(),
+    };
     tokio::fs::write(&tmp, &bytes).await.map_err(err)?;
     // Atomic: a crash mid-write leaves the previous checkpoint intact.
     tokio::fs::rename(&tmp, path).await.map_err(err)?;
@@ -128,7 +149,8 @@ pub async fn run<B: Bus>(
     let mut batch = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1024);
     let mut idle = tokio::time::interval(Duration::from_secs(1));
-    let mut checkpoint = tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
+    let mut checkpoint =
+        tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
     checkpoint.tick().await;
     loop {
         tokio::select! {

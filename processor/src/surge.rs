@@ -58,29 +58,61 @@ impl SurgeDetector {
     }
 
     fn limit(&self, stop: &Id, window_start: TimestampMs) -> Limit {
-        let fixed = Limit { taps: self.config.threshold, rule: "fixed", baseline: None };
+        let fixed = Limit {
+            taps: self.config.threshold,
+            rule: "fixed",
+            baseline: None,
+        };
         let hour = (window_start.rem_euclid(86_400_000) / 3_600_000) as usize;
-        let Some(slots) = self.baselines.get(stop) else { return fixed };
-        // This hour's usual count, or the previous hour's while this one's is learnt.
-        let enough = |b: &&Baseline| b.samples >= self.config.baseline_samples;
-        let Some(b) = slots.get(hour).filter(enough).or_else(|| slots.get((hour + 23) % 24).filter(enough)) else {
+        let Some(slots) = self.baselines.get(stop) else {
             return fixed;
         };
-        let adaptive = ((b.mean * self.config.adaptive_factor).ceil() as u64).max(self.config.adaptive_min_taps);
+        // This hour's usual count, or the previous hour's while this one's is learnt.
+        let enough = |b: &&Baseline| b.samples >= self.config.baseline_samples;
+        let Some(b) = slots
+            .get(hour)
+            .filter(enough)
+            .or_else(|| slots.get((hour + 23) % 24).filter(enough))
+        else {
+            return fixed;
+        };
+        let adaptive = ((b.mean * self.config.adaptive_factor).ceil() as u64)
+            .max(self.config.adaptive_min_taps);
         if adaptive < fixed.taps {
-            Limit { taps: adaptive, rule: "adaptive", baseline: Some(b.mean) }
+            Limit {
+                taps: adaptive,
+                rule: "adaptive",
+                baseline: Some(b.mean),
+            }
         } else {
-            Limit { baseline: Some(b.mean), ..fixed }
+            Limit {
+                baseline: Some(b.mean),
+                ..fixed
+            }
         }
     }
 
     /// Counts a tap at `stop` at event time `ts`; raises a surge alert when a window's
     /// count goes over the stop's threshold. Returns [`Admission::Late`] for a tap whose
     /// windows have all closed.
-    pub fn on_tap(&mut self, stop: &Id, ts: TimestampMs, watermark: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) -> Admission {
+    pub fn on_tap(
+        &mut self,
+        stop: &Id,
+        ts: TimestampMs,
+        watermark: TimestampMs,
+        book: &mut AlertBook,
+        out: &mut Vec<Alert>,
+    ) -> Admission {
         let mut ignored = Vec::new();
         let admission = self.counts.add(stop, ts, watermark, &mut ignored);
-        let Admission::Counted { max_count, start, end } = admission else { return admission };
+        let Admission::Counted {
+            max_count,
+            start,
+            end,
+        } = admission
+        else {
+            return admission;
+        };
         if self.active.contains_key(stop) {
             return admission;
         }
@@ -96,7 +128,12 @@ impl SurgeDetector {
     /// Closes windows up to the watermark, learns the stops' usual counts from them, and
     /// clears the alerts of stops that have calmed down (no open window above their
     /// threshold).
-    pub fn on_watermark(&mut self, watermark: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) {
+    pub fn on_watermark(
+        &mut self,
+        watermark: TimestampMs,
+        book: &mut AlertBook,
+        out: &mut Vec<Alert>,
+    ) {
         let mut closed: Vec<WindowResult<Id>> = Vec::new();
         self.counts.close_until(watermark, &mut closed);
         if closed.is_empty() {
@@ -104,7 +141,10 @@ impl SurgeDetector {
         }
         for w in &closed {
             let hour = (w.start.rem_euclid(86_400_000) / 3_600_000) as usize;
-            let slots = self.baselines.entry(w.key.clone()).or_insert_with(|| vec![Baseline::default(); 24]);
+            let slots = self
+                .baselines
+                .entry(w.key.clone())
+                .or_insert_with(|| vec![Baseline::default(); 24]);
             let b = &mut slots[hour];
             b.samples = b.samples.saturating_add(1);
             // A running mean that keeps adapting: recent windows weigh at least 1/30.
@@ -113,12 +153,22 @@ impl SurgeDetector {
         let calm: Vec<Id> = self
             .active
             .keys()
-            .filter(|stop| self.counts.open_windows(stop).iter().all(|w| w.count <= self.limit(stop, w.start).taps))
+            .filter(|stop| {
+                self.counts
+                    .open_windows(stop)
+                    .iter()
+                    .all(|w| w.count <= self.limit(stop, w.start).taps)
+            })
             .cloned()
             .collect();
         for stop in calm {
             if let Some(id) = self.active.remove(&stop) {
-                book.clear(&id, watermark, Some(format!("Passenger surge at {stop} is over")), out);
+                book.clear(
+                    &id,
+                    watermark,
+                    Some(format!("Passenger surge at {stop} is over")),
+                    out,
+                );
             }
         }
     }
@@ -133,7 +183,15 @@ impl SurgeDetector {
         self.baselines.get(stop).and_then(|b| b.get(hour)).copied()
     }
 
-    fn alert(&self, stop: &Id, start: TimestampMs, end: TimestampMs, taps: u64, limit: &Limit, ts: TimestampMs) -> Alert {
+    fn alert(
+        &self,
+        stop: &Id,
+        start: TimestampMs,
+        end: TimestampMs,
+        taps: u64,
+        limit: &Limit,
+        ts: TimestampMs,
+    ) -> Alert {
         let ratio = taps as f64 / limit.taps.max(1) as f64;
         let severity = match ratio {
             r if r >= 3.0 => Severity::Critical,
@@ -148,7 +206,10 @@ impl SurgeDetector {
         if let Some(b) = limit.baseline {
             evidence.insert("usual_taps".into(), json!((b * 10.0).round() / 10.0));
         }
-        let usual = limit.baseline.map(|b| format!(", usually {b:.0}")).unwrap_or_default();
+        let usual = limit
+            .baseline
+            .map(|b| format!(", usually {b:.0}"))
+            .unwrap_or_default();
         Alert {
             alert_id: compact_str::format_compact!("surge:{stop}:{ts}"),
             kind: AlertKind::Surge,
@@ -177,7 +238,15 @@ mod tests {
 
     const T0: i64 = 1_763_884_800_000; // 08:00 UTC
 
-    fn taps(d: &mut SurgeDetector, book: &mut AlertBook, stop: &Id, from: i64, n: i64, every: i64, out: &mut Vec<Alert>) {
+    fn taps(
+        d: &mut SurgeDetector,
+        book: &mut AlertBook,
+        stop: &Id,
+        from: i64,
+        n: i64,
+        every: i64,
+        out: &mut Vec<Alert>,
+    ) {
         for i in 0..n {
             d.on_tap(stop, from + i * every, 0, book, out);
         }
@@ -185,7 +254,10 @@ mod tests {
 
     #[test]
     fn raises_once_when_crossing_and_clears_when_calm() {
-        let mut d = SurgeDetector::new(SurgeConfig { threshold: 40, ..SurgeConfig::default() });
+        let mut d = SurgeDetector::new(SurgeConfig {
+            threshold: 40,
+            ..SurgeConfig::default()
+        });
         let mut book = AlertBook::default();
         let stop = Id::from("S0001");
         let mut out = Vec::new();
@@ -194,20 +266,30 @@ mod tests {
         taps(&mut d, &mut book, &stop, T0 + 4_000, 60, 100, &mut out);
         assert_eq!(out.len(), 1, "raised exactly once");
         let raised = out[0].clone();
-        assert_eq!((raised.kind, raised.state), (AlertKind::Surge, AlertState::Raised));
+        assert_eq!(
+            (raised.kind, raised.state),
+            (AlertKind::Surge, AlertState::Raised)
+        );
         assert_eq!(raised.evidence["taps"], json!(41));
         assert_eq!(raised.evidence["rule"], json!("fixed"));
         d.on_watermark(T0 + 240_000, &mut book, &mut out);
         assert_eq!(out.len(), 1, "the burst is still inside open windows");
         d.on_watermark(T0 + 300_000 + 10_000 + 60_000, &mut book, &mut out);
         assert_eq!(out.len(), 2);
-        assert_eq!((out[1].state, &out[1].alert_id), (AlertState::Cleared, &raised.alert_id));
+        assert_eq!(
+            (out[1].state, &out[1].alert_id),
+            (AlertState::Cleared, &raised.alert_id)
+        );
         assert!(book.is_empty());
     }
 
     #[test]
     fn a_quiet_stop_surges_at_a_multiple_of_its_usual_count() {
-        let mut d = SurgeDetector::new(SurgeConfig { threshold: 40, adaptive_min_taps: 15, ..SurgeConfig::default() });
+        let mut d = SurgeDetector::new(SurgeConfig {
+            threshold: 40,
+            adaptive_min_taps: 15,
+            ..SurgeConfig::default()
+        });
         let mut book = AlertBook::default();
         let stop = Id::from("S0002");
         let mut out = Vec::new();
@@ -218,7 +300,15 @@ mod tests {
         assert!(b.samples >= 10 && (b.mean - 10.0).abs() < 1.5, "{b:?}");
         assert!(out.is_empty());
         // 31 taps in a window is under the fixed 40 but over 3 × 10: an adaptive surge.
-        taps(&mut d, &mut book, &stop, T0 + 1_830_000, 31, 1_000, &mut out);
+        taps(
+            &mut d,
+            &mut book,
+            &stop,
+            T0 + 1_830_000,
+            31,
+            1_000,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].evidence["rule"], json!("adaptive"));
         assert_eq!(out[0].evidence["threshold"], json!(30));
@@ -226,12 +316,24 @@ mod tests {
 
     #[test]
     fn the_previous_hours_usual_count_stands_in_while_this_hours_is_learnt() {
-        let mut d = SurgeDetector::new(SurgeConfig { threshold: 1_000, adaptive_min_taps: 5, ..SurgeConfig::default() });
+        let mut d = SurgeDetector::new(SurgeConfig {
+            threshold: 1_000,
+            adaptive_min_taps: 5,
+            ..SurgeConfig::default()
+        });
         let mut book = AlertBook::default();
         let stop = Id::from("S0005");
         let mut out = Vec::new();
         // 07:00-08:00: a tap a minute, 5 per window.
-        taps(&mut d, &mut book, &stop, T0 - 3_600_000, 60, 60_000, &mut out);
+        taps(
+            &mut d,
+            &mut book,
+            &stop,
+            T0 - 3_600_000,
+            60,
+            60_000,
+            &mut out,
+        );
         d.on_watermark(T0 + 400_000, &mut book, &mut out);
         assert!(d.baseline("S0005", 8).is_none_or(|b| b.samples < 10));
         // At 08:10, 16 taps in a minute: over 3 x 5 by 07:00's count.
@@ -244,7 +346,13 @@ mod tests {
     fn late_taps_are_reported() {
         let mut d = SurgeDetector::new(SurgeConfig::default());
         let mut out = Vec::new();
-        let admission = d.on_tap(&Id::from("S1"), T0, T0 + 3_600_000, &mut AlertBook::default(), &mut out);
+        let admission = d.on_tap(
+            &Id::from("S1"),
+            T0,
+            T0 + 3_600_000,
+            &mut AlertBook::default(),
+            &mut out,
+        );
         assert_eq!(admission, Admission::Late);
     }
 }

@@ -41,7 +41,10 @@ pub struct LatestTable<K, V> {
 impl<K: Hash + Eq, V> LatestTable<K, V> {
     /// An empty table.
     pub fn new(mode: Latest) -> Self {
-        LatestTable { mode, rows: HashMap::new() }
+        LatestTable {
+            mode,
+            rows: HashMap::new(),
+        }
     }
 
     /// Puts `value` (event time `ts`) for `key`, unless the table keeps the latest by
@@ -63,7 +66,12 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
     /// The row of `key` to update in place for a value at event time `ts`: `None` when
     /// the value is stale (older by event time than the row); otherwise the row,
     /// created with `new` for a new key (one lookup for an existing key).
-    pub fn row_for(&mut self, key: &K, ts: TimestampMs, new: impl FnOnce() -> V) -> Option<(&mut V, Upsert)>
+    pub fn row_for(
+        &mut self,
+        key: &K,
+        ts: TimestampMs,
+        new: impl FnOnce() -> V,
+    ) -> Option<(&mut V, Upsert)>
     where
         K: Clone,
     {
@@ -131,7 +139,10 @@ mod tests {
         let (row, how) = t.row_for(&"v1", 12, Vec::new).unwrap();
         row.push(12);
         assert_eq!(how, Upsert::Updated);
-        assert!(t.row_for(&"v1", 11, Vec::new).is_none(), "an older value is stale");
+        assert!(
+            t.row_for(&"v1", 11, Vec::new).is_none(),
+            "an older value is stale"
+        );
         assert_eq!(t.get(&"v1"), Some(&vec![10, 12]));
     }
 

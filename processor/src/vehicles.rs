@@ -8,7 +8,10 @@ use compact_str::format_compact;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::geo::{LatLon, distance_m};
-use streamcity_core::{Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs, VehiclePosition, VehicleStatus};
+use streamcity_core::{
+    Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs, VehiclePosition,
+    VehicleStatus,
+};
 
 use crate::alerts::AlertBook;
 use crate::config::ProcessorConfig;
@@ -61,7 +64,13 @@ pub struct IncidentArea {
     pub label: String,
 }
 
-fn base_alert(kind: AlertKind, severity: Severity, p: &VehiclePosition, since: TimestampMs, message: String) -> Alert {
+fn base_alert(
+    kind: AlertKind,
+    severity: Severity,
+    p: &VehiclePosition,
+    since: TimestampMs,
+    message: String,
+) -> Alert {
     Alert {
         alert_id: format_compact!("{}:{}:{}", snake(kind), p.vehicle_id, p.timestamp),
         kind,
@@ -101,7 +110,13 @@ fn raise(slot: &mut Option<Id>, alert: Alert, book: &mut AlertBook, out: &mut Ve
 }
 
 /// Clears the alert in `slot`, if any.
-fn clear(slot: &mut Option<Id>, ts: TimestampMs, message: String, book: &mut AlertBook, out: &mut Vec<Alert>) {
+fn clear(
+    slot: &mut Option<Id>,
+    ts: TimestampMs,
+    message: String,
+    book: &mut AlertBook,
+    out: &mut Vec<Alert>,
+) {
     if let Some(id) = slot.take() {
         book.clear(&id, ts, Some(message), out);
     }
@@ -122,25 +137,43 @@ pub fn on_position(
 
     // Heard from again.
     if row.silent.is_some() {
-        clear(&mut row.silent, ts, format!("Contact with {id} restored"), book, out);
+        clear(
+            &mut row.silent,
+            ts,
+            format!("Contact with {id} restored"),
+            book,
+            out,
+        );
     }
 
     // Reported breakdowns.
     if p.status == VehicleStatus::BrokenDown {
-        let mut a = base_alert(AlertKind::Breakdown, Severity::High, p, ts, format!("{id} broken down on line {}", p.route_id));
+        let mut a = base_alert(
+            AlertKind::Breakdown,
+            Severity::High,
+            p,
+            ts,
+            format!("{id} broken down on line {}", p.route_id),
+        );
         a.evidence.insert("reason".into(), json!("reported"));
         a.evidence.insert("passengers".into(), json!(p.passengers));
         raise(&mut row.reported_breakdown, a, book, out);
     } else if row.reported_breakdown.is_some() {
-        clear(&mut row.reported_breakdown, ts, format!("{id} back in service"), book, out);
+        clear(
+            &mut row.reported_breakdown,
+            ts,
+            format!("{id} back in service"),
+            book,
+            out,
+        );
     }
 
     // Standing still in transit, away from any stop: stranded.
     let in_transit = p.status == VehicleStatus::InTransitTo;
     if in_transit && p.speed_mps < 0.5 {
-        let moved = row
-            .still_since
-            .map(|(_, lat, lon)| distance_m(LatLon::new(lat, lon), p.position()) > config.breakdown.stationary_radius_m);
+        let moved = row.still_since.map(|(_, lat, lon)| {
+            distance_m(LatLon::new(lat, lon), p.position()) > config.breakdown.stationary_radius_m
+        });
         match (row.still_since, moved) {
             (None, _) | (_, Some(true)) => row.still_since = Some((ts, p.lat, p.lon)),
             (Some((since, _, _)), _) if ts - since >= config.breakdown.stationary_ms => {
@@ -153,7 +186,8 @@ pub fn on_position(
                     format!("{id} stranded: standing still between stops for {minutes} min"),
                 );
                 a.evidence.insert("reason".into(), json!("stationary"));
-                a.evidence.insert("stationary_s".into(), json!((ts - since) / 1000));
+                a.evidence
+                    .insert("stationary_s".into(), json!((ts - since) / 1000));
                 raise(&mut row.stranded, a, book, out);
             }
             _ => {}
@@ -161,7 +195,13 @@ pub fn on_position(
     } else {
         row.still_since = None;
         if row.stranded.is_some() {
-            clear(&mut row.stranded, ts, format!("{id} moving again"), book, out);
+            clear(
+                &mut row.stranded,
+                ts,
+                format!("{id} moving again"),
+                book,
+                out,
+            );
         }
     }
 
@@ -171,29 +211,47 @@ pub fn on_position(
         let since = *row.delay_since.get_or_insert(ts);
         if row.delay.is_none() && ts - since >= d.sustain_ms {
             let minutes = p.delay_s / 60;
-            let severity = if p.delay_s >= 2 * d.threshold_s { Severity::High } else { Severity::Moderate };
+            let severity = if p.delay_s >= 2 * d.threshold_s {
+                Severity::High
+            } else {
+                Severity::Moderate
+            };
             let cause = likely_cause(p, incidents, d.cause_radius_m);
-            let because = cause.as_ref().map(|(_, label, _)| format!("; likely cause: {label}")).unwrap_or_default();
+            let because = cause
+                .as_ref()
+                .map(|(_, label, _)| format!("; likely cause: {label}"))
+                .unwrap_or_default();
             let mut a = base_alert(
                 AlertKind::Delay,
                 severity,
                 p,
                 since,
-                format!("{id} on line {} running {minutes} min late{because}", p.route_id),
+                format!(
+                    "{id} on line {} running {minutes} min late{because}",
+                    p.route_id
+                ),
             );
             a.evidence.insert("delay_s".into(), json!(p.delay_s));
-            a.evidence.insert("threshold_s".into(), json!(d.threshold_s));
+            a.evidence
+                .insert("threshold_s".into(), json!(d.threshold_s));
             if let Some((cause_id, label, metres)) = cause {
                 a.evidence.insert("likely_cause".into(), json!(cause_id));
                 a.evidence.insert("likely_cause_label".into(), json!(label));
-                a.evidence.insert("cause_distance_m".into(), json!(metres.round()));
+                a.evidence
+                    .insert("cause_distance_m".into(), json!(metres.round()));
             }
             raise(&mut row.delay, a, book, out);
         }
     } else {
         row.delay_since = None;
         if p.delay_s < d.clear_below_s && row.delay.is_some() {
-            clear(&mut row.delay, ts, format!("{id} back on schedule ({} s late)", p.delay_s), book, out);
+            clear(
+                &mut row.delay,
+                ts,
+                format!("{id} back on schedule ({} s late)", p.delay_s),
+                book,
+                out,
+            );
         }
     }
 
@@ -202,28 +260,49 @@ pub fn on_position(
     if share > config.crowding.share {
         let mut a = base_alert(
             AlertKind::Crowding,
-            if share >= 1.0 { Severity::High } else { Severity::Moderate },
+            if share >= 1.0 {
+                Severity::High
+            } else {
+                Severity::Moderate
+            },
             p,
             ts,
-            format!("{id} on line {} is {:.0}% full ({}/{})", p.route_id, share * 100.0, p.passengers, p.capacity),
+            format!(
+                "{id} on line {} is {:.0}% full ({}/{})",
+                p.route_id,
+                share * 100.0,
+                p.passengers,
+                p.capacity
+            ),
         );
         a.evidence.insert("passengers".into(), json!(p.passengers));
         a.evidence.insert("capacity".into(), json!(p.capacity));
         raise(&mut row.crowded, a, book, out);
     } else if share < config.crowding.clear_share && row.crowded.is_some() {
-        clear(&mut row.crowded, ts, format!("{id} no longer crowded"), book, out);
+        clear(
+            &mut row.crowded,
+            ts,
+            format!("{id} no longer crowded"),
+            book,
+            out,
+        );
     }
 }
 
 /// The incident most likely behind a vehicle's delay: the nearest whose area (plus
 /// `radius_m`) contains it, or one that names its line. (id, label, distance).
-fn likely_cause(p: &VehiclePosition, incidents: &BTreeMap<Id, IncidentArea>, radius_m: f64) -> Option<(Id, String, f64)> {
+fn likely_cause(
+    p: &VehiclePosition,
+    incidents: &BTreeMap<Id, IncidentArea>,
+    radius_m: f64,
+) -> Option<(Id, String, f64)> {
     incidents
         .iter()
         .filter_map(|(id, area)| {
             let d = distance_m(LatLon::new(area.lat, area.lon), p.position());
             let names_line = area.routes.contains(&p.route_id);
-            (d <= area.radius_m + radius_m || names_line).then(|| (id.clone(), area.label.clone(), d))
+            (d <= area.radius_m + radius_m || names_line)
+                .then(|| (id.clone(), area.label.clone(), d))
         })
         .min_by(|a, b| a.2.total_cmp(&b.2))
 }
@@ -237,8 +316,11 @@ pub fn check_silence<'a>(
     book: &mut AlertBook,
     out: &mut Vec<Alert>,
 ) {
-    let mut silent: Vec<(&Id, &mut VehicleRow)> =
-        rows.filter(|(_, r)| r.silent.is_none() && watermark.saturating_sub(r.position.timestamp) > silent_ms).collect();
+    let mut silent: Vec<(&Id, &mut VehicleRow)> = rows
+        .filter(|(_, r)| {
+            r.silent.is_none() && watermark.saturating_sub(r.position.timestamp) > silent_ms
+        })
+        .collect();
     silent.sort_by(|a, b| a.0.cmp(b.0));
     for (id, row) in silent {
         let p = &row.position;
@@ -247,7 +329,11 @@ pub fn check_silence<'a>(
             Severity::Moderate,
             p,
             p.timestamp,
-            format!("Lost contact with {id} on line {} (last seen {} s ago)", p.route_id, (watermark - p.timestamp) / 1000),
+            format!(
+                "Lost contact with {id} on line {} (last seen {} s ago)",
+                p.route_id,
+                (watermark - p.timestamp) / 1000
+            ),
         );
         a.alert_id = format_compact!("silent:{id}:{}", p.timestamp);
         a.timestamp = watermark;
@@ -290,17 +376,30 @@ pub struct Headways {
 impl Headways {
     /// Notes `p` after `prev` (the same vehicle's previous report): when its next stop
     /// changed, it has just left the previous one.
-    pub fn on_position(&mut self, prev: &VehiclePosition, p: &VehiclePosition, config: &ProcessorConfig, book: &mut AlertBook, out: &mut Vec<Alert>) {
+    pub fn on_position(
+        &mut self,
+        prev: &VehiclePosition,
+        p: &VehiclePosition,
+        config: &ProcessorConfig,
+        book: &mut AlertBook,
+        out: &mut Vec<Alert>,
+    ) {
         if prev.next_stop_id == p.next_stop_id || prev.route_id != p.route_id {
             return;
         }
-        let Some(&scheduled) = config.headway.route_headways_s.get(&p.route_id) else { return };
+        let Some(&scheduled) = config.headway.route_headways_s.get(&p.route_id) else {
+            return;
+        };
         if scheduled <= 0.0 {
             return;
         }
         let key = format_compact!("{}|{}>{}", p.route_id, prev.next_stop_id, p.next_stop_id);
-        let previous = self.last_departure.insert(key, (p.timestamp, p.vehicle_id.clone()));
-        let Some((then, leader)) = previous else { return };
+        let previous = self
+            .last_departure
+            .insert(key, (p.timestamp, p.vehicle_id.clone()));
+        let Some((then, leader)) = previous else {
+            return;
+        };
         if leader == p.vehicle_id || then >= p.timestamp {
             return;
         }
@@ -318,30 +417,74 @@ impl Headways {
         while line.recent.len() > h.recent.max(1) {
             line.recent.pop_front();
         }
-        let worst_close = line.recent.iter().min_by(|a, b| a.ratio.total_cmp(&b.ratio)).filter(|x| x.ratio < h.bunching_ratio).cloned();
-        let worst_far = line.recent.iter().max_by(|a, b| a.ratio.total_cmp(&b.ratio)).filter(|x| x.ratio > h.gapping_ratio).cloned();
+        let worst_close = line
+            .recent
+            .iter()
+            .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
+            .filter(|x| x.ratio < h.bunching_ratio)
+            .cloned();
+        let worst_far = line
+            .recent
+            .iter()
+            .max_by(|a, b| a.ratio.total_cmp(&b.ratio))
+            .filter(|x| x.ratio > h.gapping_ratio)
+            .cloned();
         let route = &p.route_id;
         let ts = p.timestamp;
         match worst_close {
             Some(x) if line.bunching.is_none() => {
-                let a = line_alert(AlertKind::Bunching, route, &x, scheduled, p, format!(
-                    "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
-                    x.follower, x.stop, duration(x.headway_s), x.leader, duration(scheduled)
-                ));
+                let a = line_alert(
+                    AlertKind::Bunching,
+                    route,
+                    &x,
+                    scheduled,
+                    p,
+                    format!(
+                        "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
+                        x.follower,
+                        x.stop,
+                        duration(x.headway_s),
+                        x.leader,
+                        duration(scheduled)
+                    ),
+                );
                 raise(&mut line.bunching, a, book, out);
             }
-            None if line.bunching.is_some() => clear(&mut line.bunching, ts, format!("Line {route} no longer bunched"), book, out),
+            None if line.bunching.is_some() => clear(
+                &mut line.bunching,
+                ts,
+                format!("Line {route} no longer bunched"),
+                book,
+                out,
+            ),
             _ => {}
         }
         match worst_far {
             Some(x) if line.gapping.is_none() => {
-                let a = line_alert(AlertKind::Gapping, route, &x, scheduled, p, format!(
-                    "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
-                    duration(x.headway_s), x.leader, x.follower, x.stop, duration(scheduled)
-                ));
+                let a = line_alert(
+                    AlertKind::Gapping,
+                    route,
+                    &x,
+                    scheduled,
+                    p,
+                    format!(
+                        "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
+                        duration(x.headway_s),
+                        x.leader,
+                        x.follower,
+                        x.stop,
+                        duration(scheduled)
+                    ),
+                );
                 raise(&mut line.gapping, a, book, out);
             }
-            None if line.gapping.is_some() => clear(&mut line.gapping, ts, format!("Line {route} back to its headway"), book, out),
+            None if line.gapping.is_some() => clear(
+                &mut line.gapping,
+                ts,
+                format!("Line {route} back to its headway"),
+                book,
+                out,
+            ),
             _ => {}
         }
     }
@@ -357,14 +500,29 @@ fn duration(secs: f64) -> String {
     }
 }
 
-fn line_alert(kind: AlertKind, route: &Id, x: &Passage, scheduled: f64, p: &VehiclePosition, message: String) -> Alert {
-    let mut a = base_alert(kind, Severity::Moderate, p, x.ts - (x.headway_s * 1000.0) as i64, message);
+fn line_alert(
+    kind: AlertKind,
+    route: &Id,
+    x: &Passage,
+    scheduled: f64,
+    p: &VehiclePosition,
+    message: String,
+) -> Alert {
+    let mut a = base_alert(
+        kind,
+        Severity::Moderate,
+        p,
+        x.ts - (x.headway_s * 1000.0) as i64,
+        message,
+    );
     a.alert_id = format_compact!("{}:{route}:{}", snake(kind), x.ts);
     a.subject_kind = SubjectKind::Route;
     a.subject_id = route.clone();
     a.evidence.insert("headway_s".into(), json!(x.headway_s));
-    a.evidence.insert("scheduled_headway_s".into(), json!(scheduled));
-    a.evidence.insert("ratio".into(), json!((x.ratio * 100.0).round() / 100.0));
+    a.evidence
+        .insert("scheduled_headway_s".into(), json!(scheduled));
+    a.evidence
+        .insert("ratio".into(), json!((x.ratio * 100.0).round() / 100.0));
     a.evidence.insert("stop_id".into(), json!(x.stop));
     a.evidence.insert("leader".into(), json!(x.leader));
     a.evidence.insert("follower".into(), json!(x.follower));

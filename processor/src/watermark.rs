@@ -33,7 +33,13 @@ pub struct Watermarks {
 impl Watermarks {
     /// Tracking with the given allowed lateness and idle timeout.
     pub fn new(lateness_ms: i64, idle_ms: i64) -> Self {
-        Watermarks { lateness_ms, idle_ms, partitions: Vec::new(), current: TimestampMs::MIN, last_hit: 0 }
+        Watermarks {
+            lateness_ms,
+            idle_ms,
+            partitions: Vec::new(),
+            current: TimestampMs::MIN,
+            last_hit: 0,
+        }
     }
 
     /// The watermark.
@@ -46,10 +52,19 @@ impl Watermarks {
         // Records arrive in runs from one partition: try the last one first.
         let i = match self.partitions.get(self.last_hit) {
             Some(p) if p.partition == partition && p.topic == topic => self.last_hit,
-            _ => match self.partitions.iter().position(|p| p.partition == partition && p.topic == topic) {
+            _ => match self
+                .partitions
+                .iter()
+                .position(|p| p.partition == partition && p.topic == topic)
+            {
                 Some(i) => i,
                 None => {
-                    self.partitions.push(Partition { topic: topic.to_owned(), partition, max_ts: ts, seen_at: now });
+                    self.partitions.push(Partition {
+                        topic: topic.to_owned(),
+                        partition,
+                        max_ts: ts,
+                        seen_at: now,
+                    });
                     self.partitions.len() - 1
                 }
             },
@@ -62,11 +77,22 @@ impl Watermarks {
 
     /// Recomputes the watermark at clock time `now` and returns it.
     pub fn advance(&mut self, now: TimestampMs) -> TimestampMs {
-        let active = self.partitions.iter().filter(|p| now.saturating_sub(p.seen_at) < self.idle_ms).map(|p| p.max_ts).min();
+        let active = self
+            .partitions
+            .iter()
+            .filter(|p| now.saturating_sub(p.seen_at) < self.idle_ms)
+            .map(|p| p.max_ts)
+            .min();
         let candidate = match active {
             Some(ts) => ts,
             // Everything is quiet: event time moves on with the clock.
-            None => now.max(self.partitions.iter().map(|p| p.max_ts).max().unwrap_or(now)),
+            None => now.max(
+                self.partitions
+                    .iter()
+                    .map(|p| p.max_ts)
+                    .max()
+                    .unwrap_or(now),
+            ),
         };
         self.current = self.current.max(candidate.saturating_sub(self.lateness_ms));
         self.current

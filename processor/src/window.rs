@@ -69,17 +69,32 @@ pub struct WindowSpec {
 impl WindowSpec {
     /// A hopping window.
     pub const fn hopping(size_ms: i64, advance_ms: i64, grace_ms: i64) -> Self {
-        WindowSpec { kind: WindowKind::Hopping { size_ms, advance_ms }, grace_ms, emit: EmitMode::Changes }
+        WindowSpec {
+            kind: WindowKind::Hopping {
+                size_ms,
+                advance_ms,
+            },
+            grace_ms,
+            emit: EmitMode::Changes,
+        }
     }
 
     /// A tumbling window.
     pub const fn tumbling(size_ms: i64, grace_ms: i64) -> Self {
-        WindowSpec { kind: WindowKind::Tumbling { size_ms }, grace_ms, emit: EmitMode::Changes }
+        WindowSpec {
+            kind: WindowKind::Tumbling { size_ms },
+            grace_ms,
+            emit: EmitMode::Changes,
+        }
     }
 
     /// A session window.
     pub const fn session(gap_ms: i64, grace_ms: i64) -> Self {
-        WindowSpec { kind: WindowKind::Session { gap_ms }, grace_ms, emit: EmitMode::Changes }
+        WindowSpec {
+            kind: WindowKind::Session { gap_ms },
+            grace_ms,
+            emit: EmitMode::Changes,
+        }
     }
 
     /// The same window with another emit mode.
@@ -93,30 +108,52 @@ impl WindowSpec {
     pub fn validate(&self) -> Result<(), String> {
         let ok = match self.kind {
             WindowKind::Tumbling { size_ms } => size_ms > 0,
-            WindowKind::Hopping { size_ms, advance_ms } => size_ms > 0 && advance_ms > 0 && advance_ms <= size_ms,
+            WindowKind::Hopping {
+                size_ms,
+                advance_ms,
+            } => size_ms > 0 && advance_ms > 0 && advance_ms <= size_ms,
             WindowKind::Session { gap_ms } => gap_ms > 0,
         };
         if !ok {
-            return Err(format!("invalid window {:?}: sizes must be positive and the advance at most the size", self.kind));
+            return Err(format!(
+                "invalid window {:?}: sizes must be positive and the advance at most the size",
+                self.kind
+            ));
         }
         if self.grace_ms < 0 {
-            return Err(format!("invalid window grace {} ms: must not be negative", self.grace_ms));
+            return Err(format!(
+                "invalid window grace {} ms: must not be negative",
+                self.grace_ms
+            ));
         }
         Ok(())
     }
 
     /// The starts of the fixed windows (tumbling or hopping) containing `ts`, oldest
     /// first. Empty for sessions.
-    pub fn windows_of(&self, ts: TimestampMs) -> impl Iterator<Item = (TimestampMs, TimestampMs)> + use<> {
+    pub fn windows_of(
+        &self,
+        ts: TimestampMs,
+    ) -> impl Iterator<Item = (TimestampMs, TimestampMs)> + use<> {
         let (size, advance) = match self.kind {
             WindowKind::Tumbling { size_ms } => (size_ms, size_ms),
-            WindowKind::Hopping { size_ms, advance_ms } => (size_ms, advance_ms),
+            WindowKind::Hopping {
+                size_ms,
+                advance_ms,
+            } => (size_ms, advance_ms),
             WindowKind::Session { .. } => (0, 1),
         };
         let advance = advance.max(1);
         let last = ts - ts.rem_euclid(advance);
-        let first = if size > 0 { last - (size - 1) / advance * advance } else { last + advance };
-        (0..).map(move |k| first + k * advance).take_while(move |&s| s <= last).map(move |s| (s, s + size))
+        let first = if size > 0 {
+            last - (size - 1) / advance * advance
+        } else {
+            last + advance
+        };
+        (0..)
+            .map(move |k| first + k * advance)
+            .take_while(move |&s| s <= last)
+            .map(move |s| (s, s + size))
     }
 }
 
@@ -166,7 +203,10 @@ pub enum Admission {
 
 /// Counts per key in windows of one spec.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(bound(serialize = "K: Serialize + Eq + Hash", deserialize = "K: Deserialize<'de> + Eq + Hash"))]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
 pub struct WindowedCount<K> {
     spec: WindowSpec,
     /// Open windows per key, oldest first.
@@ -178,7 +218,11 @@ pub struct WindowedCount<K> {
 impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
     /// No windows yet.
     pub fn new(spec: WindowSpec) -> Self {
-        WindowedCount { spec, open: HashMap::new(), closed_at: TimestampMs::MIN }
+        WindowedCount {
+            spec,
+            open: HashMap::new(),
+            closed_at: TimestampMs::MIN,
+        }
     }
 
     /// The window definition.
@@ -192,14 +236,26 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
 
     /// Counts one record of `key` at event time `ts`. In `Changes` mode, appends a
     /// result for every window whose count changed.
-    pub fn add(&mut self, key: &K, ts: TimestampMs, watermark: TimestampMs, out: &mut Vec<WindowResult<K>>) -> Admission {
+    pub fn add(
+        &mut self,
+        key: &K,
+        ts: TimestampMs,
+        watermark: TimestampMs,
+        out: &mut Vec<WindowResult<K>>,
+    ) -> Admission {
         match self.spec.kind {
             WindowKind::Session { gap_ms } => self.add_session(key, ts, gap_ms, watermark, out),
             _ => self.add_fixed(key, ts, watermark, out),
         }
     }
 
-    fn add_fixed(&mut self, key: &K, ts: TimestampMs, watermark: TimestampMs, out: &mut Vec<WindowResult<K>>) -> Admission {
+    fn add_fixed(
+        &mut self,
+        key: &K,
+        ts: TimestampMs,
+        watermark: TimestampMs,
+        out: &mut Vec<WindowResult<K>>,
+    ) -> Admission {
         let mut best: Option<Window> = None;
         for (start, end) in self.spec.windows_of(ts) {
             if self.closed(end, watermark) {
@@ -215,20 +271,34 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
                     windows[i]
                 }
                 Err(i) => {
-                    let w = Window { start, end, count: 1 };
+                    let w = Window {
+                        start,
+                        end,
+                        count: 1,
+                    };
                     windows.insert(i, w);
                     w
                 }
             };
             if self.spec.emit == EmitMode::Changes {
-                out.push(WindowResult { key: key.clone(), start, end, count: w.count, is_final: false });
+                out.push(WindowResult {
+                    key: key.clone(),
+                    start,
+                    end,
+                    count: w.count,
+                    is_final: false,
+                });
             }
             if best.is_none_or(|b| w.count > b.count) {
                 best = Some(w);
             }
         }
         match best {
-            Some(w) => Admission::Counted { max_count: w.count, start: w.start, end: w.end },
+            Some(w) => Admission::Counted {
+                max_count: w.count,
+                start: w.start,
+                end: w.end,
+            },
             None => Admission::Late,
         }
     }
@@ -247,7 +317,11 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         }
         let sessions = self.open.entry(key.clone()).or_default();
         // Sessions this record touches: it is within the gap of their records.
-        let mut merged = Window { start: ts, end: ts + gap_ms, count: 1 };
+        let mut merged = Window {
+            start: ts,
+            end: ts + gap_ms,
+            count: 1,
+        };
         sessions.retain(|s| {
             // Less than a gap from its first record or its last (end = last + gap).
             let touches = ts > s.start - gap_ms && ts < s.end;
@@ -261,9 +335,19 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         let i = sessions.partition_point(|s| s.start < merged.start);
         sessions.insert(i, merged);
         if self.spec.emit == EmitMode::Changes {
-            out.push(WindowResult { key: key.clone(), start: merged.start, end: merged.end, count: merged.count, is_final: false });
+            out.push(WindowResult {
+                key: key.clone(),
+                start: merged.start,
+                end: merged.end,
+                count: merged.count,
+                is_final: false,
+            });
         }
-        Admission::Counted { max_count: merged.count, start: merged.start, end: merged.end }
+        Admission::Counted {
+            max_count: merged.count,
+            start: merged.start,
+            end: merged.end,
+        }
     }
 
     /// Closes every window whose end plus grace is at or before `watermark`, appending a
@@ -277,13 +361,22 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         self.closed_at = watermark;
         let grace = self.spec.grace_ms;
         self.open.retain(|key, windows| {
-            let n = windows.iter().take_while(|w| w.end.saturating_add(grace) <= watermark).count();
+            let n = windows
+                .iter()
+                .take_while(|w| w.end.saturating_add(grace) <= watermark)
+                .count();
             // Sessions are sorted by start, not end: close any that ended, wherever they are.
             if matches!(self.spec.kind, WindowKind::Session { .. }) {
                 windows.retain(|w| {
                     let done = w.end.saturating_add(grace) <= watermark;
                     if done {
-                        out.push(WindowResult { key: key.clone(), start: w.start, end: w.end, count: w.count, is_final: true });
+                        out.push(WindowResult {
+                            key: key.clone(),
+                            start: w.start,
+                            end: w.end,
+                            count: w.count,
+                            is_final: true,
+                        });
                     }
                     !done
                 });
@@ -330,8 +423,14 @@ mod tests {
         let starts: Vec<_> = spec.windows_of(10 * MIN + 5).map(|w| w.0).collect();
         assert_eq!(starts, vec![6 * MIN, 7 * MIN, 8 * MIN, 9 * MIN, 10 * MIN]);
         let tumbling = WindowSpec::tumbling(MIN, 0);
-        assert_eq!(tumbling.windows_of(MIN - 1).collect::<Vec<_>>(), vec![(0, MIN)]);
-        assert_eq!(tumbling.windows_of(MIN).collect::<Vec<_>>(), vec![(MIN, 2 * MIN)]);
+        assert_eq!(
+            tumbling.windows_of(MIN - 1).collect::<Vec<_>>(),
+            vec![(0, MIN)]
+        );
+        assert_eq!(
+            tumbling.windows_of(MIN).collect::<Vec<_>>(),
+            vec![(MIN, 2 * MIN)]
+        );
         assert_eq!(tumbling.windows_of(-1).collect::<Vec<_>>(), vec![(-MIN, 0)]);
     }
 
@@ -356,13 +455,35 @@ mod tests {
         assert_eq!(w.open_windows(&"k").len(), 3);
         // 12 s is less than 10 s from both 5 s and 20 s: it bridges them.
         w.add(&"k", 12_000, 0, &mut out);
-        assert_eq!(w.open_windows(&"k")[0], Window { start: 0, end: 35_000, count: 5 });
+        assert_eq!(
+            w.open_windows(&"k")[0],
+            Window {
+                start: 0,
+                end: 35_000,
+                count: 5
+            }
+        );
         assert!(out.is_empty(), "final mode emits only on close");
         w.close_until(45_000, &mut out);
-        assert_eq!(out, vec![
-            WindowResult { key: "k", start: 0, end: 35_000, count: 5, is_final: true },
-            WindowResult { key: "k", start: 35_000, end: 45_000, count: 1, is_final: true },
-        ]);
+        assert_eq!(
+            out,
+            vec![
+                WindowResult {
+                    key: "k",
+                    start: 0,
+                    end: 35_000,
+                    count: 5,
+                    is_final: true
+                },
+                WindowResult {
+                    key: "k",
+                    start: 35_000,
+                    end: 45_000,
+                    count: 1,
+                    is_final: true
+                },
+            ]
+        );
         assert_eq!(w.add(&"k", 30_000, 45_000, &mut out), Admission::Late);
     }
 
@@ -379,7 +500,16 @@ mod tests {
         // A record within the grace period still counts.
         w.add(&"k", 30, MIN + 4_999, &mut out);
         w.close_until(MIN + 5_000, &mut out);
-        assert_eq!(out.last().unwrap(), &WindowResult { key: "k", start: 0, end: MIN, count: 3, is_final: true });
+        assert_eq!(
+            out.last().unwrap(),
+            &WindowResult {
+                key: "k",
+                start: 0,
+                end: MIN,
+                count: 3,
+                is_final: true
+            }
+        );
         assert_eq!(w.open_window_count(), 0, "closed windows are released");
     }
 }

@@ -23,8 +23,13 @@ use streamcity_processor::window::{Admission, WindowSpec, WindowedCount};
 use streamcity_processor::{Processor, ProcessorConfig};
 
 fn cases(group: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(group);
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(group);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no cases in {}", dir.display());
     cases
@@ -41,20 +46,32 @@ fn read_lines(path: &Path) -> Vec<Value> {
 fn compare(case: &Path, got: Vec<Value>) {
     let path = case.join("expected.jsonl");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let text: String = got.iter().map(|v| serde_json::to_string(v).unwrap() + "\n").collect();
+        let text: String = got
+            .iter()
+            .map(|v| serde_json::to_string(v).unwrap() + "\n")
+            .collect();
         std::fs::write(&path, text).unwrap();
     }
     let expected = read_lines(&path);
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g, e, "{}: output line {} differs", case.display(), i + 1);
     }
-    assert_eq!(got.len(), expected.len(), "{}: {} lines out, {} expected", case.display(), got.len(), expected.len());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{}: {} lines out, {} expected",
+        case.display(),
+        got.len(),
+        expected.len()
+    );
 }
 
 #[test]
 fn window_fixtures() {
     for case in cases("windows") {
-        let spec: WindowSpec = serde_json::from_str(&std::fs::read_to_string(case.join("spec.json")).unwrap()).unwrap();
+        let spec: WindowSpec =
+            serde_json::from_str(&std::fs::read_to_string(case.join("spec.json")).unwrap())
+                .unwrap();
         spec.validate().unwrap();
         let mut w: WindowedCount<String> = WindowedCount::new(spec);
         let mut watermark = i64::MIN;
@@ -93,7 +110,11 @@ fn detector_fixtures() {
                 core.advance(clock, &mut out);
                 continue;
             }
-            let topic = topics.all().into_iter().find(|t| ***t == *line["topic"].as_str().unwrap()).unwrap();
+            let topic = topics
+                .all()
+                .into_iter()
+                .find(|t| ***t == *line["topic"].as_str().unwrap())
+                .unwrap();
             let payload = match line["raw"].as_str() {
                 Some(raw) => Bytes::copy_from_slice(raw.as_bytes()),
                 None => Bytes::from(serde_json::to_vec(&line["value"]).unwrap()),
@@ -101,7 +122,12 @@ fn detector_fixtures() {
             let clock = line["clock"].as_i64().unwrap();
             let ts = line["value"]["timestamp"].as_i64().unwrap_or(clock);
             let record = Record::new(topic, line["key"].as_str().unwrap().to_owned(), payload, ts);
-            core.on_record(&record, line["partition"].as_i64().unwrap_or(0) as i32, clock, &mut out);
+            core.on_record(
+                &record,
+                line["partition"].as_i64().unwrap_or(0) as i32,
+                clock,
+                &mut out,
+            );
             core.advance(clock, &mut out);
         }
         let got: Vec<Value> = out

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use streamcity_core::{Record, Topics};
-use streamcity_processor::window::{Admission, EmitMode, WindowKind, WindowResult, WindowSpec, WindowedCount};
+use streamcity_processor::window::{
+    Admission, EmitMode, WindowKind, WindowResult, WindowSpec, WindowedCount,
+};
 use streamcity_processor::{Processor, ProcessorConfig};
 use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
@@ -32,7 +34,11 @@ fn final_results(spec: WindowSpec, input: &[(u8, i64)], disorder_ms: i64) -> Vec
     for &(key, ts) in input {
         // The watermark trails the highest time seen by the most disorder there is.
         let watermark = max_ts.saturating_sub(disorder_ms);
-        assert_ne!(w.add(&key, ts, watermark, &mut Vec::new()), Admission::Late, "{ts} late at {watermark}");
+        assert_ne!(
+            w.add(&key, ts, watermark, &mut Vec::new()),
+            Admission::Late,
+            "{ts} late at {watermark}"
+        );
         max_ts = max_ts.max(ts);
         w.close_until(watermark, &mut out);
     }
@@ -87,8 +93,15 @@ proptest! {
 
 /// A few minutes of a small city's records, as the processor would read them.
 fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
-    let city = Arc::new(City::generate(CityConfig { seed, vehicles: 40, ..CityConfig::default() }));
-    let mut config = SimConfig { seed, ..SimConfig::default() };
+    let city = Arc::new(City::generate(CityConfig {
+        seed,
+        vehicles: 40,
+        ..CityConfig::default()
+    }));
+    let mut config = SimConfig {
+        seed,
+        ..SimConfig::default()
+    };
     config.taps.gaps = streamcity_producers::arrivals::Gaps::rate(30.0);
     config.traffic.gaps = streamcity_producers::arrivals::Gaps::Poisson { mean_s: 60.0 };
     config.incidents.gaps = streamcity_producers::arrivals::Gaps::Poisson { mean_s: 90.0 };
@@ -114,13 +127,21 @@ fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
 }
 
 fn config_for(seed: u64) -> ProcessorConfig {
-    let city = City::generate(CityConfig { seed, vehicles: 40, ..CityConfig::default() });
+    let city = City::generate(CityConfig {
+        seed,
+        vehicles: 40,
+        ..CityConfig::default()
+    });
     let mut config = ProcessorConfig::default();
     config.surge.threshold = 12;
     config.delay.threshold_s = 60;
     config.delay.clear_below_s = 30;
     config.breakdown.silent_ms = 30_000;
-    config.headway.route_headways_s = city.routes.iter().map(|r| (r.route_id.clone(), r.headway_s)).collect();
+    config.headway.route_headways_s = city
+        .routes
+        .iter()
+        .map(|r| (r.route_id.clone(), r.headway_s))
+        .collect();
     config
 }
 

@@ -14,7 +14,10 @@ use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 const FLEET: usize = 100_000;
 
 fn simulation() -> Simulation {
-    let city = Arc::new(City::generate(CityConfig { vehicles: FLEET, ..CityConfig::default() }));
+    let city = Arc::new(City::generate(CityConfig {
+        vehicles: FLEET,
+        ..CityConfig::default()
+    }));
     let mut sim = Simulation::new(city, SimConfig::default());
     let mut out = Vec::new();
     // Warm up: a simulated minute, so vehicles are spread over every phase.

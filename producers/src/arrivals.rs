@@ -31,7 +31,13 @@ pub enum Gaps {
 impl Gaps {
     /// A Poisson process with `rate` events per second.
     pub fn rate(rate: f64) -> Gaps {
-        Gaps::Poisson { mean_s: if rate > 0.0 { 1.0 / rate } else { f64::INFINITY } }
+        Gaps::Poisson {
+            mean_s: if rate > 0.0 {
+                1.0 / rate
+            } else {
+                f64::INFINITY
+            },
+        }
     }
 
     /// Mean gap, seconds.
@@ -54,7 +60,10 @@ pub struct Burst {
 
 impl Burst {
     /// No bursts.
-    pub const NONE: Burst = Burst { probability: 0.0, size: 1 };
+    pub const NONE: Burst = Burst {
+        probability: 0.0,
+        size: 1,
+    };
 }
 
 /// A stream of event times.
@@ -68,7 +77,11 @@ pub struct Arrivals {
 impl Arrivals {
     /// A process whose first event comes one gap after `start`.
     pub fn new<R: Rng>(gaps: Gaps, burst: Burst, start: TimestampMs, rng: &mut R) -> Self {
-        let mut a = Arrivals { gaps, burst, next_ms: start };
+        let mut a = Arrivals {
+            gaps,
+            burst,
+            next_ms: start,
+        };
         a.next_ms = start + a.gap_ms(rng, 1.0);
         a
     }
@@ -105,9 +118,16 @@ impl Arrivals {
     /// Calls `emit(time, n)` for every event due before `until` (`n` events at that
     /// time: more than one in a burst), in time order. `rate_factor` scales the rate
     /// (2 halves the gaps).
-    pub fn drain<R: Rng>(&mut self, until: TimestampMs, rate_factor: f64, rng: &mut R, mut emit: impl FnMut(&mut R, TimestampMs, u32)) {
+    pub fn drain<R: Rng>(
+        &mut self,
+        until: TimestampMs,
+        rate_factor: f64,
+        rng: &mut R,
+        mut emit: impl FnMut(&mut R, TimestampMs, u32),
+    ) {
         while self.next_ms < until {
-            let n = if self.burst.probability > 0.0 && rng.random::<f64>() < self.burst.probability {
+            let n = if self.burst.probability > 0.0 && rng.random::<f64>() < self.burst.probability
+            {
                 self.burst.size.max(1)
             } else {
                 1
@@ -135,7 +155,10 @@ mod tests {
     #[test]
     fn poisson_gaps_have_the_right_mean_and_spread() {
         let events = collect(Gaps::rate(2.0), Burst::NONE, 20_000);
-        let gaps: Vec<f64> = events.windows(2).map(|w| (w[1].0 - w[0].0) as f64 / 1000.0).collect();
+        let gaps: Vec<f64> = events
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
+            .collect();
         let n = gaps.len() as f64;
         let mean = gaps.iter().sum::<f64>() / n;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
@@ -143,27 +166,49 @@ mod tests {
         // standard deviation equal to their mean.
         assert!((mean - 0.5).abs() < 0.01, "mean gap {mean}");
         assert!((var.sqrt() - 0.5).abs() < 0.02, "sd {}", var.sqrt());
-        assert!((events.len() as f64 - 40_000.0).abs() < 800.0, "{} events", events.len());
+        assert!(
+            (events.len() as f64 - 40_000.0).abs() < 800.0,
+            "{} events",
+            events.len()
+        );
     }
 
     #[test]
     fn uniform_gaps_stay_within_bounds_and_fill_them() {
-        let events = collect(Gaps::Uniform { min_s: 10.0, max_s: 60.0 }, Burst::NONE, 2_000_000);
-        let gaps: Vec<f64> = events.windows(2).map(|w| (w[1].0 - w[0].0) as f64 / 1000.0).collect();
+        let events = collect(
+            Gaps::Uniform {
+                min_s: 10.0,
+                max_s: 60.0,
+            },
+            Burst::NONE,
+            2_000_000,
+        );
+        let gaps: Vec<f64> = events
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
+            .collect();
         assert!(gaps.iter().all(|g| (10.0..=60.0).contains(g)));
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         assert!((mean - 35.0).abs() < 0.5, "mean gap {mean}");
         // Each fifth of the range holds about a fifth of the gaps.
         for k in 0..5 {
             let lo = 10.0 + 10.0 * k as f64;
-            let share = gaps.iter().filter(|&&g| g >= lo && g < lo + 10.0).count() as f64 / gaps.len() as f64;
+            let share = gaps.iter().filter(|&&g| g >= lo && g < lo + 10.0).count() as f64
+                / gaps.len() as f64;
             assert!((share - 0.2).abs() < 0.02, "bucket {k}: {share}");
         }
     }
 
     #[test]
     fn bursts_come_at_the_configured_probability_and_size() {
-        let events = collect(Gaps::rate(1.0), Burst { probability: 0.15, size: 4 }, 20_000);
+        let events = collect(
+            Gaps::rate(1.0),
+            Burst {
+                probability: 0.15,
+                size: 4,
+            },
+            20_000,
+        );
         let bursts = events.iter().filter(|e| e.1 == 4).count() as f64;
         let share = bursts / events.len() as f64;
         assert!((share - 0.15).abs() < 0.015, "burst share {share}");

@@ -124,7 +124,11 @@ impl Shape {
         *hint = i;
         let (a, b) = (self.xy[i], self.xy[i + 1]);
         let seg = self.dist[i + 1] - self.dist[i];
-        let t = if seg > 0.0 { (d - self.dist[i]) / seg } else { 0.0 };
+        let t = if seg > 0.0 {
+            (d - self.dist[i]) / seg
+        } else {
+            0.0
+        };
         let (dx, dy) = (b.0 - a.0, b.1 - a.1);
         (a.0 + dx * t, a.1 + dy * t, dy.atan2(dx))
     }
@@ -139,7 +143,8 @@ impl Route {
     /// Nominal round-trip time in seconds: both directions at cruising speed plus a
     /// nominal dwell at every stop and a layover at each end.
     pub fn round_trip_s(&self) -> f64 {
-        let one_way = self.length_m() / (self.cruise_mps * 0.8) + NOMINAL_DWELL_S * self.stops.len() as f64;
+        let one_way =
+            self.length_m() / (self.cruise_mps * 0.8) + NOMINAL_DWELL_S * self.stops.len() as f64;
         2.0 * (one_way + LAYOVER_S)
     }
 }
@@ -183,8 +188,17 @@ pub struct City {
     pub districts: Vec<District>,
 }
 
-const DISTRICTS: [&str; 9] =
-    ["Downtown", "Northside", "Uptown", "Eastside", "Harbourfront", "Southgate", "Riverside", "Westend", "Old Town"];
+const DISTRICTS: [&str; 9] = [
+    "Downtown",
+    "Northside",
+    "Uptown",
+    "Eastside",
+    "Harbourfront",
+    "Southgate",
+    "Riverside",
+    "Westend",
+    "Old Town",
+];
 
 /// What to build.
 #[derive(Debug, Clone, Copy)]
@@ -202,24 +216,49 @@ pub const DEFAULT_FLEET: usize = 240;
 
 impl Default for CityConfig {
     fn default() -> Self {
-        CityConfig { seed: 42, centre: LatLon::new(40.7128, -74.0060), vehicles: DEFAULT_FLEET }
+        CityConfig {
+            seed: 42,
+            centre: LatLon::new(40.7128, -74.0060),
+            vehicles: DEFAULT_FLEET,
+        }
     }
 }
 
 const PALETTE: [&str; 15] = [
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42a5b3", "#f032e6", "#8aa117", "#d4a017",
-    "#008080", "#9a6324", "#800000", "#5b6abf", "#000075", "#c71585",
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42a5b3", "#f032e6", "#8aa117",
+    "#d4a017", "#008080", "#9a6324", "#800000", "#5b6abf", "#000075", "#c71585",
 ];
 
 const PLACES: [&str; 24] = [
-    "Harbour", "Northgate", "Riverside", "Old Town", "University", "Stadium", "Market", "Hillcrest",
-    "Airport", "Docklands", "Westfield", "Eastbank", "Cathedral", "Parkway", "Museum", "Bridge St",
-    "Canal", "Ironworks", "Fairview", "Lakeside", "Central", "Mill Lane", "Observatory", "Southport",
+    "Harbour",
+    "Northgate",
+    "Riverside",
+    "Old Town",
+    "University",
+    "Stadium",
+    "Market",
+    "Hillcrest",
+    "Airport",
+    "Docklands",
+    "Westfield",
+    "Eastbank",
+    "Cathedral",
+    "Parkway",
+    "Museum",
+    "Bridge St",
+    "Canal",
+    "Ironworks",
+    "Fairview",
+    "Lakeside",
+    "Central",
+    "Mill Lane",
+    "Observatory",
+    "Southport",
 ];
 
 const STREETS: [&str; 20] = [
-    "Elm", "Oak", "Maple", "Cedar", "Birch", "Ash", "Willow", "Pine", "Chestnut", "Walnut", "Hazel",
-    "Rowan", "Linden", "Poplar", "Spruce", "Holly", "Juniper", "Alder", "Beech", "Laurel",
+    "Elm", "Oak", "Maple", "Cedar", "Birch", "Ash", "Willow", "Pine", "Chestnut", "Walnut",
+    "Hazel", "Rowan", "Linden", "Poplar", "Spruce", "Holly", "Juniper", "Alder", "Beech", "Laurel",
 ];
 
 const STREET_KINDS: [&str; 6] = ["St", "Ave", "Rd", "Sq", "Blvd", "Pl"];
@@ -241,11 +280,13 @@ fn line_specs() -> Vec<LineSpec> {
         cruise_mps: 11.0,
         capacity: 80,
     };
-    let mut specs: Vec<LineSpec> =
-        [11_000.0, 12_500.0, 10_000.0, 13_500.0, 9_500.0, 12_000.0, 11_500.0, 14_000.0, 10_500.0, 12_000.0, 13_000.0]
-            .into_iter()
-            .map(bus)
-            .collect();
+    let mut specs: Vec<LineSpec> = [
+        11_000.0, 12_500.0, 10_000.0, 13_500.0, 9_500.0, 12_000.0, 11_500.0, 14_000.0, 10_500.0,
+        12_000.0, 13_000.0,
+    ]
+    .into_iter()
+    .map(bus)
+    .collect();
     specs.push(LineSpec {
         mode: TransportMode::Tram,
         length_m: 10_000.0,
@@ -287,13 +328,21 @@ impl City {
             let half = spec.length_m / 2.0;
             // Waypoints every ~700 m with lateral meander, then the shape through them.
             let legs = (spec.length_m / 700.0).ceil() as usize;
-            let wander = if spec.mode == TransportMode::Rail { 60.0 } else { 220.0 };
+            let wander = if spec.mode == TransportMode::Rail {
+                60.0
+            } else {
+                220.0
+            };
             let mut shape_xy = Vec::with_capacity(legs + 1);
             let mut lateral: f64 = 0.0;
             for k in 0..=legs {
                 let along = -half + spec.length_m * k as f64 / legs as f64;
-                lateral = (lateral + rng.random_range(-wander..wander)).clamp(-3.0 * wander, 3.0 * wander);
-                shape_xy.push((ux * along + px * (offset + lateral), uy * along + py * (offset + lateral)));
+                lateral = (lateral + rng.random_range(-wander..wander))
+                    .clamp(-3.0 * wander, 3.0 * wander);
+                shape_xy.push((
+                    ux * along + px * (offset + lateral),
+                    uy * along + py * (offset + lateral),
+                ));
             }
             let path = Shape::new(shape_xy);
             let length = path.length_m();
@@ -309,7 +358,10 @@ impl City {
                     (format_compact!("R{rail_no}"), format!("R{rail_no}"))
                 }
             };
-            let ends = (PLACES[(2 * i) % PLACES.len()], PLACES[(2 * i + 7) % PLACES.len()]);
+            let ends = (
+                PLACES[(2 * i) % PLACES.len()],
+                PLACES[(2 * i + 7) % PLACES.len()],
+            );
 
             // Stops along the shape, 300–600 m apart (rail stations further), the last
             // one at the far terminus.
@@ -322,8 +374,13 @@ impl City {
                 let at = projection.to_latlon(x, y);
                 let idx = stops.len();
                 let r = (x * x + y * y).sqrt();
-                let importance =
-                    (0.4 + 2.6 * (-(r / 3_500.0).powi(2)).exp()) * rng.random_range(0.6..1.4) * if spec.mode == TransportMode::Rail { 3.0 } else { 1.0 };
+                let importance = (0.4 + 2.6 * (-(r / 3_500.0).powi(2)).exp())
+                    * rng.random_range(0.6..1.4)
+                    * if spec.mode == TransportMode::Rail {
+                        3.0
+                    } else {
+                        1.0
+                    };
                 let name = if stop_dist.is_empty() {
                     ends.0.to_owned()
                 } else if length - d < 1.0 {
@@ -352,7 +409,11 @@ impl City {
                 }
                 let step = rng.random_range(spec.spacing_m.0..spec.spacing_m.1);
                 // Never leave a stub shorter than the minimum spacing at the end.
-                d = if length - (d + step) < spec.spacing_m.0 { length } else { d + step };
+                d = if length - (d + step) < spec.spacing_m.0 {
+                    length
+                } else {
+                    d + step
+                };
             }
 
             let shape = path
@@ -364,7 +425,10 @@ impl City {
                 })
                 .collect();
             routes.push(Route {
-                stop_ids: route_stops.iter().map(|&s| stops[s].stop_id.clone()).collect(),
+                stop_ids: route_stops
+                    .iter()
+                    .map(|&s| stops[s].stop_id.clone())
+                    .collect(),
                 route_id,
                 short_name,
                 name: format!("{} – {}", ends.0, ends.1),
@@ -385,13 +449,30 @@ impl City {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let (r, a) = if i == 0 { (0.0, 0.0) } else { (4_500.0, std::f64::consts::TAU * (i - 1) as f64 / 8.0) };
+                let (r, a) = if i == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (4_500.0, std::f64::consts::TAU * (i - 1) as f64 / 8.0)
+                };
                 let (x, y) = (r * f64::cos(a), r * f64::sin(a));
                 let at = projection.to_latlon(x, y);
-                District { name: (*name).to_owned(), lat: round6(at.lat), lon: round6(at.lon), radius_m: 2_500.0, x, y }
+                District {
+                    name: (*name).to_owned(),
+                    lat: round6(at.lat),
+                    lon: round6(at.lon),
+                    radius_m: 2_500.0,
+                    x,
+                    y,
+                }
             })
             .collect();
-        City { centre: config.centre, projection, routes, stops, districts }
+        City {
+            centre: config.centre,
+            projection,
+            routes,
+            stops,
+            districts,
+        }
     }
 
     /// Looks up a stop by id.
@@ -405,7 +486,11 @@ impl City {
         let r2 = radius_m * radius_m;
         (0..self.routes.len())
             .filter(|&i| {
-                self.routes[i].path.xy.windows(2).any(|w| segment_distance2((x, y), w[0], w[1]) <= r2)
+                self.routes[i]
+                    .path
+                    .xy
+                    .windows(2)
+                    .any(|w| segment_distance2((x, y), w[0], w[1]) <= r2)
             })
             .collect()
     }
@@ -420,9 +505,19 @@ impl City {
 /// (rail, with its larger vehicles, gets half the share), so that headways come out
 /// similar across lines, and sets each route's headway from its share.
 fn assign_fleet(routes: &mut [Route], total: usize) {
-    let weight = |r: &Route| r.round_trip_s() * if r.mode == TransportMode::Rail { 0.5 } else { 1.0 };
+    let weight = |r: &Route| {
+        r.round_trip_s()
+            * if r.mode == TransportMode::Rail {
+                0.5
+            } else {
+                1.0
+            }
+    };
     let sum: f64 = routes.iter().map(weight).sum();
-    let exact: Vec<f64> = routes.iter().map(|r| total as f64 * weight(r) / sum).collect();
+    let exact: Vec<f64> = routes
+        .iter()
+        .map(|r| total as f64 * weight(r) / sum)
+        .collect();
     let mut given: usize = 0;
     for (r, e) in routes.iter_mut().zip(&exact) {
         r.vehicles = e.floor() as usize;
@@ -435,7 +530,11 @@ fn assign_fleet(routes: &mut [Route], total: usize) {
         routes[i].vehicles += 1;
     }
     for r in routes.iter_mut() {
-        r.headway_s = if r.vehicles > 0 { (r.round_trip_s() / r.vehicles as f64).round() } else { 0.0 };
+        r.headway_s = if r.vehicles > 0 {
+            (r.round_trip_s() / r.vehicles as f64).round()
+        } else {
+            0.0
+        };
     }
 }
 
@@ -443,7 +542,11 @@ fn assign_fleet(routes: &mut [Route], total: usize) {
 pub fn segment_distance2(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     (p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)
 }
 
@@ -473,11 +576,21 @@ mod tests {
                 let (a, b) = (&city.stops[pair[0]], &city.stops[pair[1]]);
                 let d = distance_m(LatLon::new(a.lat, a.lon), LatLon::new(b.lat, b.lon));
                 // Straight-line distance can be a little under the distance along the shape.
-                assert!((250.0..=1_200.0).contains(&d), "{} {} -> {}: {d} m", route.route_id, a.stop_id, b.stop_id);
+                assert!(
+                    (250.0..=1_200.0).contains(&d),
+                    "{} {} -> {}: {d} m",
+                    route.route_id,
+                    a.stop_id,
+                    b.stop_id
+                );
             }
             for pair in route.stop_dist.windows(2) {
                 let along = pair[1] - pair[0];
-                assert!((300.0..1_200.0).contains(&along), "{}: {along} m along", route.route_id);
+                assert!(
+                    (300.0..1_200.0).contains(&along),
+                    "{}: {along} m along",
+                    route.route_id
+                );
             }
         }
     }
@@ -485,13 +598,26 @@ mod tests {
     #[test]
     fn fleet_is_shared_exactly() {
         for total in [0, 1, 13, 240, 100_000] {
-            let city = City::generate(CityConfig { vehicles: total, ..CityConfig::default() });
+            let city = City::generate(CityConfig {
+                vehicles: total,
+                ..CityConfig::default()
+            });
             assert_eq!(city.routes.iter().map(|r| r.vehicles).sum::<usize>(), total);
         }
         let city = City::generate(CityConfig::default());
         for r in &city.routes {
-            assert!(r.vehicles >= 2, "{} has {} vehicles", r.route_id, r.vehicles);
-            assert!((60.0..1_800.0).contains(&r.headway_s), "{} headway {}", r.route_id, r.headway_s);
+            assert!(
+                r.vehicles >= 2,
+                "{} has {} vehicles",
+                r.route_id,
+                r.vehicles
+            );
+            assert!(
+                (60.0..1_800.0).contains(&r.headway_s),
+                "{} headway {}",
+                r.route_id,
+                r.headway_s
+            );
         }
     }
 
@@ -499,7 +625,10 @@ mod tests {
     fn same_seed_same_city_other_seed_other_city() {
         let a = City::generate(CityConfig::default());
         let b = City::generate(CityConfig::default());
-        let c = City::generate(CityConfig { seed: 7, ..CityConfig::default() });
+        let c = City::generate(CityConfig {
+            seed: 7,
+            ..CityConfig::default()
+        });
         assert_eq!(a.routes[3].shape, b.routes[3].shape);
         assert_eq!(a.stops.len(), b.stops.len());
         assert_ne!(a.routes[3].shape, c.routes[3].shape);

@@ -26,21 +26,36 @@ pub struct ProducerStats {
 /// Turns a simulation event into its bus record.
 pub fn to_record(topics: &Topics, event: &SimEvent) -> Record {
     match event {
-        SimEvent::Position(p) => {
-            Record::new(&topics.vehicle_locations, Bytes::copy_from_slice(p.vehicle_id.as_bytes()), encode(p), p.timestamp)
-        }
-        SimEvent::TapOn(t) => {
-            Record::new(&topics.rider_tapped_on, Bytes::copy_from_slice(t.stop_id.as_bytes()), encode(t), t.timestamp)
-        }
-        SimEvent::TapOff(t) => {
-            Record::new(&topics.rider_tapped_off, Bytes::copy_from_slice(t.stop_id.as_bytes()), encode(t), t.timestamp)
-        }
-        SimEvent::Traffic(i) => {
-            Record::new(&topics.traffic_incidents, Bytes::copy_from_slice(i.incident_id.as_bytes()), encode(i), i.timestamp)
-        }
-        SimEvent::City(i) => {
-            Record::new(&topics.city_incidents, Bytes::copy_from_slice(i.event_id.as_bytes()), encode(i), i.timestamp)
-        }
+        SimEvent::Position(p) => Record::new(
+            &topics.vehicle_locations,
+            Bytes::copy_from_slice(p.vehicle_id.as_bytes()),
+            encode(p),
+            p.timestamp,
+        ),
+        SimEvent::TapOn(t) => Record::new(
+            &topics.rider_tapped_on,
+            Bytes::copy_from_slice(t.stop_id.as_bytes()),
+            encode(t),
+            t.timestamp,
+        ),
+        SimEvent::TapOff(t) => Record::new(
+            &topics.rider_tapped_off,
+            Bytes::copy_from_slice(t.stop_id.as_bytes()),
+            encode(t),
+            t.timestamp,
+        ),
+        SimEvent::Traffic(i) => Record::new(
+            &topics.traffic_incidents,
+            Bytes::copy_from_slice(i.incident_id.as_bytes()),
+            encode(i),
+            i.timestamp,
+        ),
+        SimEvent::City(i) => Record::new(
+            &topics.city_incidents,
+            Bytes::copy_from_slice(i.event_id.as_bytes()),
+            encode(i),
+            i.timestamp,
+        ),
     }
 }
 
@@ -118,7 +133,9 @@ pub async fn run<B: Bus>(
             };
         }
         events.clear();
-        stats.sim_time_ms.store(sim.now().max(0) as u64, Ordering::Relaxed);
+        stats
+            .sim_time_ms
+            .store(sim.now().max(0) as u64, Ordering::Relaxed);
     };
     bus.flush().await?;
     Ok(ending)

@@ -15,8 +15,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{
-    CityIncident, Id, IncidentStatus, OccupancyStatus, RiderTap, Severity, TimestampMs, TrafficIncident,
-    TrafficIncidentKind, TransitEffect, TransportMode, VehiclePosition, VehicleStatus,
+    CityIncident, Id, IncidentStatus, OccupancyStatus, RiderTap, Severity, TimestampMs,
+    TrafficIncident, TrafficIncidentKind, TransitEffect, TransportMode, VehiclePosition,
+    VehicleStatus,
 };
 
 use crate::arrivals::{Arrivals, Burst, Gaps};
@@ -82,13 +83,20 @@ pub const DEFAULT_TAP_RATE: f64 = 8.0;
 
 impl Default for SimConfig {
     fn default() -> Self {
-        let stream = |gaps| StreamConfig { emit: true, gaps, burst: Burst::NONE };
+        let stream = |gaps| StreamConfig {
+            emit: true,
+            gaps,
+            burst: Burst::NONE,
+        };
         SimConfig {
             seed: 42,
             start_ms: 1_763_884_800_000, // 2025-11-23T08:00:00Z
             utc_offset_min: 0,
             tick_ms: 200,
-            vehicles: stream(Gaps::Uniform { min_s: 1.0, max_s: 1.0 }),
+            vehicles: stream(Gaps::Uniform {
+                min_s: 1.0,
+                max_s: 1.0,
+            }),
             taps: stream(Gaps::rate(DEFAULT_TAP_RATE)),
             traffic: stream(Gaps::Poisson { mean_s: 600.0 }),
             incidents: stream(Gaps::Poisson { mean_s: 900.0 }),
@@ -263,22 +271,35 @@ struct ModeParams {
 
 fn mode_params(mode: TransportMode) -> ModeParams {
     match mode {
-        TransportMode::Bus => {
-            ModeParams { accel: 1.0, decel: 1.3, dwell_base_s: 8.0, per_boarding_s: 2.5, per_alighting_s: 1.0 }
-        }
-        TransportMode::Tram => {
-            ModeParams { accel: 1.1, decel: 1.3, dwell_base_s: 12.0, per_boarding_s: 0.8, per_alighting_s: 0.5 }
-        }
-        TransportMode::Rail => {
-            ModeParams { accel: 0.9, decel: 1.1, dwell_base_s: 20.0, per_boarding_s: 0.15, per_alighting_s: 0.1 }
-        }
+        TransportMode::Bus => ModeParams {
+            accel: 1.0,
+            decel: 1.3,
+            dwell_base_s: 8.0,
+            per_boarding_s: 2.5,
+            per_alighting_s: 1.0,
+        },
+        TransportMode::Tram => ModeParams {
+            accel: 1.1,
+            decel: 1.3,
+            dwell_base_s: 12.0,
+            per_boarding_s: 0.8,
+            per_alighting_s: 0.5,
+        },
+        TransportMode::Rail => ModeParams {
+            accel: 0.9,
+            decel: 1.1,
+            dwell_base_s: 20.0,
+            per_boarding_s: 0.15,
+            per_alighting_s: 0.1,
+        },
     }
 }
 
 /// Relative rider demand by local hour of day: low at night, peaks around 08:15 and 17:30.
 pub fn demand_factor(hour: f64) -> f64 {
     let gauss = |mu: f64, sigma: f64| (-((hour - mu) / sigma).powi(2) / 2.0).exp();
-    let day = 1.0 / (1.0 + (-(hour - 6.0) * 2.0).exp()) - 1.0 / (1.0 + (-(hour - 22.5) * 2.0).exp());
+    let day =
+        1.0 / (1.0 + (-(hour - 6.0) * 2.0).exp()) - 1.0 / (1.0 + (-(hour - 22.5) * 2.0).exp());
     0.2 + 0.8 * day + 1.6 * gauss(8.25, 0.9) + 1.3 * gauss(17.5, 1.1)
 }
 
@@ -291,7 +312,11 @@ pub fn local_hour(ts: TimestampMs, utc_offset_min: i32) -> f64 {
 /// Index into `route.stops` of the `k`-th stop in travel order.
 fn stop_index(route: &Route, outbound: bool, k: usize) -> usize {
     let k = k.min(route.stops.len() - 1);
-    if outbound { k } else { route.stops.len() - 1 - k }
+    if outbound {
+        k
+    } else {
+        route.stops.len() - 1 - k
+    }
 }
 
 /// Distance travelled from the trip's origin to its `k`-th stop.
@@ -313,11 +338,19 @@ fn trip_id(v: &Vehicle) -> Id {
 /// Updates the vehicle's map position and heading from its distance along the route.
 fn locate(city: &City, v: &mut Vehicle) {
     let route = &city.routes[v.route as usize];
-    let d = if v.outbound { v.along } else { route.length_m() - v.along };
+    let d = if v.outbound {
+        v.along
+    } else {
+        route.length_m() - v.along
+    };
     let (x, y, heading) = route.path.point_at(d, &mut v.hint);
     v.x = x;
     v.y = y;
-    v.heading = if v.outbound { heading } else { heading + std::f64::consts::PI };
+    v.heading = if v.outbound {
+        heading
+    } else {
+        heading + std::f64::consts::PI
+    };
 }
 
 /// A rider's destination: a later stop in travel order, nearer ones likelier.
@@ -345,19 +378,23 @@ impl Simulation {
             let n = route.stops.len();
             for k in 0..route.vehicles {
                 // Where vehicle k is in the round trip, in seconds since its trip began.
-                let mut c = route.headway_s * k as f64 + rng.random_range(0.0..route.headway_s.clamp(1.0, 60.0));
+                let mut c = route.headway_s * k as f64
+                    + rng.random_range(0.0..route.headway_s.clamp(1.0, 60.0));
                 let outbound = c < half_s;
                 if !outbound {
                     c -= half_s;
                 }
                 let run_s = half_s - LAYOVER_S;
                 let along = (route.length_m() * (c / run_s)).min(route.length_m() - 1.0);
-                let next_stop = (0..n).find(|&i| stop_along(route, outbound, i) > along).unwrap_or(n - 1);
+                let next_stop = (0..n)
+                    .find(|&i| stop_along(route, outbound, i) > along)
+                    .unwrap_or(n - 1);
                 let aboard = (route.capacity as f64 * rng.random_range(0.05..0.35)) as usize;
                 let riders = (0..aboard)
                     .map(|_| Rider {
                         card: rng.random_range(0..100_000_000),
-                        dest: pick_destination(&mut rng, next_stop.saturating_sub(1), n).max(next_stop as u16),
+                        dest: pick_destination(&mut rng, next_stop.saturating_sub(1), n)
+                            .max(next_stop as u16),
                     })
                     .collect();
                 let mut v = Vehicle {
@@ -382,7 +419,8 @@ impl Simulation {
                     heading: 0.0,
                     riders,
                 };
-                v.trip_start_ms = now - (sched_offset_s(route, v.along, v.next_stop) * 1000.0) as i64;
+                v.trip_start_ms =
+                    now - (sched_offset_s(route, v.along, v.next_stop) * 1000.0) as i64;
                 v.trip_id = trip_id(&v);
                 locate(&city, &mut v);
                 vehicles.push(v);
@@ -399,12 +437,16 @@ impl Simulation {
             }
         }
         let taps = Arrivals::new(config.taps.gaps, config.taps.burst, now, &mut rng);
-        let traffic_arrivals = Arrivals::new(config.traffic.gaps, config.traffic.burst, now, &mut rng);
-        let city_arrivals = Arrivals::new(config.incidents.gaps, config.incidents.burst, now, &mut rng);
+        let traffic_arrivals =
+            Arrivals::new(config.traffic.gaps, config.traffic.burst, now, &mut rng);
+        let city_arrivals =
+            Arrivals::new(config.incidents.gaps, config.incidents.burst, now, &mut rng);
         let mut pending_crowds = config.crowds.clone();
         pending_crowds.sort_by_key(|c| std::cmp::Reverse(c.start_ms));
         Simulation {
-            waiting: (0..city.stops.len()).map(|_| [VecDeque::new(), VecDeque::new()]).collect(),
+            waiting: (0..city.stops.len())
+                .map(|_| [VecDeque::new(), VecDeque::new()])
+                .collect(),
             suspended: vec![false; city.routes.len()],
             rng,
             now,
@@ -467,27 +509,48 @@ impl Simulation {
 
     /// Riders waiting at a stop (both directions).
     pub fn waiting_at(&self, stop: usize) -> usize {
-        self.waiting.get(stop).map_or(0, |w| w[0].len() + w[1].len())
+        self.waiting
+            .get(stop)
+            .map_or(0, |w| w[0].len() + w[1].len())
     }
 
     /// Starts a traffic incident now (for scripted scenarios and tests) and emits its
     /// record.
     pub fn start_traffic(&mut self, incident: TrafficIncident, out: &mut Vec<SimEvent>) {
-        let (x, y) = self.city.projection.to_xy(LatLon::new(incident.lat, incident.lon));
-        let area = Slowdown { x, y, radius_m: incident.radius_m, factor: incident.speed_factor };
+        let (x, y) = self
+            .city
+            .projection
+            .to_xy(LatLon::new(incident.lat, incident.lon));
+        let area = Slowdown {
+            x,
+            y,
+            radius_m: incident.radius_m,
+            factor: incident.speed_factor,
+        };
         self.counts.traffic += 1;
         if self.config.traffic.emit {
             out.push(SimEvent::Traffic(incident.clone()));
         }
-        self.traffic.push(ActiveTraffic { event: incident, area });
+        self.traffic.push(ActiveTraffic {
+            event: incident,
+            area,
+        });
     }
 
     /// Starts a city incident now (for scripted scenarios and tests), applies its
     /// effect on transit, and emits its record.
     pub fn start_city_incident(&mut self, incident: CityIncident, out: &mut Vec<SimEvent>) {
-        let (x, y) = self.city.projection.to_xy(LatLon::new(incident.lat, incident.lon));
+        let (x, y) = self
+            .city
+            .projection
+            .to_xy(LatLon::new(incident.lat, incident.lon));
         let slowdown = match (incident.transit_effect, incident.speed_factor) {
-            (TransitEffect::Slowdown, Some(factor)) => Some(Slowdown { x, y, radius_m: incident.radius_m, factor }),
+            (TransitEffect::Slowdown, Some(factor)) => Some(Slowdown {
+                x,
+                y,
+                radius_m: incident.radius_m,
+                factor,
+            }),
             _ => None,
         };
         let suspended: Vec<u16> = if incident.transit_effect == TransitEffect::Suspension {
@@ -508,7 +571,12 @@ impl Simulation {
             out.push(SimEvent::City(incident.clone()));
         }
         let ends_ms = civic::ends_at(&incident);
-        self.city_incidents.push(ActiveCity { event: incident, ends_ms, slowdown, suspended });
+        self.city_incidents.push(ActiveCity {
+            event: incident,
+            ends_ms,
+            slowdown,
+            suspended,
+        });
     }
 
     /// Advances one tick and appends what happened to `out`.
@@ -542,7 +610,8 @@ impl Simulation {
             if self.city_incidents[i].ends_ms <= now {
                 let ended = self.city_incidents.swap_remove(i);
                 for &r in &ended.suspended {
-                    self.suspended[r as usize] = self.city_incidents.iter().any(|c| c.suspended.contains(&r));
+                    self.suspended[r as usize] =
+                        self.city_incidents.iter().any(|c| c.suspended.contains(&r));
                 }
                 let mut cleared = ended.event;
                 cleared.status = IncidentStatus::Cleared;
@@ -557,14 +626,16 @@ impl Simulation {
         }
         // New ones.
         let mut due = Vec::new();
-        self.traffic_arrivals.drain(now, 1.0, &mut self.rng, |_, _, n| due.push(n));
+        self.traffic_arrivals
+            .drain(now, 1.0, &mut self.rng, |_, _, n| due.push(n));
         for n in due.drain(..) {
             for _ in 0..n {
                 let incident = self.random_traffic();
                 self.start_traffic(incident, out);
             }
         }
-        self.city_arrivals.drain(now, 1.0, &mut self.rng, |_, _, n| due.push(n));
+        self.city_arrivals
+            .drain(now, 1.0, &mut self.rng, |_, _, n| due.push(n));
         for n in due {
             for _ in 0..n {
                 let no = self.next_incident_no;
@@ -577,17 +648,33 @@ impl Simulation {
 
     fn random_traffic(&mut self) -> TrafficIncident {
         let rng = &mut self.rng;
-        let street: Vec<usize> =
-            (0..self.city.routes.len()).filter(|&r| self.city.routes[r].mode != TransportMode::Rail).collect();
+        let street: Vec<usize> = (0..self.city.routes.len())
+            .filter(|&r| self.city.routes[r].mode != TransportMode::Rail)
+            .collect();
         let route = &self.city.routes[street[rng.random_range(0..street.len())]];
         let mut hint = 0;
-        let (x, y, _) = route.path.point_at(rng.random_range(0.0..route.length_m()), &mut hint);
+        let (x, y, _) = route
+            .path
+            .point_at(rng.random_range(0.0..route.length_m()), &mut hint);
         let at = self.city.projection.to_latlon(x, y);
-        type Ranges = (std::ops::Range<f64>, std::ops::Range<f64>, std::ops::Range<f64>);
+        type Ranges = (
+            std::ops::Range<f64>,
+            std::ops::Range<f64>,
+            std::ops::Range<f64>,
+        );
         let (kind, (radius, factor, minutes)): (_, Ranges) = match rng.random_range(0..10) {
-            0..=2 => (TrafficIncidentKind::Accident, (150.0..300.0, 0.2..0.4, 15.0..45.0)),
-            3..=5 => (TrafficIncidentKind::Roadworks, (100.0..250.0, 0.45..0.7, 30.0..120.0)),
-            _ => (TrafficIncidentKind::Congestion, (300.0..700.0, 0.3..0.6, 10.0..40.0)),
+            0..=2 => (
+                TrafficIncidentKind::Accident,
+                (150.0..300.0, 0.2..0.4, 15.0..45.0),
+            ),
+            3..=5 => (
+                TrafficIncidentKind::Roadworks,
+                (100.0..250.0, 0.45..0.7, 30.0..120.0),
+            ),
+            _ => (
+                TrafficIncidentKind::Congestion,
+                (300.0..700.0, 0.3..0.6, 10.0..40.0),
+            ),
         };
         let speed_factor = (rng.random_range(factor) * 100.0).round() / 100.0;
         let severity = match speed_factor {
@@ -628,7 +715,10 @@ impl Simulation {
         if queue.len() >= MAX_WAITING {
             return; // the stop is packed: newcomers give up before tapping on
         }
-        let rider = Rider { card: self.rng.random_range(0..100_000_000), dest: pick_destination(&mut self.rng, k_travel, n) };
+        let rider = Rider {
+            card: self.rng.random_range(0..100_000_000),
+            dest: pick_destination(&mut self.rng, k_travel, n),
+        };
         queue.push_back(rider);
         self.counts.tap_ons += 1;
         if self.config.taps.emit {
@@ -646,11 +736,15 @@ impl Simulation {
         let factor = demand_factor(local_hour(t0, self.config.utc_offset_min));
         let total = self.tap_weights.last().copied().unwrap_or(0.0);
         let mut due: Vec<(TimestampMs, u32)> = Vec::new();
-        self.taps.drain(now, factor, &mut self.rng, |_, t, n| due.push((t, n)));
+        self.taps
+            .drain(now, factor, &mut self.rng, |_, t, n| due.push((t, n)));
         for (t, n) in due.drain(..) {
             // Where: stops weighted by importance. A burst is a group at one stop.
             let roll = self.rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
-            let i = self.tap_weights.partition_point(|&w| w <= roll).min(self.tap_places.len() - 1);
+            let i = self
+                .tap_weights
+                .partition_point(|&w| w <= roll)
+                .min(self.tap_places.len() - 1);
             let (r, k) = self.tap_places[i];
             for _ in 0..n {
                 self.rider_arrives(r as usize, k as usize, t, out);
@@ -658,24 +752,36 @@ impl Simulation {
         }
         // Scripted crowds.
         while self.pending_crowds.last().is_some_and(|c| c.start_ms < now) {
-            let Some(c) = self.pending_crowds.pop() else { break };
-            let Some(stop) = self.city.stops.iter().position(|s| s.stop_id == c.stop_id) else { continue };
-            let Some((route, k)) = self
-                .city
-                .routes
-                .iter()
-                .enumerate()
-                .find_map(|(r, route)| route.stops.iter().position(|&s| s == stop).map(|k| (r, k)))
+            let Some(c) = self.pending_crowds.pop() else {
+                break;
+            };
+            let Some(stop) = self.city.stops.iter().position(|s| s.stop_id == c.stop_id) else {
+                continue;
+            };
+            let Some((route, k)) =
+                self.city.routes.iter().enumerate().find_map(|(r, route)| {
+                    route.stops.iter().position(|&s| s == stop).map(|k| (r, k))
+                })
             else {
                 continue;
             };
             let rate = c.riders as f64 / (c.duration_ms.max(1) as f64 / 1000.0);
             let arrivals = Arrivals::new(Gaps::rate(rate), Burst::NONE, c.start_ms, &mut self.rng);
-            self.crowds.push(ActiveCrowd { stop, route, k, ends_ms: c.start_ms + c.duration_ms, arrivals });
+            self.crowds.push(ActiveCrowd {
+                stop,
+                route,
+                k,
+                ends_ms: c.start_ms + c.duration_ms,
+                arrivals,
+            });
         }
         let mut crowds = std::mem::take(&mut self.crowds);
         for crowd in &mut crowds {
-            crowd.arrivals.drain(now.min(crowd.ends_ms), 1.0, &mut self.rng, |_, t, n| due.push((t, n)));
+            crowd
+                .arrivals
+                .drain(now.min(crowd.ends_ms), 1.0, &mut self.rng, |_, t, n| {
+                    due.push((t, n))
+                });
             for (t, n) in due.drain(..) {
                 for _ in 0..n {
                     self.rider_arrives(crowd.route, crowd.k, t, out);
@@ -698,7 +804,9 @@ impl Simulation {
             }
             self.advance_vehicle(i, rush, out);
             let gap = match self.config.vehicles.gaps {
-                Gaps::Uniform { min_s, max_s } if max_s > min_s => self.rng.random_range(min_s..=max_s),
+                Gaps::Uniform { min_s, max_s } if max_s > min_s => {
+                    self.rng.random_range(min_s..=max_s)
+                }
                 g => g.mean_s(),
             };
             let v = &mut self.vehicles[i];
@@ -727,7 +835,14 @@ impl Simulation {
         self.vehicles[i].updated_ms = now;
     }
 
-    fn step_vehicle(&mut self, i: usize, now: TimestampMs, dt: f64, rush: f64, out: &mut Vec<SimEvent>) {
+    fn step_vehicle(
+        &mut self,
+        i: usize,
+        now: TimestampMs,
+        dt: f64,
+        rush: f64,
+        out: &mut Vec<SimEvent>,
+    ) {
         let city = Arc::clone(&self.city);
         let p_break = self.config.breakdowns_per_vehicle_hour * dt / 3_600.0;
         let p_silent = self.config.dropouts_per_vehicle_hour * dt / 3_600.0;
@@ -737,7 +852,11 @@ impl Simulation {
             let secs = self.rng.random_range(60..300);
             self.vehicles[i].silent_until_ms = now + secs * 1000;
         }
-        let repair_ms = if roll_break < p_break { self.rng.random_range(600_000..1_800_000) } else { 0 };
+        let repair_ms = if roll_break < p_break {
+            self.rng.random_range(600_000..1_800_000)
+        } else {
+            0
+        };
         let v = &mut self.vehicles[i];
         let route = &city.routes[v.route as usize];
         let params = mode_params(route.mode);
@@ -799,7 +918,11 @@ impl Simulation {
         let mut factor = 1.0;
         if route.mode != TransportMode::Rail {
             factor = rush;
-            let slowdowns = self.traffic.iter().map(|t| &t.area).chain(self.city_incidents.iter().filter_map(|c| c.slowdown.as_ref()));
+            let slowdowns = self.traffic.iter().map(|t| &t.area).chain(
+                self.city_incidents
+                    .iter()
+                    .filter_map(|c| c.slowdown.as_ref()),
+            );
             for area in slowdowns {
                 let (dx, dy) = (v.x - area.x, v.y - area.y);
                 if dx * dx + dy * dy <= area.radius_m * area.radius_m {
@@ -874,7 +997,9 @@ impl Simulation {
             // Terminus: lay over, then run the next trip back.
             let half_ms = (route.round_trip_s() / 2.0 * 1000.0) as i64;
             let next_start = v.trip_start_ms + half_ms;
-            let min_turn = now + ((params.dwell_base_s + params.per_alighting_s * alight as f64) * 1000.0) as i64 + 60_000;
+            let min_turn = now
+                + ((params.dwell_base_s + params.per_alighting_s * alight as f64) * 1000.0) as i64
+                + 60_000;
             v.phase = Phase::Layover;
             v.until_ms = next_start.max(min_turn);
             v.outbound = !v.outbound;
@@ -893,7 +1018,9 @@ impl Simulation {
         self.counts.left_behind += (queue.len() - board) as u64;
         self.counts.boardings += board as u64;
         v.riders.extend(queue.drain(..board));
-        let dwell_s = params.dwell_base_s + params.per_boarding_s * board as f64 + params.per_alighting_s * alight as f64;
+        let dwell_s = params.dwell_base_s
+            + params.per_boarding_s * board as f64
+            + params.per_alighting_s * alight as f64;
         v.phase = Phase::Dwelling;
         v.until_ms = now + (dwell_s * 1000.0) as i64;
     }
@@ -902,7 +1029,8 @@ impl Simulation {
         let v = &self.vehicles[i];
         let route = &self.city.routes[v.route as usize];
         let at = self.city.projection.to_latlon(v.x, v.y);
-        let next = &self.city.stops[route.stops[stop_index(route, v.outbound, v.next_stop as usize)]];
+        let next =
+            &self.city.stops[route.stops[stop_index(route, v.outbound, v.next_stop as usize)]];
         let delay_s = match v.phase {
             Phase::Layover => ((self.now - v.trip_start_ms) / 1000).max(0),
             _ => {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::{
-    CityIncident, CityIncidentKind, Id, IncidentStatus, Severity, TrafficIncident, TrafficIncidentKind, TransitEffect,
-    TransportMode, VehiclePosition, VehicleStatus,
+    CityIncident, CityIncidentKind, Id, IncidentStatus, Severity, TrafficIncident,
+    TrafficIncidentKind, TransitEffect, TransportMode, VehiclePosition, VehicleStatus,
 };
 use streamcity_producers::arrivals::Gaps;
 use streamcity_producers::city::segment_distance2;
@@ -20,11 +20,18 @@ use streamcity_producers::{City, CityConfig, SimConfig, Simulation, civic};
 const NOON: i64 = 1_763_899_200_000;
 
 fn city(seed: u64) -> Arc<City> {
-    Arc::new(City::generate(CityConfig { seed, ..CityConfig::default() }))
+    Arc::new(City::generate(CityConfig {
+        seed,
+        ..CityConfig::default()
+    }))
 }
 
 fn quiet(seed: u64) -> SimConfig {
-    let mut c = SimConfig { seed, start_ms: NOON, ..SimConfig::default() };
+    let mut c = SimConfig {
+        seed,
+        start_ms: NOON,
+        ..SimConfig::default()
+    };
     // No random incidents or breakdowns: tests add what they need.
     c.traffic.gaps = Gaps::rate(0.0);
     c.incidents.gaps = Gaps::rate(0.0);
@@ -50,12 +57,19 @@ fn positions(events: &[SimEvent]) -> impl Iterator<Item = &VehiclePosition> {
 
 #[test]
 fn same_seed_same_events_other_seed_other_events() {
-    let config = SimConfig { seed: 3, start_ms: NOON, ..SimConfig::default() };
+    let config = SimConfig {
+        seed: 3,
+        start_ms: NOON,
+        ..SimConfig::default()
+    };
     let a = run(&mut Simulation::new(city(3), config.clone()), 300);
     let b = run(&mut Simulation::new(city(3), config.clone()), 300);
     assert!(a.len() > 50_000, "{} events", a.len());
     assert_eq!(a, b);
-    let c = run(&mut Simulation::new(city(4), SimConfig { seed: 4, ..config }), 300);
+    let c = run(
+        &mut Simulation::new(city(4), SimConfig { seed: 4, ..config }),
+        300,
+    );
     assert_ne!(a, c);
 }
 
@@ -70,42 +84,84 @@ fn every_vehicle_reports_about_once_a_second() {
         *per_vehicle.entry(&p.vehicle_id).or_default() += 1;
     }
     assert_eq!(per_vehicle.len(), fleet);
-    assert!(per_vehicle.values().all(|&n| n == 60), "{:?}", per_vehicle.values().collect::<HashSet<_>>());
+    assert!(
+        per_vehicle.values().all(|&n| n == 60),
+        "{:?}",
+        per_vehicle.values().collect::<HashSet<_>>()
+    );
 }
 
 #[test]
 fn the_report_interval_is_configurable() {
     let mut config = quiet(1);
-    config.vehicles.gaps = Gaps::Uniform { min_s: 4.0, max_s: 6.0 };
+    config.vehicles.gaps = Gaps::Uniform {
+        min_s: 4.0,
+        max_s: 6.0,
+    };
     let mut sim = Simulation::new(city(1), config);
     let fleet = sim.fleet_size() as f64;
     let n = positions(&run(&mut sim, 600)).count() as f64;
     // One report per ~5 s per vehicle.
-    assert!((n / fleet - 120.0).abs() < 6.0, "{} reports per vehicle in 10 min", n / fleet);
+    assert!(
+        (n / fleet - 120.0).abs() < 6.0,
+        "{} reports per vehicle in 10 min",
+        n / fleet
+    );
 }
 
 #[test]
 fn vehicles_stay_on_their_routes_at_plausible_speeds_and_within_capacity() {
     let city = city(2);
-    let mut sim = Simulation::new(Arc::clone(&city), SimConfig { seed: 2, start_ms: NOON, ..SimConfig::default() });
+    let mut sim = Simulation::new(
+        Arc::clone(&city),
+        SimConfig {
+            seed: 2,
+            start_ms: NOON,
+            ..SimConfig::default()
+        },
+    );
     let events = run(&mut sim, 900);
     let mut last: HashMap<Id, VehiclePosition> = HashMap::new();
     for p in positions(&events) {
         let route = city.route(&p.route_id).unwrap();
         let (x, y) = city.projection.to_xy(p.position());
-        let off = route.path.xy.windows(2).map(|w| segment_distance2((x, y), w[0], w[1])).fold(f64::INFINITY, f64::min);
-        assert!(off.sqrt() < 1.0, "{} is {} m off its route", p.vehicle_id, off.sqrt());
-        assert!(p.speed_mps as f64 <= route.cruise_mps + 0.05, "{} at {} m/s", p.vehicle_id, p.speed_mps);
+        let off = route
+            .path
+            .xy
+            .windows(2)
+            .map(|w| segment_distance2((x, y), w[0], w[1]))
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            off.sqrt() < 1.0,
+            "{} is {} m off its route",
+            p.vehicle_id,
+            off.sqrt()
+        );
+        assert!(
+            p.speed_mps as f64 <= route.cruise_mps + 0.05,
+            "{} at {} m/s",
+            p.vehicle_id,
+            p.speed_mps
+        );
         assert!(p.passengers <= p.capacity, "{} over capacity", p.vehicle_id);
         if let Some(prev) = last.get(&p.vehicle_id) {
             let dt = (p.timestamp - prev.timestamp) as f64 / 1000.0;
             let moved = distance_m(prev.position(), p.position());
-            assert!(moved <= route.cruise_mps * dt + 1.0, "{} jumped {moved} m in {dt} s", p.vehicle_id);
+            assert!(
+                moved <= route.cruise_mps * dt + 1.0,
+                "{} jumped {moved} m in {dt} s",
+                p.vehicle_id
+            );
             // Braking and acceleration stay within what a vehicle can do (a breakdown is
             // an emergency stop, the one exception).
             let accel = (p.speed_mps - prev.speed_mps) as f64 / dt;
             if p.status != VehicleStatus::BrokenDown {
-                assert!((-1.6..=1.3).contains(&accel), "{}: {accel} m/s² ({:?})", p.vehicle_id, p.status);
+                assert!(
+                    (-1.6..=1.3).contains(&accel),
+                    "{}: {accel} m/s² ({:?})",
+                    p.vehicle_id,
+                    p.status
+                );
             }
         }
         last.insert(p.vehicle_id.clone(), p.clone());
@@ -124,7 +180,11 @@ fn riders_tap_on_ride_downstream_and_tap_off() {
             SimEvent::TapOn(t) => {
                 ons += 1;
                 let route = city.route(t.route_id.as_deref().unwrap()).unwrap();
-                let k = route.stop_ids.iter().position(|s| *s == t.stop_id).expect("tap-on at a stop of its line");
+                let k = route
+                    .stop_ids
+                    .iter()
+                    .position(|s| *s == t.stop_id)
+                    .expect("tap-on at a stop of its line");
                 boarded.insert(t.rider_id.clone(), (route.route_id.clone(), k));
             }
             SimEvent::TapOff(t) => {
@@ -141,7 +201,10 @@ fn riders_tap_on_ride_downstream_and_tap_off() {
         }
     }
     assert!(ons > 10_000, "{ons} tap-ons in 30 minutes");
-    assert!(offs > 5_000 && matched > 3_000, "{offs} tap-offs, {matched} matched to a tap-on");
+    assert!(
+        offs > 5_000 && matched > 3_000,
+        "{offs} tap-offs, {matched} matched to a tap-on"
+    );
     assert!(sim.counts().boardings > 5_000);
 }
 
@@ -157,11 +220,17 @@ fn tap_ons_follow_the_configured_rate_and_time_of_day() {
     };
     let noon = count(NOON);
     let expected = 20.0 * 600.0 * streamcity_producers::sim::demand_factor(12.1);
-    assert!((noon / expected - 1.0).abs() < 0.06, "{noon} tap-ons, expected about {expected}");
+    assert!(
+        (noon / expected - 1.0).abs() < 0.06,
+        "{noon} tap-ons, expected about {expected}"
+    );
     // The morning peak is much busier than the small hours.
     let peak = count(NOON - 4 * 3_600_000 + 15 * 60_000); // 08:15
     let night = count(NOON - 9 * 3_600_000); // 03:00
-    assert!(peak > 2.0 * noon && noon > 3.0 * night, "peak {peak}, noon {noon}, night {night}");
+    assert!(
+        peak > 2.0 * noon && noon > 3.0 * night,
+        "peak {peak}, noon {noon}, night {night}"
+    );
 }
 
 /// Mean delay of the route's vehicles over the last reports.
@@ -176,7 +245,11 @@ fn mean_delay(events: &[SimEvent], route: &str, since: i64) -> f64 {
 #[test]
 fn an_incident_delays_the_vehicles_passing_through_it() {
     let city = city(7);
-    let route = city.routes.iter().find(|r| r.mode == TransportMode::Bus).unwrap();
+    let route = city
+        .routes
+        .iter()
+        .find(|r| r.mode == TransportMode::Bus)
+        .unwrap();
     let mut hint = 0;
     let (x, y, _) = route.path.point_at(route.length_m() / 2.0, &mut hint);
     let at = city.projection.to_latlon(x, y);
@@ -198,12 +271,33 @@ fn an_incident_delays_the_vehicles_passing_through_it() {
     with.start_traffic(accident, &mut Vec::new());
     let (a, b) = (run(&mut without, 2_400), run(&mut with, 2_400));
     let since = NOON + 1_800_000;
-    let (base, slowed) = (mean_delay(&a, &route.route_id, since), mean_delay(&b, &route.route_id, since));
-    assert!(slowed > base + 60.0, "mean delay {slowed:.0} s with the incident, {base:.0} s without");
+    let (base, slowed) = (
+        mean_delay(&a, &route.route_id, since),
+        mean_delay(&b, &route.route_id, since),
+    );
+    assert!(
+        slowed > base + 60.0,
+        "mean delay {slowed:.0} s with the incident, {base:.0} s without"
+    );
     // Lines that never pass through it are not affected.
-    let far = city.routes.iter().find(|r| city.routes_near(x, y, 1_500.0).iter().all(|&i| city.routes[i].route_id != r.route_id)).unwrap();
-    let (fa, fb) = (mean_delay(&a, &far.route_id, since), mean_delay(&b, &far.route_id, since));
-    assert!((fa - fb).abs() < 20.0, "{}: {fa:.0} s vs {fb:.0} s", far.route_id);
+    let far = city
+        .routes
+        .iter()
+        .find(|r| {
+            city.routes_near(x, y, 1_500.0)
+                .iter()
+                .all(|&i| city.routes[i].route_id != r.route_id)
+        })
+        .unwrap();
+    let (fa, fb) = (
+        mean_delay(&a, &far.route_id, since),
+        mean_delay(&b, &far.route_id, since),
+    );
+    assert!(
+        (fa - fb).abs() < 20.0,
+        "{}: {fa:.0} s vs {fb:.0} s",
+        far.route_id
+    );
 }
 
 #[test]
@@ -211,7 +305,12 @@ fn a_crowd_event_makes_a_tap_surge_at_its_stop() {
     let city = city(8);
     let stop = city.stops[40].stop_id.clone();
     let mut config = quiet(8);
-    config.crowds.push(CrowdEvent { stop_id: stop.clone(), start_ms: NOON + 600_000, duration_ms: 600_000, riders: 400 });
+    config.crowds.push(CrowdEvent {
+        stop_id: stop.clone(),
+        start_ms: NOON + 600_000,
+        duration_ms: 600_000,
+        riders: 400,
+    });
     let mut sim = Simulation::new(Arc::clone(&city), config);
     let events = run(&mut sim, 1_800);
     let taps_at = |from: i64, to: i64| {
@@ -222,7 +321,10 @@ fn a_crowd_event_makes_a_tap_surge_at_its_stop() {
     };
     let before = taps_at(NOON, NOON + 600_000);
     let during = taps_at(NOON + 600_000, NOON + 1_200_000);
-    assert!(during >= before + 340, "{before} taps before, {during} during the crowd");
+    assert!(
+        during >= before + 340,
+        "{before} taps before, {during} during the crowd"
+    );
     // Vehicles fill up and leave riders behind.
     assert!(sim.counts().left_behind > 0);
 }
@@ -230,7 +332,11 @@ fn a_crowd_event_makes_a_tap_surge_at_its_stop() {
 #[test]
 fn a_power_outage_suspends_the_rail_line_through_it_until_restored() {
     let city = city(9);
-    let rail = city.routes.iter().find(|r| r.mode == TransportMode::Rail).unwrap();
+    let rail = city
+        .routes
+        .iter()
+        .find(|r| r.mode == TransportMode::Rail)
+        .unwrap();
     let outage = CityIncident {
         event_id: "INF-TEST".into(),
         category: CityIncidentKind::PowerOutage.category(),
@@ -260,11 +366,14 @@ fn a_power_outage_suspends_the_rail_line_through_it_until_restored() {
     sim.start_city_incident(outage, &mut out);
     assert!(matches!(&out[0], SimEvent::City(c) if c.status == IncidentStatus::Active));
     let during = run(&mut sim, 900);
-    let last: HashMap<&Id, &VehiclePosition> =
-        positions(&during).filter(|p| p.route_id == rail.route_id).map(|p| (&p.vehicle_id, p)).collect();
+    let last: HashMap<&Id, &VehiclePosition> = positions(&during)
+        .filter(|p| p.route_id == rail.route_id)
+        .map(|p| (&p.vehicle_id, p))
+        .collect();
     assert!(!last.is_empty());
     assert!(
-        last.values().all(|p| p.status == VehicleStatus::Suspended && p.speed_mps == 0.0),
+        last.values()
+            .all(|p| p.status == VehicleStatus::Suspended && p.speed_mps == 0.0),
         "{:?}",
         last.values().map(|p| p.status).collect::<Vec<_>>()
     );
@@ -272,8 +381,16 @@ fn a_power_outage_suspends_the_rail_line_through_it_until_restored() {
     assert!(positions(&during).any(|p| p.route_id != rail.route_id && p.speed_mps > 5.0));
     // Restored after 20 minutes: the clearance is reported and the trains move again.
     let after = run(&mut sim, 600);
-    assert!(after.iter().any(|e| matches!(e, SimEvent::City(c) if c.status == IncidentStatus::Cleared)));
-    assert!(positions(&after).filter(|p| p.route_id == rail.route_id).any(|p| p.speed_mps > 5.0));
+    assert!(
+        after
+            .iter()
+            .any(|e| matches!(e, SimEvent::City(c) if c.status == IncidentStatus::Cleared))
+    );
+    assert!(
+        positions(&after)
+            .filter(|p| p.route_id == rail.route_id)
+            .any(|p| p.speed_mps > 5.0)
+    );
 }
 
 #[test]
@@ -290,10 +407,18 @@ fn city_incidents_have_the_seed_fields_and_kind_mix() {
         assert!(distance_m(LatLon::new(i.lat, i.lon), city.centre) < 12_000.0);
         match i.kind.category() {
             streamcity_core::CityIncidentCategory::Emergency => {
-                assert!(i.event_id.starts_with("EMG-") && i.expires_at.is_some() && !i.instructions.is_empty());
+                assert!(
+                    i.event_id.starts_with("EMG-")
+                        && i.expires_at.is_some()
+                        && !i.instructions.is_empty()
+                );
             }
             streamcity_core::CityIncidentCategory::Infrastructure => {
-                assert!(i.event_id.starts_with("INF-") && i.estimated_restoration.is_some() && i.cause.is_some());
+                assert!(
+                    i.event_id.starts_with("INF-")
+                        && i.estimated_restoration.is_some()
+                        && i.cause.is_some()
+                );
             }
         }
         if i.kind == CityIncidentKind::PowerOutage {
@@ -305,6 +430,9 @@ fn city_incidents_have_the_seed_fields_and_kind_mix() {
     }
     for (kind, count) in kinds {
         let share = count as f64 / n as f64;
-        assert!((share - civic::kind_weight(kind)).abs() < 0.025, "{kind:?}: {share}");
+        assert!(
+            (share - civic::kind_weight(kind)).abs() < 0.025,
+            "{kind:?}: {share}"
+        );
     }
 }
