@@ -50,20 +50,26 @@ impl Bus for JsonLinesBus {
 
     async fn publish(&self, record: Record) -> Result<(), BusError> {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        write_record(&mut **out, &record)
-            .map_err(|e| BusError::Backend(format!("writing records: {e}")))
+        write_record(&mut **out, &record).map_err(write_error)
     }
 
     async fn flush(&self) -> Result<(), BusError> {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.flush()
-            .map_err(|e| BusError::Backend(format!("writing records: {e}")))
+        out.flush().map_err(write_error)
     }
 
     async fn subscribe(&self, _spec: Subscribe) -> Result<NoSubscription, BusError> {
         Err(BusError::Backend(
             "the JSON-lines output cannot be read".into(),
         ))
+    }
+}
+
+/// A reader that went away (`| head`) closes the output; anything else is an error.
+fn write_error(e: std::io::Error) -> BusError {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => BusError::Closed,
+        _ => BusError::Backend(format!("writing records: {e}")),
     }
 }
 

@@ -52,7 +52,12 @@ pub async fn run<B: Bus>(
     let mut last = (Instant::now(), 0u64);
     let ending = loop {
         tokio::select! {
-            done = &mut task => break done??,
+            done = &mut task => match done? {
+                Ok(ending) => break ending,
+                // The reader of the output went away (`| head`): a normal end.
+                Err(streamcity_core::BusError::Closed) => break Ending::Stopped,
+                Err(e) => return Err(e.into()),
+            },
             _ = ticker.tick() => {
                 report_no += 1;
                 let sent = stats.sent.load(Ordering::Relaxed);

@@ -245,3 +245,23 @@ fn processor_settings_come_from_a_file_with_clear_errors() {
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn produce_stops_quietly_when_its_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamcity"))
+        .args(["produce", "all", "--speed", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        serde_json::from_str::<Value>(&lines.next().unwrap().unwrap()).unwrap();
+    }
+    drop(lines); // like `| head -3`
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Done (stopped)"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
