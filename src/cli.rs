@@ -39,6 +39,80 @@ pub struct Cli {
     /// Producer pacing and limits.
     #[command(flatten)]
     pub pace: PaceArgs,
+
+    /// Where the bus is.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// The bus: the embedded one, or Kafka.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port...]. Given, the stages run on Kafka.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", global = true)]
+    pub brokers: Option<String>,
+
+    /// Kafka API key: with the secret, connects with SASL_SSL and PLAIN (Confluent Cloud).
+    #[arg(
+        long,
+        env = "KAFKA_API_KEY",
+        global = true,
+        requires = "kafka_api_secret"
+    )]
+    pub kafka_api_key: Option<String>,
+
+    /// Kafka API secret.
+    #[arg(
+        long,
+        env = "KAFKA_API_SECRET",
+        global = true,
+        hide_env_values = true,
+        requires = "kafka_api_key"
+    )]
+    pub kafka_api_secret: Option<String>,
+
+    /// A librdkafka property, `key=value`, passed through as it is. Repeatable.
+    #[arg(long = "kafka-opt", env = "STREAMCITY_KAFKA_OPTS", value_delimiter = ',', value_parser = parse_property, global = true)]
+    pub kafka_opts: Vec<(String, String)>,
+
+    /// Partitions of the topics created on Kafka.
+    #[arg(long, env = "STREAMCITY_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=1000), global = true)]
+    pub partitions: i32,
+
+    /// Prefix of every topic name, so several twins can share a cluster.
+    #[arg(
+        long,
+        env = "STREAMCITY_TOPIC_PREFIX",
+        default_value = "",
+        global = true
+    )]
+    pub topic_prefix: String,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected key=value, got `{s}`")),
+    }
+}
+
+impl KafkaArgs {
+    /// The Kafka settings, when brokers are given.
+    pub fn config(&self) -> Option<streamcity_kafka::KafkaConfig> {
+        let brokers = self.brokers.as_ref().filter(|b| !b.trim().is_empty())?;
+        let mut c = streamcity_kafka::KafkaConfig::new(brokers.trim());
+        c.api_key = self.kafka_api_key.clone();
+        c.api_secret = self.kafka_api_secret.clone();
+        c.properties = self.kafka_opts.clone();
+        c.partitions = self.partitions;
+        Some(c)
+    }
+
+    /// The topic names, with the prefix.
+    pub fn topics(&self) -> streamcity_core::Topics {
+        streamcity_core::Topics::with_prefix(&self.topic_prefix)
+    }
 }
 
 /// The stages that can run on their own.
@@ -51,14 +125,23 @@ pub enum Command {
         #[arg(value_enum)]
         producer: ProducerKind,
     },
-    /// Run the processor only, reading and writing Kafka.
+    /// Run the processor only, reading and writing Kafka (needs --brokers).
     Process,
-    /// Run the dashboard only, reading Kafka.
+    /// Run the dashboard only, reading Kafka (needs --brokers).
     Serve,
-    /// Print the records of a topic.
+    /// Print the records of a Kafka topic as JSON lines (needs --brokers).
     Tail {
-        /// The topic to read.
+        /// The topic to read (its full name, prefix included).
         topic: String,
+        /// Stop after this many records (default: follow until Ctrl+C).
+        #[arg(short = 'n', long = "count")]
+        count: Option<u64>,
+        /// Start from the oldest record kept instead of new ones.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Only records with this key.
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 

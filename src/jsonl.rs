@@ -73,7 +73,7 @@ fn write_error(e: std::io::Error) -> BusError {
     }
 }
 
-fn write_record(out: &mut dyn Write, record: &Record) -> std::io::Result<()> {
+pub fn write_record(out: &mut dyn Write, record: &Record) -> std::io::Result<()> {
     out.write_all(b"{\"topic\":")?;
     serde_json::to_writer(&mut *out, &*record.topic)?;
     out.write_all(b",\"key\":")?;

@@ -239,6 +239,16 @@ impl Embedded {
     }
 }
 
+/// The clock a run uses: real time when it starts now at speed 1, otherwise simulated
+/// time from `start_ms` at `speed`.
+pub fn clock_for(start_ms: i64, speed: f64) -> SharedClock {
+    if speed == 1.0 && (start_ms - clock::wall_clock_ms()).abs() < 1_000 {
+        Arc::new(SystemClock)
+    } else {
+        Arc::new(ScaledClock::new(start_ms, speed))
+    }
+}
+
 /// What the other stages of an embedded twin report on `/metrics`.
 fn stage_metrics(
     bus: MemoryBus,

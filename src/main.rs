@@ -5,16 +5,18 @@
 mod cli;
 mod jsonl;
 mod produce;
+mod stages;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use cli::{Cli, Command, ListenArgs, PaceArgs, ProducerKind, TwinArgs};
+use cli::{Cli, Command, KafkaArgs, ListenArgs, PaceArgs, ProducerKind, TwinArgs};
 use streamcity::{Embedded, EmbeddedConfig};
 use streamcity_core::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -27,17 +29,41 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    // Settings may come from a .env file, as the seeds' producers read theirs.
+    let dotenv = dotenvy::dotenv();
     let cli = Cli::parse();
+    if let Err(e) = dotenv
+        .as_ref()
+        .map(|_| ())
+        .or_else(|e| if e.not_found() { Ok(()) } else { Err(e) })
+    {
+        eprintln!("error: reading .env: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         None => run_embedded(cli.twin, cli.listen, cli.pace).await,
-        Some(Command::Produce { producer }) => run_produce(producer, &cli.twin, &cli.pace).await,
-        Some(Command::Process | Command::Serve | Command::Tail { .. }) => {
-            eprintln!(
-                "error: this stage runs against Kafka, and this build has no Kafka bus yet.\n\
-                 Run `streamcity` with no subcommand for the whole twin in one process, or\n\
-                 `streamcity produce all` to print the simulators' records as JSON lines."
-            );
-            return ExitCode::from(2);
+        Some(Command::Produce { producer }) => {
+            run_produce(producer, &cli.twin, &cli.pace, &cli.kafka).await
+        }
+        Some(Command::Process) => stages::process(&cli.twin, &cli.kafka, stop_on_signal()).await,
+        Some(Command::Serve) => {
+            stages::serve(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
+        }
+        Some(Command::Tail {
+            topic,
+            count,
+            from_beginning,
+            key,
+        }) => {
+            stages::tail(
+                &cli.kafka,
+                &topic,
+                count,
+                from_beginning,
+                key.as_deref(),
+                stop_on_signal(),
+            )
+            .await
         }
     };
     match result {
@@ -64,23 +90,59 @@ async fn run_produce(
     producer: ProducerKind,
     twin: &TwinArgs,
     pace: &PaceArgs,
+    kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(twin, pace, producer)?;
+    let every = Duration::from_secs(5);
+    let topics = kafka.topics();
+    if kafka.config().is_some() {
+        let bus = stages::connect(kafka, "produce").await?;
+        bus.ensure_topics(&topics).await?;
+        let reports = Some(Arc::clone(bus.stats()));
+        let out = produce::Output {
+            bus,
+            topics,
+            reports,
+        };
+        return produce::run(
+            out,
+            twin.city()?,
+            sim,
+            twin.speed,
+            limits,
+            stop_on_signal(),
+            every,
+        )
+        .await;
+    }
     let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::with_capacity(
         1 << 16,
         std::io::stdout(),
     ));
-    let bus = jsonl::JsonLinesBus::new(out);
+    let out = produce::Output {
+        bus: jsonl::JsonLinesBus::new(out),
+        topics,
+        reports: None,
+    };
     produce::run(
-        bus,
+        out,
         twin.city()?,
         sim,
         twin.speed,
         limits,
         stop_on_signal(),
-        Duration::from_secs(5),
+        every,
     )
     .await
+}
+
+/// The clock for the stages: `--start` and `--speed`.
+fn clock_from(twin: &TwinArgs) -> streamcity_core::SharedClock {
+    streamcity::clock_for(
+        twin.start
+            .unwrap_or_else(streamcity_core::clock::wall_clock_ms),
+        twin.speed,
+    )
 }
 
 async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> anyhow::Result<()> {

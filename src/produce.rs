@@ -5,16 +5,26 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use streamcity_core::{
-    Bus, CancellationToken, ScaledClock, SharedClock, SystemClock, Topics, clock,
-};
+use streamcity_core::{Bus, CancellationToken, Topics};
+use streamcity_kafka::DeliveryStats;
 use streamcity_producers::runner::{Ending, Limits, ProducerStats};
 use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 
-/// Runs the simulators on `bus` until a limit is reached or `stop` is cancelled,
+/// Where `produce` sends its records.
+pub struct Output<B> {
+    /// The bus.
+    pub bus: B,
+    /// Topic names.
+    pub topics: Topics,
+    /// Delivery reports, when the bus gives them (Kafka); otherwise a record handed to
+    /// the bus counts as delivered.
+    pub reports: Option<Arc<DeliveryStats>>,
+}
+
+/// Runs the simulators on `out.bus` until a limit is reached or `stop` is cancelled,
 /// reporting progress on standard error every `report_every`.
 pub async fn run<B: Bus>(
-    bus: B,
+    out: Output<B>,
     city: CityConfig,
     sim: SimConfig,
     speed: f64,
@@ -22,12 +32,7 @@ pub async fn run<B: Bus>(
     stop: CancellationToken,
     report_every: Duration,
 ) -> anyhow::Result<()> {
-    let clock: SharedClock =
-        if speed == 1.0 && (sim.start_ms - clock::wall_clock_ms()).abs() < 1_000 {
-            Arc::new(SystemClock)
-        } else {
-            Arc::new(ScaledClock::new(sim.start_ms, speed))
-        };
+    let clock = streamcity::clock_for(sim.start_ms, speed);
     let city = Arc::new(City::generate(city));
     let simulation = Simulation::new(city, sim);
     eprintln!(
@@ -37,10 +42,11 @@ pub async fn run<B: Bus>(
     );
     let stats = Arc::new(ProducerStats::default());
     let started = Instant::now();
+    let reports = out.reports;
     let mut task = tokio::spawn(streamcity_producers::runner::run(
         simulation,
-        bus,
-        Topics::default(),
+        out.bus,
+        out.topics,
         clock,
         limits,
         stop.clone(),
@@ -63,7 +69,7 @@ pub async fn run<B: Bus>(
                 let sent = stats.sent.load(Ordering::Relaxed);
                 let rate = (sent - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
                 last = (Instant::now(), sent);
-                eprintln!("Report #{report_no}: {} | {rate:.0}/s", counts(&stats));
+                eprintln!("Report #{report_no}: {} | {rate:.0}/s", counts(&stats, reports.as_deref()));
             }
         }
     };
@@ -75,15 +81,23 @@ pub async fn run<B: Bus>(
     eprintln!(
         "Done ({why}) after {:.1} s: {}",
         started.elapsed().as_secs_f64(),
-        counts(&stats)
+        counts(&stats, reports.as_deref())
     );
     Ok(())
 }
 
-fn counts(stats: &ProducerStats) -> String {
+fn counts(stats: &ProducerStats, reports: Option<&DeliveryStats>) -> String {
     let sent = stats.sent.load(Ordering::Relaxed);
-    let delivered = stats.delivered.load(Ordering::Relaxed);
-    let failed = stats.failed.load(Ordering::Relaxed);
+    let (delivered, failed) = match reports {
+        Some(r) => (
+            r.delivered.load(Ordering::Relaxed),
+            r.failed.load(Ordering::Relaxed),
+        ),
+        None => (
+            stats.delivered.load(Ordering::Relaxed),
+            stats.failed.load(Ordering::Relaxed),
+        ),
+    };
     format!(
         "Sent {sent} | Delivered {delivered} | Failed {failed} | Pending {}",
         sent.saturating_sub(delivered + failed)

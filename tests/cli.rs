@@ -185,13 +185,6 @@ fn the_twin_stops_by_itself_after_its_duration_and_reports() {
 }
 
 #[test]
-fn stages_that_need_kafka_say_so() {
-    let out = streamcity(&["process"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("Kafka"));
-}
-
-#[test]
 fn processor_settings_come_from_a_file_with_clear_errors() {
     let dir = std::env::temp_dir().join(format!("streamcity-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -761,6 +761,19 @@ pub async fn subscribe<B: Bus>(bus: &B, live: &Live) -> Result<B::Subscription, 
     bus.subscribe(Subscribe::new(GROUP, &live.inputs())).await
 }
 
+/// Subscribes as a dashboard that builds its picture from what the bus keeps: a group
+/// of its own (every dashboard reads everything) from the earliest records, so the
+/// compacted live table and the alerts are replayed on start.
+pub async fn subscribe_replaying<B: Bus>(
+    bus: &B,
+    live: &Live,
+    instance: &str,
+) -> Result<B::Subscription, BusError> {
+    let spec = Subscribe::new(format!("{GROUP}-{instance}"), &live.inputs())
+        .from(streamcity_core::StartFrom::Earliest);
+    bus.subscribe(spec).await
+}
+
 /// Feeds `live` from `sub` (from [`subscribe`]) and sends a delta every tick, until
 /// `stop` is cancelled.
 pub async fn run_ingest<S: Subscription>(

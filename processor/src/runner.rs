@@ -55,8 +55,12 @@ pub const GROUP: &str = "streamcity-processor";
 /// Subscribes to the processor's input topics. Done before [`run`], so that a caller
 /// can make sure the processor is listening before anything is published.
 pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
-    bus.subscribe(Subscribe::new(GROUP, &crate::inputs(topics)))
-        .await
+    // A new group starts from the oldest records kept; an existing one resumes after
+    // its last commit.
+    bus.subscribe(
+        Subscribe::new(GROUP, &crate::inputs(topics)).from(streamcity_core::StartFrom::Earliest),
+    )
+    .await
 }
 
 /// How the processor runs.
