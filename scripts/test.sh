@@ -4,9 +4,10 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-browser   skip the browser tests (for quick local runs)
 #
-# Needs the Rust toolchain and Node.js with npm. Installs what else the tests use:
-# Debian's chromium (with apt-get, as root) and playwright-core (npm, cached in
-# tests/browser/node_modules). A missing requirement is an error, never a silent skip.
+# Needs the Rust toolchain, Node.js with npm, and python3 (to find a free port).
+# Installs what else the tests use: the tansu Kafka broker (cargo install, cached in
+# ~/.cargo/bin), Debian's chromium (apt-get, as root) and playwright-core (npm, cached
+# in tests/browser/node_modules). A missing requirement is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,28 @@ need npm "The map page's Leaflet comes from the npm registry. On Debian: apt-get
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 start=$(date +%s)
 
-echo "== cargo test (unit, golden, property, end-to-end)"
+# A real Kafka-protocol broker for the Kafka tests: tansu, built once into ~/.cargo/bin
+# (about 15 minutes on 2 cores the first time), started on a free loopback port.
+TANSU_VERSION=0.6.0
+if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    echo "== installing tansu $TANSU_VERSION (once; cached in ~/.cargo/bin)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+fi
+broker_dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(cd "$broker_dir" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ > "$broker_dir/tansu.log" 2>&1) &
+broker_pid=$!
+trap 'kill $broker_pid 2>/dev/null; wait $broker_pid 2>/dev/null; rm -rf "$broker_dir"' EXIT
+for _ in $(seq 100); do
+    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+done
+(echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "error: tansu did not start:" >&2; cat "$broker_dir/tansu.log" >&2; exit 1; }
+export STREAMCITY_TEST_BROKERS="127.0.0.1:$port"
+echo "== tansu broker on $STREAMCITY_TEST_BROKERS"
+
+echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
 cargo test --workspace --locked
 
 if [ "$browser" = 1 ]; then

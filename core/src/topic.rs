@@ -9,6 +9,9 @@ use std::sync::Arc;
 /// whole pipeline on randomly prefixed topics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
+    /// The prefix before every name (empty for the plain names); consumer groups carry
+    /// it too, so twins sharing a cluster never join each other's groups.
+    pub prefix: Arc<str>,
     /// Vehicle position reports ([`crate::VehiclePosition`]), keyed by vehicle id.
     pub vehicle_locations: Arc<str>,
     /// Rider tap-ons ([`crate::RiderTap`]), keyed by stop id.
@@ -37,6 +40,7 @@ impl Topics {
     pub fn with_prefix(prefix: &str) -> Self {
         let name = |n: &str| -> Arc<str> { Arc::from(format!("{prefix}{n}")) };
         Topics {
+            prefix: Arc::from(prefix),
             vehicle_locations: name("vehicle_locations"),
             rider_tapped_on: name("rider_tapped_on"),
             rider_tapped_off: name("rider_tapped_off"),
@@ -48,6 +52,11 @@ impl Topics {
             late_events: name("late_events"),
             dead_letters: name("dead_letters"),
         }
+    }
+
+    /// A consumer group's name for these topics: `name` behind the prefix.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     /// Every topic, in a fixed order (for creating them on a broker).

@@ -758,7 +758,8 @@ pub const GROUP: &str = "streamcity-dashboard";
 /// Subscribes to what the dashboard shows. Done before [`run_ingest`], so that a
 /// caller can make sure the dashboard is listening before anything is published.
 pub async fn subscribe<B: Bus>(bus: &B, live: &Live) -> Result<B::Subscription, BusError> {
-    bus.subscribe(Subscribe::new(GROUP, &live.inputs())).await
+    bus.subscribe(Subscribe::new(live.topics.group(GROUP), &live.inputs()))
+        .await
 }
 
 /// Subscribes as a dashboard that builds its picture from what the bus keeps: a group
@@ -769,8 +770,11 @@ pub async fn subscribe_replaying<B: Bus>(
     live: &Live,
     instance: &str,
 ) -> Result<B::Subscription, BusError> {
-    let spec = Subscribe::new(format!("{GROUP}-{instance}"), &live.inputs())
-        .from(streamcity_core::StartFrom::Earliest);
+    let spec = Subscribe::new(
+        live.topics.group(&format!("{GROUP}-{instance}")),
+        &live.inputs(),
+    )
+    .from(streamcity_core::StartFrom::Earliest);
     bus.subscribe(spec).await
 }
 

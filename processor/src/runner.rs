@@ -58,7 +58,8 @@ pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscripti
     // A new group starts from the oldest records kept; an existing one resumes after
     // its last commit.
     bus.subscribe(
-        Subscribe::new(GROUP, &crate::inputs(topics)).from(streamcity_core::StartFrom::Earliest),
+        Subscribe::new(topics.group(GROUP), &crate::inputs(topics))
+            .from(streamcity_core::StartFrom::Earliest),
     )
     .await
 }

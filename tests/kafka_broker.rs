@@ -1,0 +1,259 @@
+//! The stages on a real Kafka-protocol broker: tansu, started by `scripts/test.sh`
+//! on a free loopback port and named in `STREAMCITY_TEST_BROKERS`. Without it these
+//! tests fail, saying how to run them; they never skip.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+use streamcity_core::{Bus, Record, StartFrom, Subscribe, Subscription, Topics};
+use streamcity_kafka::{KafkaBus, KafkaConfig};
+use tokio_tungstenite::tungstenite::Message;
+
+fn brokers() -> String {
+    std::env::var("STREAMCITY_TEST_BROKERS").expect(
+        "STREAMCITY_TEST_BROKERS is not set: these tests need a Kafka-protocol broker; run them with scripts/test.sh, which starts tansu",
+    )
+}
+
+fn unique(name: &str) -> String {
+    format!(
+        "{name}{}x{}-",
+        std::process::id(),
+        streamcity_core::clock::wall_clock_ms() % 1_000_000_000
+    )
+}
+
+fn streamcity(args: &[&str], prefix: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamcity"))
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
+        .env("STREAMCITY_TOPIC_PREFIX", prefix)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn spawn(args: &[&str], prefix: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_streamcity"))
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
+        .env("STREAMCITY_TOPIC_PREFIX", prefix)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) -> String {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut err = String::new();
+    if let Some(e) = child.stderr.take() {
+        for line in BufReader::new(e).lines() {
+            err.push_str(&line.unwrap());
+            err.push('\n');
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{err}");
+    err
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn rows(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_round_trip_through_the_broker_with_keys_and_partitions() {
+    let topics = Topics::with_prefix(&unique("rt"));
+    let bus = KafkaBus::connect(KafkaConfig::new(brokers()))
+        .await
+        .unwrap();
+    bus.ensure_topics(&topics).await.unwrap();
+    let t = Arc::clone(&topics.vehicle_locations);
+    for n in 0..600u64 {
+        let key = format!("V{}", n % 6);
+        bus.publish(Record::new(
+            &t,
+            key,
+            Bytes::from(format!("{{\"n\":{n}}}")),
+            1_763_884_800_000 + n as i64,
+        ))
+        .await
+        .unwrap();
+    }
+    bus.flush().await.unwrap();
+    assert_eq!(
+        bus.stats()
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        600
+    );
+    let mut sub = bus
+        .subscribe(Subscribe::new(topics.group("reader"), &[&t]).from(StartFrom::Earliest))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 600 {
+        tokio::time::timeout(Duration::from_secs(30), sub.recv_many(&mut got, 1000))
+            .await
+            .expect("records within 30 s")
+            .unwrap();
+    }
+    let mut per_key: HashMap<Bytes, (Vec<i64>, std::collections::HashSet<i32>)> = HashMap::new();
+    for d in &got {
+        let e = per_key.entry(d.record.key.clone()).or_default();
+        e.0.push(d.record.timestamp);
+        e.1.insert(d.partition);
+    }
+    assert_eq!(per_key.len(), 6);
+    for (key, (times, partitions)) in per_key {
+        assert_eq!(times.len(), 100);
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "order broken for {key:?}"
+        );
+        assert_eq!(partitions.len(), 1);
+    }
+}
+
+#[test]
+fn two_processors_in_one_group_give_what_one_gives() {
+    // The same records on two sets of topics: one processor on the first, two on the
+    // second, in one consumer group splitting the partitions.
+    let (one, two) = (unique("one"), unique("two"));
+    // The processors join first, so the group has settled on a split of the
+    // partitions before the records arrive.
+    let run = ["process", "--start", "1763884800000", "--speed", "1000"];
+    let single = spawn(&run, &one);
+    let a = spawn(&run, &two);
+    let b = spawn(&run, &two);
+    std::thread::sleep(Duration::from_secs(5));
+    let produce = [
+        "produce",
+        "vehicles",
+        "--max",
+        "1440",
+        "--speed",
+        "1000",
+        "--start",
+        "1763884800000",
+    ];
+    for prefix in [&one, &two] {
+        let out = streamcity(&produce, prefix);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let table = |prefix: &str| {
+        streamcity(
+            &[
+                "tail",
+                &format!("{prefix}live_vehicle_table"),
+                "-n",
+                "1440",
+                "--from-beginning",
+            ],
+            prefix,
+        )
+    };
+    let (t1, t2) = (table(&one), table(&two));
+    let (e1, ea, eb) = (stop(single), stop(a), stop(b));
+    let (r1, r2) = (rows(&t1), rows(&t2));
+    assert_eq!(r1.len(), 1440, "{e1}");
+    assert_eq!(r2.len(), 1440, "{ea}\n{eb}");
+    let strip = |rows: &[String], prefix: &str| {
+        rows.iter()
+            .map(|r| r.replacen(prefix, "", 1))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(&r1, &one),
+        strip(&r2, &two),
+        "two instances published other rows than one"
+    );
+    // Both instances did part of the work.
+    for e in [&ea, &eb] {
+        let processed: u64 = e
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Done: processed ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        assert!(processed > 0 && processed < 1440, "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
+    // The commands and environment of docker-compose.yml's services.
+    let prefix = unique("compose");
+    let producers = spawn(&["produce", "all"], &prefix);
+    let processor = spawn(&["process"], &prefix);
+    let mut dashboard = spawn(&["serve", "--port", "0", "--host", "127.0.0.1"], &prefix);
+    let mut line = String::new();
+    BufReader::new(dashboard.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("localhost:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the dashboard's URL")
+        .to_owned();
+    // The first snapshot may come before any vehicle: wait for a full one.
+    let mut vehicles = 0;
+    for _ in 0..30 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+            .await
+            .unwrap();
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("no snapshot")
+        };
+        let snap: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(snap["type"], "snapshot");
+        vehicles = snap["vehicles"].as_array().unwrap().len();
+        if vehicles >= 200 {
+            // And it is live: deltas follow.
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                panic!("no delta")
+            };
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap()["type"],
+                "delta"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        vehicles >= 200,
+        "only {vehicles} vehicles reached /ws through Kafka"
+    );
+    for child in [producers, processor, dashboard] {
+        stop(child);
+    }
+}
