@@ -207,13 +207,78 @@ fn two_processors_in_one_group_give_what_one_gives() {
     }
 }
 
+/// A service of docker-compose.yml: its `command` (a JSON-style array) and its
+/// `environment` (`- KEY=VALUE` lines).
+fn compose_service(name: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .unwrap();
+    let mut inside = false;
+    let mut in_env = false;
+    let (mut command, mut env) = (None, Vec::new());
+    for line in text.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            inside = line.trim() == format!("{name}:");
+            in_env = false;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let t = line.trim();
+        if let Some(array) = t.strip_prefix("command:") {
+            command = Some(serde_json::from_str::<Vec<String>>(array.trim()).unwrap());
+        }
+        if t.ends_with(':') {
+            in_env = t == "environment:";
+        } else if in_env
+            && let Some((k, v)) = t.strip_prefix("- ").and_then(|kv| kv.split_once('='))
+        {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    (
+        command.unwrap_or_else(|| panic!("no command for {name} in docker-compose.yml")),
+        env,
+    )
+}
+
+/// Starts a compose service as a process: its command and environment, with the test
+/// broker for `kafka:9092`, a free port for 8080, and local paths for volumes.
+fn start_service(name: &str, prefix: &str, state: &std::path::Path) -> Child {
+    let (mut command, env) = compose_service(name);
+    for arg in command.iter_mut() {
+        match arg.as_str() {
+            "8080" => *arg = "0".into(),
+            "0.0.0.0" => *arg = "127.0.0.1".into(),
+            _ => {}
+        }
+    }
+    let mut c = Command::new(env!("CARGO_BIN_EXE_streamcity"));
+    c.args(&command)
+        .env("STREAMCITY_TOPIC_PREFIX", prefix)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        let v = match k.as_str() {
+            "KAFKA_BOOTSTRAP_SERVERS" => brokers(),
+            "STREAMCITY_CHECKPOINT" => state.join("processor.json").display().to_string(),
+            "RUST_LOG" => "warn".into(),
+            _ => v,
+        };
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
-    // The commands and environment of docker-compose.yml's services.
+    // The services of docker-compose.yml, with their commands and environment.
     let prefix = unique("compose");
-    let producers = spawn(&["produce", "all"], &prefix);
-    let processor = spawn(&["process"], &prefix);
-    let mut dashboard = spawn(&["serve", "--port", "0", "--host", "127.0.0.1"], &prefix);
+    let state = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&state).unwrap();
+    let producers = start_service("producers", &prefix, &state);
+    let processor = start_service("processor", &prefix, &state);
+    let mut dashboard = start_service("dashboard", &prefix, &state);
     let mut line = String::new();
     BufReader::new(dashboard.stdout.take().unwrap())
         .read_line(&mut line)
@@ -256,4 +321,7 @@ async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
     for child in [producers, processor, dashboard] {
         stop(child);
     }
+    // The processor checkpointed its state where the compose volume would be.
+    assert!(state.join("processor.json").exists());
+    std::fs::remove_dir_all(&state).unwrap();
 }
