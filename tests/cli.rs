@@ -258,3 +258,43 @@ fn produce_stops_quietly_when_its_reader_goes_away() {
     assert!(stderr(&out).contains("Done (stopped)"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
 }
+
+#[test]
+fn settings_are_read_from_a_dotenv_file() {
+    let dir = std::env::temp_dir().join(format!("streamcity-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "# as the seeds' producers read theirs\nSTREAMCITY_SEED=11\nSTREAMCITY_VEHICLES=30\n",
+    )
+    .unwrap();
+    let run = |cwd: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_streamcity"))
+            .args([
+                "produce", "vehicles", "--max", "60", "--start", START, "--speed", "1000",
+            ])
+            .current_dir(cwd)
+            .env_remove("STREAMCITY_SEED")
+            .env_remove("STREAMCITY_VEHICLES")
+            .output()
+            .unwrap()
+    };
+    let with = run(&dir);
+    assert!(with.status.success(), "{}", stderr(&with));
+    assert!(
+        stderr(&with).contains("Producing: 30 vehicles"),
+        "{}",
+        stderr(&with)
+    );
+    let vehicles: std::collections::HashSet<String> = lines(&with)
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(vehicles.len(), 30);
+    // A broken .env is an error, not silently ignored.
+    std::fs::write(dir.join(".env"), "STREAMCITY_SEED='unterminated\n").unwrap();
+    let broken = run(&dir);
+    assert!(!broken.status.success());
+    assert!(stderr(&broken).contains(".env"), "{}", stderr(&broken));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,173 @@
+//! Producer throughput to a Kafka-protocol broker on loopback: StreamCity's producer
+//! (simulating, encoding the twin's real events as JSON, publishing through the Kafka
+//! bus) next to rdkafka's raw producer sending the same records pre-serialised (the
+//! client's limit), on the same broker, in the same run, with the same settings
+//! (idempotence, lz4, linger 5 ms, 6 partitions).
+//!
+//! `cargo bench --bench kafka_produce -- --records 300000`
+//!
+//! The broker: `STREAMCITY_TEST_BROKERS` when set, otherwise a tansu started here
+//! (`tansu` on the PATH; `scripts/test.sh` installs it).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::util::Timeout;
+use streamcity_core::{Bus, Record, Topics};
+use streamcity_kafka::{KafkaBus, KafkaConfig};
+use streamcity_producers::runner::to_record;
+use streamcity_producers::sim::{SimConfig, Simulation};
+use streamcity_producers::{City, CityConfig};
+
+fn broker() -> (String, Option<Child>) {
+    if let Ok(b) = std::env::var("STREAMCITY_TEST_BROKERS") {
+        return (b, None);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("streamcity-bench-tansu-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu on the PATH (scripts/test.sh installs it), or STREAMCITY_TEST_BROKERS");
+    std::thread::sleep(Duration::from_secs(2));
+    (format!("127.0.0.1:{port}"), Some(child))
+}
+
+/// `n` of the twin's records: a 20,000-vehicle city's events, as the producers make them.
+fn records(topics: &Topics, n: usize) -> Vec<Record> {
+    let city = Arc::new(City::generate(CityConfig {
+        vehicles: 20_000,
+        ..CityConfig::default()
+    }));
+    let mut sim = Simulation::new(city, SimConfig::default());
+    let mut events = Vec::new();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        sim.step(&mut events);
+        out.extend(events.drain(..).map(|e| to_record(topics, &e)));
+    }
+    out.truncate(n);
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick" || a == "--test");
+    let n: usize = args
+        .iter()
+        .position(|a| a == "--records")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 20_000 } else { 300_000 });
+    let (brokers, mut tansu) = broker();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // StreamCity: simulate, encode and publish through the Kafka bus.
+    let topics = Topics::with_prefix(&format!("bench{}-", std::process::id()));
+    let (ours, delivered) = rt.block_on(async {
+        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
+            .await
+            .expect("the broker");
+        bus.ensure_topics(&topics).await.expect("topics");
+        let city = Arc::new(City::generate(CityConfig {
+            vehicles: 20_000,
+            ..CityConfig::default()
+        }));
+        let mut sim = Simulation::new(city, SimConfig::default());
+        let mut events = Vec::new();
+        let started = Instant::now();
+        let mut sent = 0;
+        while sent < n {
+            sim.step(&mut events);
+            for e in events.drain(..).take(n - sent) {
+                bus.publish(to_record(&topics, &e)).await.unwrap();
+                sent += 1;
+            }
+            events.clear();
+        }
+        bus.flush().await.unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        (
+            sent as f64 / secs,
+            bus.stats()
+                .delivered
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
+    assert_eq!(delivered as usize, n, "every record acknowledged");
+
+    // rdkafka's raw producer, the same records pre-serialised.
+    let raw_topics = Topics::with_prefix(&format!("benchraw{}-", std::process::id()));
+    rt.block_on(async {
+        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
+            .await
+            .unwrap();
+        bus.ensure_topics(&raw_topics).await.unwrap();
+    });
+    let prepared = records(&raw_topics, n);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    for r in &prepared {
+        loop {
+            let rec = BaseRecord::to(&r.topic)
+                .key(&r.key[..])
+                .payload(&r.payload[..])
+                .timestamp(r.timestamp);
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("{e}"),
+            }
+        }
+    }
+    producer
+        .flush(Timeout::After(Duration::from_secs(60)))
+        .unwrap();
+    let raw = n as f64 / started.elapsed().as_secs_f64();
+
+    let bytes: usize = prepared.iter().map(|r| r.payload.len()).sum();
+    println!(
+        "records: {n}, mean payload {} bytes, broker {brokers}",
+        bytes / n
+    );
+    println!("| producer | records/s |");
+    println!("| --- | ---: |");
+    println!("| StreamCity (simulate + encode + publish, all acknowledged) | {ours:.0} |");
+    println!("| rdkafka raw, pre-serialised | {raw:.0} |");
+    println!("ratio StreamCity / raw: {:.2}", ours / raw);
+    if let Some(child) = tansu.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
