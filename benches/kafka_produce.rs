@@ -9,6 +9,8 @@
 //! The broker: `STREAMCITY_TEST_BROKERS` when set, otherwise a tansu started here
 //! (`tansu` on the PATH; `scripts/test.sh` installs it).
 
+#![allow(clippy::unwrap_used)] // a benchmark: any failure should stop it loudly
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
