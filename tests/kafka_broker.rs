@@ -207,6 +207,65 @@ fn two_processors_in_one_group_give_what_one_gives() {
     }
 }
 
+#[test]
+fn a_rebalance_hands_vehicles_over_without_false_lost_contact_alerts() {
+    let prefix = unique("rebalance");
+    let config = std::env::temp_dir().join(format!("{prefix}processor.toml"));
+    // Lost contact after 5 s, so that a processor still holding vehicles it no longer
+    // reads would raise the alarm for them within the test.
+    std::fs::write(&config, "[breakdown]\nsilent_ms = 5000\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let producers = spawn(&["produce", "vehicles", "--duration", "25"], &prefix);
+    let first = spawn(&["process", "--processor-config", &config], &prefix);
+    std::thread::sleep(Duration::from_secs(6));
+    // A second instance joins: the group moves about half of the partitions to it.
+    let second = spawn(&["process", "--processor-config", &config], &prefix);
+    std::thread::sleep(Duration::from_secs(15));
+    let (e1, e2) = (stop(first), stop(second));
+    stop(producers);
+    let tail = Command::new(env!("CARGO_BIN_EXE_streamcity"))
+        .args(["tail", &format!("{prefix}alerts"), "--from-beginning"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let raised_silent = {
+        let text = stop_collect(tail);
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|a| {
+                a["value"]["state"] == "raised" && a["value"]["evidence"]["reason"] == "silent"
+            })
+            .count()
+    };
+    // Genuine GPS dropouts are rare (a few per hour across the fleet); false ones would
+    // be about half the fleet.
+    assert!(
+        raised_silent < 5,
+        "{raised_silent} lost-contact alerts\n{e1}\n{e2}"
+    );
+    std::fs::remove_file(&config).unwrap();
+}
+
+/// Stops a child and returns what it printed.
+fn stop_collect(mut child: Child) -> String {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    if let Some(o) = child.stdout.take() {
+        for line in BufReader::new(o).lines() {
+            out.push_str(&line.unwrap());
+            out.push('\n');
+        }
+    }
+    let _ = child.wait();
+    out
+}
+
 /// A service of docker-compose.yml: its `command` (a JSON-style array) and its
 /// `environment` (`- KEY=VALUE` lines).
 fn compose_service(name: &str) -> (Vec<String>, Vec<(String, String)>) {

@@ -153,6 +153,13 @@ pub trait Subscription: Send + 'static {
 
     /// Marks `delivery`, and everything before it in its partition, as processed.
     fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Partitions taken away from this subscription since the last call (a consumer
+    /// group rebalanced): the subscriber should release their state, as another member
+    /// now reads them. Buses without groups never revoke.
+    fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
+        Vec::new()
+    }
 }
 
 /// The partition a key goes to, out of `partitions` (FNV-1a: stable across runs and

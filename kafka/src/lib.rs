@@ -118,12 +118,33 @@ impl ProducerContext for Reports {
     }
 }
 
-/// Logs partition assignments, so that a rebalance is visible.
-struct Rebalances;
+/// Logs partition assignments, so that a rebalance is visible, and notes the revoked
+/// partitions for the subscriber.
+struct Rebalances {
+    revoked: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+}
 
 impl ClientContext for Rebalances {}
 
 impl ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self
+                .revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            revoked.extend(
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition())),
+            );
+        }
+    }
+
     fn post_rebalance(
         &self,
         _consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -340,8 +361,11 @@ impl Bus for KafkaBus {
         for (k, v) in &self.config.properties {
             c.set(k, v);
         }
+        let revoked = Arc::new(std::sync::Mutex::new(Vec::new()));
         let consumer: StreamConsumer<Rebalances> = c
-            .create_with_context(Rebalances)
+            .create_with_context(Rebalances {
+                revoked: Arc::clone(&revoked),
+            })
             .map_err(|e| backend("Kafka consumer", e))?;
         let names: Vec<&str> = spec.topics.iter().map(|t| &**t).collect();
         consumer
@@ -351,6 +375,7 @@ impl Bus for KafkaBus {
             consumer,
             topics: spec.topics,
             processed: HashMap::new(),
+            revoked,
         })
     }
 }
@@ -364,6 +389,8 @@ pub struct KafkaSubscription {
     topics: Vec<Arc<str>>,
     /// The next offset to read per partition, after what was processed.
     processed: HashMap<(Arc<str>, i32), i64>,
+    /// Partitions revoked by rebalances, not yet taken by the subscriber.
+    revoked: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
 }
 
 impl Drop for KafkaSubscription {
@@ -439,6 +466,27 @@ impl Subscription for KafkaSubscription {
             }
         }
         Ok(n)
+    }
+
+    fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
+        let revoked = std::mem::take(
+            &mut *self
+                .revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        revoked
+            .into_iter()
+            .map(|(topic, partition)| {
+                let name = self
+                    .topics
+                    .iter()
+                    .find(|t| ***t == *topic)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(topic));
+                (name, partition)
+            })
+            .collect()
     }
 
     fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {

@@ -327,6 +327,7 @@ impl Processor {
         else {
             return; // older than the row: the table keeps the latest by event time
         };
+        row.partition = partition;
         vehicles::on_position(
             row,
             p,
@@ -365,6 +366,7 @@ impl Processor {
         let s = &mut self.state;
         s.watermarks
             .observe(&self.topics.rider_tapped_on, partition, tap.timestamp, now);
+        s.surge.note_partition(&tap.stop_id, partition);
         let admitted = s.surge.on_tap(
             &tap.stop_id,
             tap.timestamp,
@@ -535,6 +537,39 @@ impl Processor {
                 }
             }
         }
+    }
+
+    /// Releases the state kept for `partition` of `topic`, which a consumer group
+    /// rebalance gave to another instance: its vehicles' rows, its stops' windows, and
+    /// their active alerts (ended with a message saying they were handed over).
+    pub fn release(&mut self, topic: &str, partition: i32, out: &mut Vec<Record>) {
+        let before = out.len();
+        let s = &mut self.state;
+        let ts = s.watermarks.current().max(0);
+        if *topic == *self.topics.vehicle_locations {
+            let mut ids: Vec<Id> = s
+                .vehicles
+                .iter()
+                .filter(|(_, row)| row.partition == partition)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.sort();
+            for id in ids {
+                if let Some(mut row) = s.vehicles.delete(&id) {
+                    vehicles::release(&mut row, ts, &mut s.book, &mut self.alerts);
+                }
+            }
+        } else if *topic == *self.topics.rider_tapped_on {
+            s.surge
+                .release_partition(partition, ts, &mut s.book, &mut self.alerts);
+        }
+        tracing::info!(
+            topic,
+            partition,
+            "Released the state of a revoked partition"
+        );
+        self.flush_alerts(out);
+        self.state.counts.records_out += (out.len() - before) as u64;
     }
 
     /// Moves the watermark on at clock time `now` (from the partitions' event times,
@@ -711,6 +746,60 @@ mod tests {
         assert_eq!(p.counts().late, 1);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].topic, topics.late_events);
+    }
+
+    #[test]
+    fn a_revoked_partition_is_released_with_its_alerts_handed_over() {
+        let topics = Topics::default();
+        let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+        let mut out = Vec::new();
+        let crowded = |id: &str, ts: i64| {
+            let v = VehiclePosition {
+                vehicle_id: id.into(),
+                route_id: "B01".into(),
+                trip_id: "t".into(),
+                timestamp: ts,
+                lat: 40.7,
+                lon: -74.0,
+                bearing: 0.0,
+                speed_mps: 5.0,
+                next_stop_id: "S1".into(),
+                passengers: 80,
+                capacity: 80,
+                occupancy_status: streamcity_core::OccupancyStatus::Full,
+                delay_s: 0,
+                status: streamcity_core::VehicleStatus::InTransitTo,
+            };
+            Record::new(&topics.vehicle_locations, id.to_owned(), encode(&v), ts)
+        };
+        p.on_record(&crowded("V1", T0), 1, T0, &mut out);
+        p.on_record(&crowded("V2", T0), 2, T0, &mut out);
+        for i in 0..200 {
+            p.on_record(&tap(&topics, "S0042", T0 + i), 1, T0, &mut out);
+        }
+        assert_eq!(
+            p.active_alerts().count(),
+            3,
+            "two crowded vehicles and a surge"
+        );
+        out.clear();
+        p.release(&topics.vehicle_locations, 1, &mut out);
+        p.release(&topics.rider_tapped_on, 1, &mut out);
+        // V1 and S0042 were on partition 1: gone, their alerts handed over.
+        assert!(p.vehicle("V1").is_none() && p.vehicle("V2").is_some());
+        let cleared: Vec<Alert> = out
+            .iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .collect();
+        assert_eq!(cleared.len(), 2);
+        assert!(
+            cleared
+                .iter()
+                .all(|a| a.state == AlertState::Cleared && a.message.contains("handed over"))
+        );
+        assert_eq!(p.active_alerts().count(), 1);
+        assert_eq!(p.open_windows(), 0);
     }
 
     #[test]

@@ -167,6 +167,10 @@ pub async fn run<B: Bus>(
                 for delivery in &batch {
                     core.on_record(&delivery.record, delivery.partition, now, &mut out);
                 }
+                // Partitions a rebalance gave to another instance: release their state.
+                for (topic, partition) in sub.take_revoked() {
+                    core.release(&topic, partition, &mut out);
+                }
                 core.advance(now, &mut out);
                 for record in out.drain(..) {
                     bus.publish(record).await?;
@@ -176,6 +180,9 @@ pub async fn run<B: Bus>(
                 }
             }
             _ = idle.tick() => {
+                for (topic, partition) in sub.take_revoked() {
+                    core.release(&topic, partition, &mut out);
+                }
                 core.advance(clock.now_ms(), &mut out);
                 for record in out.drain(..) {
                     bus.publish(record).await?;

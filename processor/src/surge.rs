@@ -37,6 +37,9 @@ pub struct SurgeDetector {
     baselines: HashMap<Id, Vec<Baseline>>,
     /// The active surge alert of each surging stop.
     active: BTreeMap<Id, Id>,
+    /// The input partition each stop's taps come from.
+    #[serde(default)]
+    partitions: HashMap<Id, i32>,
 }
 
 /// Which threshold a count is held against.
@@ -54,6 +57,7 @@ impl SurgeDetector {
             config,
             baselines: HashMap::new(),
             active: BTreeMap::new(),
+            partitions: HashMap::new(),
         }
     }
 
@@ -167,6 +171,46 @@ impl SurgeDetector {
                     &id,
                     watermark,
                     Some(format!("Passenger surge at {stop} is over")),
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Notes the input partition a stop's taps come from.
+    pub fn note_partition(&mut self, stop: &Id, partition: i32) {
+        if self.partitions.get(stop) != Some(&partition) {
+            self.partitions.insert(stop.clone(), partition);
+        }
+    }
+
+    /// Hands the stops of a revoked partition over to another processor instance: their
+    /// windows are forgotten and their active surges end here (the new owner raises its
+    /// own). The stops' usual counts are kept: they are still true.
+    pub fn release_partition(
+        &mut self,
+        partition: i32,
+        ts: TimestampMs,
+        book: &mut AlertBook,
+        out: &mut Vec<Alert>,
+    ) {
+        let mut stops: Vec<Id> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| **p == partition)
+            .map(|(s, _)| s.clone())
+            .collect();
+        stops.sort();
+        for stop in stops {
+            self.partitions.remove(&stop);
+            self.counts.remove_key(&stop);
+            if let Some(id) = self.active.remove(&stop) {
+                book.clear(
+                    &id,
+                    ts,
+                    Some(format!(
+                        "Passenger surge at {stop}: handed over to another processor instance"
+                    )),
                     out,
                 );
             }

@@ -31,6 +31,9 @@ pub struct VehicleRow {
     stranded: Option<Id>,
     silent: Option<Id>,
     crowded: Option<Id>,
+    /// The input partition its reports come from (released when revoked).
+    #[serde(default)]
+    pub partition: i32,
 }
 
 impl VehicleRow {
@@ -45,7 +48,30 @@ impl VehicleRow {
             stranded: None,
             silent: None,
             crowded: None,
+            partition: 0,
         }
+    }
+}
+
+/// Hands a vehicle over to another processor instance (its partition was revoked): its
+/// active alerts end here, with a message saying so; the new owner raises its own if
+/// the condition holds there.
+pub fn release(row: &mut VehicleRow, ts: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) {
+    let id = row.position.vehicle_id.clone();
+    for slot in [
+        &mut row.delay,
+        &mut row.reported_breakdown,
+        &mut row.stranded,
+        &mut row.silent,
+        &mut row.crowded,
+    ] {
+        clear(
+            slot,
+            ts,
+            format!("{id}: handed over to another processor instance"),
+            book,
+            out,
+        );
     }
 }
 

@@ -395,6 +395,11 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         out[first..].sort_by(|a, b| (a.end, a.start, &a.key).cmp(&(b.end, b.start, &b.key)));
     }
 
+    /// Forgets every open window of `key`, emitting nothing.
+    pub fn remove_key(&mut self, key: &K) {
+        self.open.remove(key);
+    }
+
     /// The open windows of `key`, oldest first.
     pub fn open_windows(&self, key: &K) -> &[Window] {
         self.open.get(key).map_or(&[], |w| w.as_slice())
