@@ -528,6 +528,16 @@ impl Validate for CityIncident {
     }
 }
 
+/// The wire name of an enum value, e.g. `"power_outage"` for
+/// [`CityIncidentKind::PowerOutage`]: the text it has in the JSON, for messages and
+/// labels.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Decodes a JSON payload into an event, with a clear error for anything malformed.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, InvalidEvent> {
     serde_json::from_slice(payload).map_err(|e| InvalidEvent::Malformed(e.to_string()))
@@ -564,6 +574,12 @@ mod tests {
             OccupancyStatus::CrushedStandingRoomOnly
         );
         assert_eq!(OccupancyStatus::from_load(80, 80), OccupancyStatus::Full);
+    }
+
+    #[test]
+    fn wire_names_are_the_json_names() {
+        assert_eq!(wire_name(&CityIncidentKind::PowerOutage), "power_outage");
+        assert_eq!(wire_name(&AlertKind::Surge), "surge");
     }
 
     #[test]

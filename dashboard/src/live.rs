@@ -17,7 +17,7 @@ use streamcity_core::query::{BoundingBox, VehicleFilter};
 use streamcity_core::{
     Alert, AlertKind, AlertState, Bus, BusError, CancellationToken, CityIncident, Id,
     IncidentStatus, OccupancyStatus, Record, RiderTap, Subscribe, Subscription, TimestampMs,
-    Topics, TrafficIncident, VehiclePosition, VehicleStatus, decode, encode,
+    Topics, TrafficIncident, VehiclePosition, VehicleStatus, decode, encode, wire_name,
 };
 use streamcity_producers::City;
 use tokio::sync::broadcast;
@@ -742,14 +742,6 @@ impl Live {
     pub fn seq(&self) -> u64 {
         self.read().seq
     }
-}
-
-/// The wire name of an enum value (`"power_outage"`).
-pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// The consumer group prefix of dashboards.

@@ -103,7 +103,7 @@ impl Metrics {
 
     /// Counts a raised alert.
     pub fn alert_raised(&self, kind: AlertKind) {
-        let kind = crate::live::wire_name(&kind);
+        let kind = streamcity_core::wire_name(&kind);
         self.alerts
             .get_or_create(&vec![("kind".to_owned(), kind)])
             .inc();

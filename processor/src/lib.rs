@@ -33,7 +33,7 @@ use streamcity_core::query::VehicleFilter;
 use streamcity_core::{
     Alert, AlertKind, AlertState, CityIncident, DeadLetter, Id, IncidentStatus, InvalidEvent,
     Record, RiderTap, Severity, SubjectKind, TimestampMs, Topics, TrafficIncident, TransitEffect,
-    Validate, VehiclePosition, decode, encode,
+    Validate, VehiclePosition, decode, encode, wire_name,
 };
 
 use crate::alerts::AlertBook;
@@ -390,7 +390,7 @@ impl Processor {
         self.state
             .watermarks
             .observe(&self.topics.traffic_incidents, partition, i.timestamp, now);
-        let kind = snake_name(&i.kind);
+        let kind = wire_name(&i.kind);
         let label = format!("{kind} {}", i.incident_id);
         let mut evidence = serde_json::Map::new();
         evidence.insert("radius_m".into(), json!(i.radius_m));
@@ -429,7 +429,7 @@ impl Processor {
             .watermarks
             .observe(&self.topics.city_incidents, partition, i.timestamp, now);
         let mut evidence = serde_json::Map::new();
-        evidence.insert("incident_kind".into(), json!(snake_name(&i.kind)));
+        evidence.insert("incident_kind".into(), json!(wire_name(&i.kind)));
         evidence.insert("area".into(), json!(i.area));
         evidence.insert("radius_m".into(), json!(i.radius_m));
         evidence.insert("transit_effect".into(), json!(i.transit_effect));
@@ -464,7 +464,7 @@ impl Processor {
         } else {
             i.affected_routes.clone()
         };
-        let label = format!("{} {}", snake_name(&i.kind).replace('_', " "), i.event_id);
+        let label = format!("{} {}", wire_name(&i.kind).replace('_', " "), i.event_id);
         let area = IncidentArea {
             lat: i.lat,
             lon: i.lon,
@@ -647,14 +647,6 @@ pub fn inputs(topics: &Topics) -> [&std::sync::Arc<str>; 4] {
         &topics.traffic_incidents,
         &topics.city_incidents,
     ]
-}
-
-/// The wire name of an enum value (`"power_outage"`), for messages.
-fn snake_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
