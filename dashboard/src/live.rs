@@ -139,22 +139,24 @@ impl ClientFilter {
         }
     }
 
-    fn vehicle(&self, item: &Item) -> bool {
+    /// Whether a vehicle of line `route` at `at` passes.
+    fn vehicle(&self, route: Option<&Id>, at: Option<(f64, f64)>) -> bool {
         self.wants(ClientTopic::Vehicles)
             && self
                 .lines
                 .as_ref()
-                .is_none_or(|l| item.route.as_ref().is_some_and(|r| l.contains(r)))
-            && self.inside(item.at)
+                .is_none_or(|l| route.is_some_and(|r| l.contains(r)))
+            && self.inside(at)
     }
 
-    fn alert(&self, item: &Item) -> bool {
+    /// Whether an alert of `kind` at `at` passes.
+    fn alert(&self, kind: Option<AlertKind>, at: Option<(f64, f64)>) -> bool {
         self.wants(ClientTopic::Alerts)
             && self
                 .alert_kinds
                 .as_ref()
-                .is_none_or(|k| item.kind.is_some_and(|kind| k.contains(&kind)))
-            && self.inside(item.at)
+                .is_none_or(|k| kind.is_some_and(|kind| k.contains(&kind)))
+            && self.inside(at)
     }
 }
 
@@ -546,7 +548,7 @@ impl Live {
             delta
                 .vehicles
                 .iter()
-                .filter(|i| filter.vehicle(i))
+                .filter(|i| filter.vehicle(i.route.as_ref(), i.at))
                 .map(|i| i.raw.clone()),
         );
         text.push_str(",\"alerts\":");
@@ -555,7 +557,7 @@ impl Live {
             delta
                 .alerts
                 .iter()
-                .filter(|i| filter.alert(i))
+                .filter(|i| filter.alert(i.kind, i.at))
                 .map(|i| i.raw.clone()),
         );
         text.push('}');
@@ -577,24 +579,14 @@ impl Live {
                 .vehicles
                 .values()
                 .filter(|v| {
-                    let item = Item {
-                        raw: Bytes::new(),
-                        route: Some(v.position.route_id.clone()),
-                        kind: None,
-                        at: Some((v.position.lat, v.position.lon)),
-                    };
-                    filter.vehicle(&item)
+                    filter.vehicle(
+                        Some(&v.position.route_id),
+                        Some((v.position.lat, v.position.lon)),
+                    )
                 })
                 .map(|v| v.raw.clone()),
         );
-        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| {
-            filter.alert(&Item {
-                raw: Bytes::new(),
-                route: None,
-                kind: Some(kind),
-                at,
-            })
-        };
+        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| filter.alert(Some(kind), at);
         text.push_str(",\"alerts\":");
         splice(
             &mut text,
