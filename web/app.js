@@ -247,7 +247,13 @@
       const x = tr.px * scale - ox, y = tr.py * scale - oy;
       ctx.beginPath(); ctx.arc(x, y, s + 6, 0, 2 * Math.PI);
       ctx.lineWidth = 2.5; ctx.strokeStyle = '#1565c0'; ctx.stroke();
+      // Follow the vehicle without panning, whatever autoPan says right now: while the
+      // popup opens (autoPan on) Leaflet pans, the pan redraws this layer, and panning
+      // again from here would recurse until the stack overflows.
+      const pan = vehiclePopup.options.autoPan;
+      vehiclePopup.options.autoPan = false;
       vehiclePopup.setLatLng(this._map.unproject([tr.px, tr.py], 0));
+      vehiclePopup.options.autoPan = pan;
     },
 
     // Nearest drawn vehicle within HIT_RADIUS_PX of a container point.

@@ -85,18 +85,36 @@ test('the map shows the city moving, vehicle details and an injected surge', asy
     const moved = await page.evaluate((before) => [...window.streamcity.vehicles].filter(([id, v]) => before[id] && (before[id][0] !== v.lat || before[id][1] !== v.lon)).length, before);
     assert.ok(moved >= 50, `only ${moved} vehicles moved in 2 s`);
 
+    // Clicking vehicles anywhere in view, edges included (opening a popup there pans
+    // the map while the vehicle layer redraws), never throws.
+    for (let i = 0; i < 30; i++) {
+      const p = await page.evaluate((i) => {
+        const ids = [...window.streamcity.vehicles.keys()];
+        for (let j = 0; j < ids.length; j++) {
+          const q = window.streamcity.screenPointOf(ids[(j * 7 + i * 13) % ids.length]);
+          if (q && q.x > 5 && q.x < 1030 && q.y > 5 && q.y < 895) return q;
+        }
+        return null;
+      }, i);
+      if (p) await page.mouse.click(p.x, p.y);
+      await page.waitForTimeout(300);
+    }
+    assert.deepEqual(problems, [], 'no errors while clicking around');
+    await page.evaluate(() => { window.streamcity.map.closePopup(); });
+
     // Clicking a vehicle shows its details.
+    // One in view with no other vehicle within 25 px, so the click can only mean it.
     const id = await page.evaluate(() => {
-      const inView = [...window.streamcity.vehicles.keys()].find((k) => {
-        const p = window.streamcity.screenPointOf(k);
-        return p && p.x > 50 && p.x < 1000 && p.y > 50 && p.y < 850;
-      });
-      return inView;
+      const points = [...window.streamcity.vehicles.keys()]
+        .map((k) => [k, window.streamcity.screenPointOf(k)])
+        .filter(([, p]) => p && p.x > 50 && p.x < 1000 && p.y > 50 && p.y < 850);
+      const alone = points.find(([k, p]) => points.every(([j, q]) => j === k || Math.hypot(p.x - q.x, p.y - q.y) > 25));
+      return alone && alone[0];
     });
-    assert.ok(id, 'a vehicle in view');
+    assert.ok(id, 'a vehicle alone in view');
     const at = await page.evaluate((id) => window.streamcity.screenPointOf(id), id);
     await page.mouse.click(at.x, at.y);
-    const popup = page.locator('.leaflet-popup-content');
+    const popup = page.locator('.leaflet-popup-content', { hasText: id });
     await popup.waitFor({ timeout: 5_000 });
     const text = await popup.innerText();
     const route = id.split('-')[0];
