@@ -47,6 +47,7 @@ for _ in $(seq 100); do
 done
 (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "error: tansu did not start:" >&2; cat "$broker_dir/tansu.log" >&2; exit 1; }
 export STREAMCITY_TEST_BROKERS="127.0.0.1:$port"
+export STREAMCITY_TANSU="$(command -v tansu)"  # the restart test runs a broker of its own
 echo "== tansu broker on $STREAMCITY_TEST_BROKERS"
 
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"

@@ -48,6 +48,12 @@ pub struct Cli {
 /// The bus: the embedded one, or Kafka.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
+    /// The bus: `memory` (one process, no infrastructure) or `kafka`. Defaults to
+    /// kafka when brokers are given, memory otherwise. `produce` without Kafka writes
+    /// JSON lines to stdout; `process`, `serve` and `tail` need Kafka.
+    #[arg(long, env = "STREAMCITY_BUS", value_enum, global = true)]
+    pub bus: Option<BusKind>,
+
     /// Kafka bootstrap servers, host:port[,host:port...]. Given, the stages run on Kafka.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", global = true)]
     pub brokers: Option<String>,
@@ -97,7 +103,25 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Which bus the stages run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusKind {
+    /// In this process: no infrastructure, nothing kept.
+    Memory,
+    /// Kafka, at `--brokers`.
+    Kafka,
+}
+
 impl KafkaArgs {
+    /// The bus chosen: `--bus`, or Kafka when brokers are given.
+    pub fn bus_kind(&self) -> BusKind {
+        self.bus.unwrap_or(if self.config().is_some() {
+            BusKind::Kafka
+        } else {
+            BusKind::Memory
+        })
+    }
+
     /// The Kafka settings, when brokers are given.
     pub fn config(&self) -> Option<streamcity_kafka::KafkaConfig> {
         let brokers = self.brokers.as_ref().filter(|b| !b.trim().is_empty())?;

@@ -1,7 +1,9 @@
-//! The StreamCity twin assembled: every stage in one process on the in-memory bus.
+//! The StreamCity twin assembled: every stage in one process, on the in-memory bus or
+//! on Kafka.
 //!
-//! [`Embedded::start`] is what `streamcity` with no subcommand runs, and what the
-//! end-to-end tests start on an ephemeral port.
+//! [`Embedded::start`] is what `streamcity` with no subcommand runs (and what the
+//! end-to-end tests start on an ephemeral port); [`Embedded::start_on`] runs the same
+//! twin on another bus, as `streamcity --bus kafka` does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context as _;
 use streamcity_core::bus::TopicStats;
 use streamcity_core::{
-    CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock,
+    Bus, CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock,
 };
 use streamcity_dashboard::metrics::Sample;
 use streamcity_dashboard::{Live, LiveConfig};
@@ -64,12 +66,41 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// A running embedded twin.
-pub struct Embedded {
+/// A bus the whole twin can run on.
+pub trait TwinBus: Bus {
+    /// Records published so far, per topic.
+    fn topic_stats(&self) -> Vec<TopicStats>;
+}
+
+impl TwinBus for MemoryBus {
+    fn topic_stats(&self) -> Vec<TopicStats> {
+        self.stats()
+    }
+}
+
+impl TwinBus for streamcity_kafka::KafkaBus {
+    fn topic_stats(&self) -> Vec<TopicStats> {
+        let mut out: Vec<TopicStats> = self
+            .published()
+            .into_iter()
+            .map(|(topic, published)| TopicStats {
+                topic,
+                published,
+                backpressure_waits: 0,
+                subscribers: 0,
+            })
+            .collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out
+    }
+}
+
+/// A running twin: every stage in this process.
+pub struct Embedded<B: TwinBus = MemoryBus> {
     /// Where the dashboard listens.
     pub addr: SocketAddr,
     /// The bus every stage runs on (tests publish to it directly).
-    pub bus: MemoryBus,
+    pub bus: B,
     /// The topic names in use.
     pub topics: Topics,
     /// The simulated clock.
@@ -97,28 +128,33 @@ pub struct Summary {
 }
 
 impl Embedded {
-    /// Builds the city, binds the dashboard's port and starts every stage: consumers
-    /// first, so that nothing published is missed, then the simulators.
+    /// Builds the city, binds the dashboard's port and starts every stage on a new
+    /// in-memory bus: consumers first, so that nothing published is missed, then the
+    /// simulators.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Embedded> {
+        Embedded::start_on(config, MemoryBus::default()).await
+    }
+}
+
+impl<B: TwinBus> Embedded<B> {
+    /// [`Embedded::start`] on the given bus (whose topics exist already).
+    pub async fn start_on(config: EmbeddedConfig, bus: B) -> anyhow::Result<Embedded<B>> {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let clock: SharedClock = if config.speed == 1.0
-            && (config.sim.start_ms - clock::wall_clock_ms()).abs() < 1_000
-        {
-            Arc::new(SystemClock)
-        } else {
-            Arc::new(ScaledClock::new(config.sim.start_ms, config.speed))
-        };
+        let clock = clock_for(config.sim.start_ms, config.speed);
         let city = Arc::new(City::generate(config.city));
-        let bus = MemoryBus::default();
         let topics = config.topics.clone();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
         let live = Arc::new(Live::new(Arc::clone(&city), topics.clone(), config.live));
-        let dash_sub = streamcity_dashboard::live::subscribe(&bus, &live).await?;
+        // A dashboard of its own that replays what the bus keeps (nothing, on the
+        // memory bus), so twins sharing a Kafka cluster each see everything.
+        let instance = format!("{}-{}", std::process::id(), clock::wall_clock_ms());
+        let dash_sub =
+            streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance).await?;
         tasks.spawn(ingest(dash_sub, Arc::clone(&live), stop.clone()));
         tasks.spawn(serve(listener, Arc::clone(&live), stop.clone()));
 
@@ -232,7 +268,7 @@ impl Embedded {
     /// Counters so far.
     pub fn summary(&self) -> Summary {
         Summary {
-            topics: self.bus.stats(),
+            topics: self.bus.topic_stats(),
             alerts_raised: self.processor.alerts_raised.load(Ordering::Relaxed),
             dead_letters: self.processor.dead_letters.load(Ordering::Relaxed),
         }
@@ -250,15 +286,15 @@ pub fn clock_for(start_ms: i64, speed: f64) -> SharedClock {
 }
 
 /// What the other stages of an embedded twin report on `/metrics`.
-fn stage_metrics(
-    bus: MemoryBus,
+fn stage_metrics<B: TwinBus>(
+    bus: B,
     producer: Arc<ProducerStats>,
     processor: Arc<ProcessorStats>,
     clock: SharedClock,
 ) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
     move || {
         let mut out = Vec::new();
-        for t in bus.stats() {
+        for t in bus.topic_stats() {
             let topic = [("topic", &*t.topic)];
             out.push(Sample::counter(
                 "streamcity_bus_records",
@@ -331,7 +367,7 @@ fn stage_metrics(
 }
 
 async fn ingest(
-    sub: streamcity_core::bus::MemorySubscription,
+    sub: impl streamcity_core::Subscription,
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {

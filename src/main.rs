@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use cli::{Cli, Command, KafkaArgs, ListenArgs, PaceArgs, ProducerKind, TwinArgs};
-use streamcity::{Embedded, EmbeddedConfig};
+use cli::{BusKind, Cli, Command, KafkaArgs, ListenArgs, PaceArgs, ProducerKind, TwinArgs};
+use streamcity::{Embedded, EmbeddedConfig, TwinBus};
 use streamcity_core::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        None => run_embedded(cli.twin, cli.listen, cli.pace).await,
+        None => run_embedded(cli.twin, cli.listen, cli.pace, &cli.kafka).await,
         Some(Command::Produce { producer }) => {
             run_produce(producer, &cli.twin, &cli.pace, &cli.kafka).await
         }
@@ -95,7 +95,7 @@ async fn run_produce(
     let (sim, limits) = cli::simulation(twin, pace, producer)?;
     let every = Duration::from_secs(5);
     let topics = kafka.topics();
-    if kafka.config().is_some() {
+    if kafka.bus_kind() == BusKind::Kafka {
         let bus = stages::connect(kafka, "produce").await?;
         bus.ensure_topics(&topics).await?;
         let reports = Some(Arc::clone(bus.stats()));
@@ -145,7 +145,12 @@ fn clock_from(twin: &TwinArgs) -> streamcity_core::SharedClock {
     )
 }
 
-async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> anyhow::Result<()> {
+async fn run_embedded(
+    twin: TwinArgs,
+    listen: ListenArgs,
+    pace: PaceArgs,
+    kafka: &KafkaArgs,
+) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All)?;
     let config = EmbeddedConfig {
         addr: SocketAddr::new(listen.host, listen.port),
@@ -158,7 +163,32 @@ async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> any
         ..EmbeddedConfig::default()
     };
 
-    let mut twin_run = Embedded::start(config).await.context("starting the twin")?;
+    match kafka.bus_kind() {
+        BusKind::Memory => {
+            let twin_run = Embedded::start(config).await.context("starting the twin")?;
+            drive(twin_run, &listen, "the in-memory bus").await
+        }
+        BusKind::Kafka => {
+            let bus = stages::connect(kafka, "--bus kafka").await?;
+            let topics = kafka.topics();
+            bus.ensure_topics(&topics).await?;
+            let config = EmbeddedConfig { topics, ..config };
+            let twin_run = Embedded::start_on(config, bus)
+                .await
+                .context("starting the twin")?;
+            let on = format!("Kafka at {}", kafka.brokers.as_deref().unwrap_or_default());
+            drive(twin_run, &listen, &on).await
+        }
+    }
+}
+
+/// Runs a started twin until its limits, Ctrl+C or a failure, with progress every 10 s,
+/// then stops it and prints what it did.
+async fn drive<B: TwinBus>(
+    mut twin_run: Embedded<B>,
+    listen: &ListenArgs,
+    on: &str,
+) -> anyhow::Result<()> {
     let port = twin_run.addr.port();
     let host = if listen.host.is_unspecified() || listen.host.is_loopback() {
         "localhost".to_owned()
@@ -166,7 +196,7 @@ async fn run_embedded(twin: TwinArgs, listen: ListenArgs, pace: PaceArgs) -> any
         twin_run.addr.ip().to_string()
     };
     println!(
-        "StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
+        "StreamCity is running on {on}: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
     );
 
     let started = Instant::now();

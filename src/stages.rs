@@ -18,6 +18,9 @@ use crate::cli::{KafkaArgs, ListenArgs, TwinArgs};
 
 /// Connects to Kafka, or says how to name the brokers.
 pub async fn connect(kafka: &KafkaArgs, stage: &str) -> anyhow::Result<KafkaBus> {
+    if kafka.bus == Some(crate::cli::BusKind::Memory) {
+        anyhow::bail!("`streamcity {stage}` runs against Kafka, not with --bus memory");
+    }
     let config = kafka.config().with_context(|| {
         format!(
             "`streamcity {stage}` runs against Kafka: give --brokers or set KAFKA_BOOTSTRAP_SERVERS"

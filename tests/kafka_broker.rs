@@ -329,26 +329,24 @@ fn start_service(name: &str, prefix: &str, state: &std::path::Path) -> Child {
     c.spawn().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
-    // The services of docker-compose.yml, with their commands and environment.
-    let prefix = unique("compose");
-    let state = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&state).unwrap();
-    let producers = start_service("producers", &prefix, &state);
-    let processor = start_service("processor", &prefix, &state);
-    let mut dashboard = start_service("dashboard", &prefix, &state);
+/// The port in the URL a twin or dashboard prints on its first line, and the rest of
+/// what it prints.
+fn dashboard_port(child: &mut Child) -> (String, BufReader<std::process::ChildStdout>) {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(dashboard.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    out.read_line(&mut line).unwrap();
     let port = line
         .split("localhost:")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
-        .expect("the dashboard's URL")
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
-    // The first snapshot may come before any vehicle: wait for a full one.
+    (port, out)
+}
+
+/// Vehicles in a snapshot from `/ws` once the fleet is in (up to 15 s), after checking
+/// that deltas follow: the picture is live.
+async fn live_vehicles(port: &str) -> usize {
     let mut vehicles = 0;
     for _ in 0..30 {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
@@ -361,7 +359,6 @@ async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
         assert_eq!(snap["type"], "snapshot");
         vehicles = snap["vehicles"].as_array().unwrap().len();
         if vehicles >= 200 {
-            // And it is live: deltas follow.
             let Some(Ok(Message::Text(text))) = ws.next().await else {
                 panic!("no delta")
             };
@@ -373,6 +370,51 @@ async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    vehicles
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_all_in_one_twin_runs_on_kafka_with_bus_kafka() {
+    let prefix = unique("allinone");
+    let mut twin = spawn(&["--bus", "kafka", "--port", "0"], &prefix);
+    let (port, mut printed) = dashboard_port(&mut twin);
+    let vehicles = live_vehicles(&port).await;
+    // The records went through Kafka: they are there to read back.
+    let out = streamcity(
+        &[
+            "tail",
+            &format!("{prefix}vehicle_locations"),
+            "--from-beginning",
+            "-n",
+            "100",
+        ],
+        &prefix,
+    );
+    let err = stop(twin);
+    assert!(vehicles >= 200, "only {vehicles} vehicles\n{err}");
+    assert_eq!(rows(&out).len(), 100, "{}", stderr(&out));
+    // On stopping, it says what it published to which topic.
+    let mut summary = String::new();
+    std::io::Read::read_to_string(&mut printed, &mut summary).unwrap();
+    let published: u64 = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{prefix}vehicle_locations")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count for vehicle_locations in {summary}"));
+    assert!(published >= 200, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
+    // The services of docker-compose.yml, with their commands and environment.
+    let prefix = unique("compose");
+    let state = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&state).unwrap();
+    let producers = start_service("producers", &prefix, &state);
+    let processor = start_service("processor", &prefix, &state);
+    let mut dashboard = start_service("dashboard", &prefix, &state);
+    let (port, _printed) = dashboard_port(&mut dashboard);
+    let vehicles = live_vehicles(&port).await;
     assert!(
         vehicles >= 200,
         "only {vehicles} vehicles reached /ws through Kafka"
@@ -383,4 +425,252 @@ async fn the_compose_stack_as_processes_reaches_a_live_websocket() {
     // The processor checkpointed its state where the compose volume would be.
     assert!(state.join("processor.json").exists());
     std::fs::remove_dir_all(&state).unwrap();
+}
+
+/// A tansu broker of the test's own, on SQLite storage in `dir` so that its records
+/// survive a restart; `tansu` is the binary `scripts/test.sh` installed.
+fn start_tansu(dir: &std::path::Path, port: u16) -> Child {
+    let tansu = std::env::var("STREAMCITY_TANSU").expect(
+        "STREAMCITY_TANSU is not set: the restart test starts a broker of its own; run it with scripts/test.sh, which installs tansu",
+    );
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://restart.db"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tansu did not start on port {port}");
+}
+
+#[test]
+fn a_broker_restart_in_the_middle_of_a_stream_loses_nothing() {
+    let dir = std::env::temp_dir().join(unique("restart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut broker = start_tansu(&dir, port);
+    let brokers = format!("127.0.0.1:{port}");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_streamcity"));
+        c.args(args)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &brokers)
+            .env_remove("STREAMCITY_TOPIC_PREFIX")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    // 3,600 records at 240 a second: 15 s of stream, with the broker down in the middle.
+    let total = 3600;
+    let producer = run(&["produce", "vehicles", "--max", &total.to_string()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // A consumer reading through the restart.
+    let reader = run(&[
+        "tail",
+        "vehicle_locations",
+        "--from-beginning",
+        "-n",
+        &total.to_string(),
+    ])
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // The broker dies without warning and comes back on the same port and storage.
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut broker = start_tansu(&dir, port);
+    let produced = producer.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&produced.stderr).into_owned();
+    assert!(produced.status.success(), "{report}");
+    let done = report
+        .lines()
+        .find(|l| l.starts_with("Done"))
+        .unwrap_or_else(|| panic!("no final report:\n{report}"));
+    assert!(
+        done.contains(&format!("Delivered {total} | Failed 0 | Pending 0")),
+        "{done}"
+    );
+    // The reader ends by itself once it has every record; give it a minute.
+    let reader_pid = reader.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill")
+            .args(["-TERM", &reader_pid.to_string()])
+            .status();
+    });
+    let read = reader.wait_with_output().unwrap();
+    drop(watchdog);
+    let lines: Vec<Value> = String::from_utf8(read.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every delivered record once: as many lines as records, all distinct events.
+    let events: std::collections::HashSet<String> =
+        lines.iter().map(|l| l["value"].to_string()).collect();
+    assert_eq!(
+        (lines.len(), events.len()),
+        (total, total),
+        "the reader across the restart missed or repeated records\n{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the whole twin on `bus` for `events` records of simulated city from a fixed
+/// start at 10× speed, and returns every alert record it published as
+/// `(alert_id, state)`, sorted.
+async fn alerts_of_a_run<B: streamcity::TwinBus>(
+    bus: B,
+    topics: Topics,
+    events: u64,
+) -> Vec<(String, String)> {
+    use std::sync::atomic::Ordering;
+    let start_ms = 1_763_969_400_000; // a Monday, 07:30 UTC: the morning peak
+    let config = streamcity::EmbeddedConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        sim: streamcity_producers::SimConfig {
+            start_ms,
+            seed: 7,
+            // A crowd, so that surges are among the alerts.
+            crowds: vec![streamcity_producers::sim::CrowdEvent {
+                stop_id: "S0042".into(),
+                start_ms: start_ms + 30_000,
+                duration_ms: 120_000,
+                riders: 400,
+            }],
+            ..streamcity_producers::SimConfig::default()
+        },
+        speed: 10.0,
+        topics: topics.clone(),
+        limits: streamcity_producers::runner::Limits {
+            max_events: Some(events),
+            duration: None,
+        },
+        ..streamcity::EmbeddedConfig::default()
+    };
+    // Read the alerts topic from the start, alongside the twin.
+    let mut sub = bus
+        .subscribe(
+            Subscribe::new(topics.group("alert-reader"), &[&topics.alerts])
+                .from(StartFrom::Earliest),
+        )
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut batch = Vec::new();
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(20), sub.recv_many(&mut batch, 256)).await
+        {
+            if n == 0 {
+                break;
+            }
+            for d in batch.drain(..) {
+                let a: Value = serde_json::from_slice(&d.record.payload).unwrap();
+                if a["alert_id"] == "end" {
+                    return seen;
+                }
+                seen.push((
+                    a["alert_id"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        seen
+    });
+    let mut twin = streamcity::Embedded::start_on(config, bus.clone())
+        .await
+        .unwrap();
+    twin.wait().await.unwrap();
+    // Every record of the processor's inputs in, then a simulated 10 s for the windows
+    // to close, then stop.
+    let inputs = streamcity_processor::inputs(&topics);
+    let published: u64 = twin
+        .bus
+        .topic_stats()
+        .iter()
+        .filter(|t| inputs.contains(&&t.topic))
+        .map(|t| t.published)
+        .sum();
+    for _ in 0..300 {
+        if twin.processor.records_in.load(Ordering::Relaxed) >= published {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(twin.processor.records_in.load(Ordering::Relaxed), published);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let summary = twin.shutdown().await.unwrap();
+    // A last record marks the end for the reader.
+    bus.publish(Record {
+        topic: Arc::clone(&topics.alerts),
+        key: Bytes::from_static(b"end"),
+        payload: Bytes::from_static(br#"{"alert_id":"end"}"#),
+        timestamp: 0,
+    })
+    .await
+    .unwrap();
+    bus.flush().await.unwrap();
+    let mut seen = reader.await.unwrap();
+    assert_eq!(
+        seen.iter().filter(|(_, s)| s == "raised").count() as u64,
+        summary.alerts_raised
+    );
+    seen.sort();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_through_kafka_raises_the_alerts_the_embedded_run_raises() {
+    let events = 60_000;
+    let embedded = alerts_of_a_run(
+        streamcity_core::MemoryBus::default(),
+        Topics::default(),
+        events,
+    )
+    .await;
+    let topics = Topics::with_prefix(&unique("same"));
+    let kafka = KafkaBus::connect(KafkaConfig::new(brokers()))
+        .await
+        .unwrap();
+    kafka.ensure_topics(&topics).await.unwrap();
+    let through_kafka = alerts_of_a_run(kafka, topics, events).await;
+    let surges = embedded
+        .iter()
+        .filter(|(id, _)| id.starts_with("surge"))
+        .count();
+    assert!(surges > 0, "no surge in {embedded:?}");
+    assert!(
+        embedded.len() >= 5,
+        "too few alerts to compare: {embedded:?}"
+    );
+    eprintln!("{} alert records the same both ways", embedded.len());
+    assert_eq!(embedded, through_kafka);
 }

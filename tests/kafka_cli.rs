@@ -214,3 +214,47 @@ fn stages_without_brokers_say_how_to_name_them() {
         );
     }
 }
+
+#[test]
+fn bus_chooses_between_memory_and_kafka() {
+    // Kafka needs brokers.
+    let out = streamcity(&["--bus", "kafka", "--port", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("KAFKA_BOOTSTRAP_SERVERS"),
+        "{}",
+        stderr(&out)
+    );
+    // The stages that only run on Kafka refuse the memory bus.
+    let out = streamcity(&["process", "--bus", "memory", "--brokers", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("runs against Kafka"),
+        "{}",
+        stderr(&out)
+    );
+    // `--bus memory` wins over brokers: produce writes JSON lines, never dialling them.
+    let out = streamcity(&[
+        "produce",
+        "vehicles",
+        "--bus",
+        "memory",
+        "--brokers",
+        "127.0.0.1:1",
+        "--max",
+        "3",
+        "--speed",
+        "1000",
+        "--start",
+        START,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    // An unknown bus is named.
+    let out = streamcity(&["--bus", "redis"]);
+    assert!(
+        stderr(&out).contains("invalid value 'redis'"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -162,12 +162,17 @@ impl ConsumerContext for Rebalances {
     }
 }
 
+/// Records published to one topic.
+type TopicCount = (Arc<str>, AtomicU64);
+
 /// The Kafka bus.
 #[derive(Clone)]
 pub struct KafkaBus {
     config: Arc<KafkaConfig>,
     producer: Arc<ThreadedProducer<Reports>>,
     stats: Arc<DeliveryStats>,
+    /// Records handed to librdkafka, per topic (a handful of topics: a short list).
+    published: Arc<std::sync::RwLock<Vec<TopicCount>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -217,6 +222,7 @@ impl KafkaBus {
                         config: Arc::new(config),
                         producer,
                         stats,
+                        published: Arc::default(),
                     });
                 }
                 Err(e) if attempt < attempts => {
@@ -305,6 +311,44 @@ impl KafkaBus {
         &self.stats
     }
 
+    /// Records published so far, per topic, in the order the topics were first used.
+    pub fn published(&self) -> Vec<(Arc<str>, u64)> {
+        let list = self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.iter()
+            .map(|(t, n)| (Arc::clone(t), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn count(&self, topic: &Arc<str>) {
+        {
+            let list = self
+                .published
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, n)) = list
+                .iter()
+                .find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic)
+            {
+                n.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let mut list = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match list.iter().find(|(t, _)| t == topic) {
+            Some((_, n)) => n.fetch_add(1, Ordering::Relaxed),
+            None => {
+                list.push((Arc::clone(topic), AtomicU64::new(1)));
+                0
+            }
+        };
+    }
+
     /// Records handed to librdkafka and not yet acknowledged or failed.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
@@ -324,7 +368,10 @@ impl Bus for KafkaBus {
                 r = r.payload(&record.payload[..]);
             }
             match self.producer.send(r) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.count(&record.topic);
+                    return Ok(());
+                }
                 // librdkafka's queue is full: wait for deliveries (backpressure).
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -378,6 +425,26 @@ impl Bus for KafkaBus {
             revoked,
         })
     }
+}
+
+/// Whether a consumer error ends the subscription: librdkafka's fatal errors and
+/// failures that waiting will not fix (credentials, permissions). Everything else, such
+/// as all brokers being down for a moment, is retried.
+fn is_fatal(e: &KafkaError) -> bool {
+    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+        return true;
+    }
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::Fatal
+        )
+    )
 }
 
 /// A subscription to Kafka topics in a consumer group. Dropping it commits what was
@@ -443,11 +510,15 @@ impl Subscription for KafkaSubscription {
         buf: &mut Vec<Delivery>,
         limit: usize,
     ) -> Result<usize, BusError> {
-        let first = self
-            .consumer
-            .recv()
-            .await
-            .map_err(|e| backend("consuming", e))?;
+        // Transient errors (a broker restarting, a connection lost) are logged and
+        // waited out: librdkafka reconnects and resumes from the stored offsets.
+        let first = loop {
+            match self.consumer.recv().await {
+                Ok(m) => break m,
+                Err(e) if is_fatal(&e) => return Err(backend("consuming", e)),
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error; retrying"),
+            }
+        };
         buf.push(self.delivery(&first));
         drop(first);
         let mut n = 1;
