@@ -196,8 +196,9 @@ async fn drive<B: TwinBus>(
         twin_run.addr.ip().to_string()
     };
     println!(
-        "StreamCity is running on {on}: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
+        "StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
     );
+    tracing::info!("The twin runs on {on}");
 
     let started = Instant::now();
     let stop = stop_on_signal();

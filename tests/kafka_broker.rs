@@ -246,7 +246,36 @@ fn a_rebalance_hands_vehicles_over_without_false_lost_contact_alerts() {
         raised_silent < 5,
         "{raised_silent} lost-contact alerts\n{e1}\n{e2}"
     );
+    // The second instance restored the vehicles of the partitions it was given from
+    // the live table.
+    let restored: u64 = without_colours(&e2)
+        .lines()
+        .filter(|l| l.contains("Restored the vehicles of an assigned partition"))
+        .filter_map(|l| {
+            let after = &l[l.rfind("restored")? + "restored".len()..];
+            let digits: String = after
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum();
+    assert!(restored >= 50, "restored {restored} vehicles\n{e2}");
     std::fs::remove_file(&config).unwrap();
+}
+
+/// `text` without its terminal colour codes (tracing colours its output).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Stops a child and returns what it printed.

@@ -139,6 +139,19 @@ pub trait Bus: Clone + Send + Sync + 'static {
         &self,
         spec: Subscribe,
     ) -> impl Future<Output = Result<Self::Subscription, BusError>> + Send;
+
+    /// Everything the bus keeps of one partition of `topic`, oldest first, read to its
+    /// end outside any group (for a compacted topic: about the latest record per key).
+    /// A consumer restores the state of a partition it was just assigned from this.
+    /// The memory bus keeps nothing, so by default there is nothing to read.
+    fn read_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> impl Future<Output = Result<Vec<Record>, BusError>> + Send {
+        let _ = (topic, partition);
+        std::future::ready(Ok(Vec::new()))
+    }
 }
 
 /// A live subscription to one or more topics.
@@ -158,6 +171,13 @@ pub trait Subscription: Send + 'static {
     /// group rebalanced): the subscriber should release their state, as another member
     /// now reads them. Buses without groups never revoke.
     fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
+        Vec::new()
+    }
+
+    /// Partitions given to this subscription since the last call (a consumer group
+    /// rebalanced): the subscriber may restore their state before processing them.
+    /// Buses without groups never assign.
+    fn take_assigned(&mut self) -> Vec<(Arc<str>, i32)> {
         Vec::new()
     }
 }

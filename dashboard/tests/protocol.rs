@@ -108,7 +108,11 @@ impl Server {
         .await
         .unwrap();
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.unwrap();
+        // A server that never answers fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to GET {path} within 20 s"))
+            .unwrap();
         let text = String::from_utf8_lossy(&buf);
         let status: u16 = text[9..12].parse().unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();

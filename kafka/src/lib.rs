@@ -122,6 +122,21 @@ impl ProducerContext for Reports {
 /// partitions for the subscriber.
 struct Rebalances {
     revoked: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    assigned: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+}
+
+/// Partitions named by a rebalance, waiting for the subscriber.
+type Pending = Arc<std::sync::Mutex<Vec<(String, i32)>>>;
+
+fn note(pending: &Pending, tpl: &TopicPartitionList) {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition())),
+        );
 }
 
 impl ClientContext for Rebalances {}
@@ -133,15 +148,7 @@ impl ConsumerContext for Rebalances {
         rebalance: &Rebalance<'_>,
     ) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let mut revoked = self
-                .revoked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            revoked.extend(
-                tpl.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition())),
-            );
+            note(&self.revoked, tpl);
         }
     }
 
@@ -152,6 +159,7 @@ impl ConsumerContext for Rebalances {
     ) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                note(&self.assigned, tpl);
                 tracing::info!(partitions = tpl.count(), "Partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
@@ -389,6 +397,23 @@ impl Bus for KafkaBus {
             .map_err(|e| backend("flushing", e))
     }
 
+    async fn read_partition(&self, topic: &str, partition: i32) -> Result<Vec<Record>, BusError> {
+        let mut c = self.config.client_config();
+        // Assigned, not subscribed: the group name is required but never joined or
+        // committed to.
+        c.set("group.id", "streamcity-restore")
+            .set("enable.auto.commit", "false");
+        for (k, v) in &self.config.properties {
+            c.set(k, v);
+        }
+        let consumer: rdkafka::consumer::BaseConsumer =
+            c.create().map_err(|e| backend("Kafka consumer", e))?;
+        let topic: Arc<str> = Arc::from(topic);
+        tokio::task::spawn_blocking(move || read_to_end(&consumer, &topic, partition))
+            .await
+            .map_err(|e| backend("reading a partition", e))?
+    }
+
     async fn subscribe(&self, spec: Subscribe) -> Result<KafkaSubscription, BusError> {
         let mut c = self.config.client_config();
         c.set("group.id", &spec.group)
@@ -408,10 +433,11 @@ impl Bus for KafkaBus {
         for (k, v) in &self.config.properties {
             c.set(k, v);
         }
-        let revoked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (revoked, assigned) = (Pending::default(), Pending::default());
         let consumer: StreamConsumer<Rebalances> = c
             .create_with_context(Rebalances {
                 revoked: Arc::clone(&revoked),
+                assigned: Arc::clone(&assigned),
             })
             .map_err(|e| backend("Kafka consumer", e))?;
         let names: Vec<&str> = spec.topics.iter().map(|t| &**t).collect();
@@ -423,8 +449,51 @@ impl Bus for KafkaBus {
             topics: spec.topics,
             processed: HashMap::new(),
             revoked,
+            assigned,
         })
     }
+}
+
+/// Reads `partition` of `topic` from its first record kept to its last (blocking).
+fn read_to_end(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &Arc<str>,
+    partition: i32,
+) -> Result<Vec<Record>, BusError> {
+    let wait = Timeout::After(Duration::from_secs(10));
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, wait)
+        .map_err(|e| backend(&format!("offsets of {topic}/{partition}"), e))?;
+    let mut out = Vec::new();
+    if high <= low {
+        return Ok(out);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(|e| backend("assigning", e))?;
+    consumer.assign(&tpl).map_err(|e| backend("assigning", e))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(Record {
+                    topic: Arc::clone(topic),
+                    key: Bytes::copy_from_slice(m.key().unwrap_or_default()),
+                    payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+                    timestamp: m.timestamp().to_millis().unwrap_or(0),
+                });
+                if m.offset() >= high - 1 {
+                    return Ok(out);
+                }
+            }
+            Some(Err(e)) if is_fatal(&e) => return Err(backend("reading a partition", e)),
+            Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error; retrying"),
+            None => {}
+        }
+    }
+    Err(BusError::Backend(format!(
+        "reading {topic}/{partition}: offset {high} not reached within 30 s"
+    )))
 }
 
 /// Whether a consumer error ends the subscription: librdkafka's fatal errors and
@@ -457,7 +526,9 @@ pub struct KafkaSubscription {
     /// The next offset to read per partition, after what was processed.
     processed: HashMap<(Arc<str>, i32), i64>,
     /// Partitions revoked by rebalances, not yet taken by the subscriber.
-    revoked: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    revoked: Pending,
+    /// Partitions assigned by rebalances, not yet taken by the subscriber.
+    assigned: Pending,
 }
 
 impl Drop for KafkaSubscription {
@@ -504,6 +575,29 @@ impl KafkaSubscription {
     }
 }
 
+impl KafkaSubscription {
+    /// Empties `pending`, naming the topics with the subscription's shared names.
+    fn take(&self, pending: &Pending) -> Vec<(Arc<str>, i32)> {
+        let taken = std::mem::take(
+            &mut *pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        taken
+            .into_iter()
+            .map(|(topic, partition)| {
+                let name = self
+                    .topics
+                    .iter()
+                    .find(|t| ***t == *topic)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(topic));
+                (name, partition)
+            })
+            .collect()
+    }
+}
+
 impl Subscription for KafkaSubscription {
     async fn recv_many(
         &mut self,
@@ -540,24 +634,13 @@ impl Subscription for KafkaSubscription {
     }
 
     fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
-        let revoked = std::mem::take(
-            &mut *self
-                .revoked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        revoked
-            .into_iter()
-            .map(|(topic, partition)| {
-                let name = self
-                    .topics
-                    .iter()
-                    .find(|t| ***t == *topic)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(topic));
-                (name, partition)
-            })
-            .collect()
+        let revoked = Arc::clone(&self.revoked);
+        self.take(&revoked)
+    }
+
+    fn take_assigned(&mut self) -> Vec<(Arc<str>, i32)> {
+        let assigned = Arc::clone(&self.assigned);
+        self.take(&assigned)
     }
 
     fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {

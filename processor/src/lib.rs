@@ -572,6 +572,42 @@ impl Processor {
         self.state.counts.records_out += (out.len() - before) as u64;
     }
 
+    /// Restores the vehicles of `partition` of the vehicle topic, just assigned to this
+    /// instance, from `rows`: what the live table keeps of the same partition (it has
+    /// the same key and partition count). Rows from the last [`RESTORE_WINDOW_MS`] of
+    /// the clock are taken, unless a newer report is held already; older ones are
+    /// vehicles that stopped long ago, in an earlier run. Nothing is published: the
+    /// detectors go on from the restored rows, so a vehicle silent since before the
+    /// handover still raises lost contact. Returns how many vehicles were restored.
+    pub fn restore_partition(
+        &mut self,
+        partition: i32,
+        rows: &[Record],
+        now: TimestampMs,
+    ) -> usize {
+        let max = self.config.max_future_ms;
+        let mut restored = 0;
+        for record in rows {
+            let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
+                continue; // a tombstone or a row this version cannot read
+            };
+            if p.validate(now, max).is_err() || p.timestamp < now - RESTORE_WINDOW_MS {
+                continue;
+            }
+            let Some((row, how)) = self
+                .state
+                .vehicles
+                .row_for(&p.vehicle_id, p.timestamp, || VehicleRow::new(p.clone()))
+            else {
+                continue;
+            };
+            row.position = p;
+            row.partition = partition;
+            restored += usize::from(how == table::Upsert::Inserted);
+        }
+        restored
+    }
+
     /// Moves the watermark on at clock time `now` (from the partitions' event times,
     /// or from the clock when they are quiet), closing windows, checking for lost
     /// contact and clearing alerts; appends what to publish. Called after each batch
@@ -639,6 +675,9 @@ impl Processor {
     }
 }
 
+/// How far back from the clock a restored live-table row may be (15 minutes).
+pub const RESTORE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
 /// The topics the processor reads.
 pub fn inputs(topics: &Topics) -> [&std::sync::Arc<str>; 4] {
     [
@@ -704,6 +743,58 @@ mod tests {
         p.on_record(&tap(&topics, "S1", T0), 0, T0, &mut out);
         assert_eq!(p.counts().records_in, 5);
         assert!(out.is_empty());
+    }
+
+    fn position_row(topics: &Topics, id: &str, ts: i64) -> Record {
+        let json = format!(
+            r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}}"#
+        );
+        Record::new(
+            &topics.live_vehicle_table,
+            id.to_owned(),
+            Bytes::from(json),
+            ts,
+        )
+    }
+
+    #[test]
+    fn an_assigned_partition_is_restored_from_the_live_table() {
+        let topics = Topics::default();
+        let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+        let now = T0 + 1_000;
+        let rows = [
+            position_row(&topics, "V1", T0),
+            // An older row of V1 (a compacted topic may still hold it): the newer wins.
+            position_row(&topics, "V1", T0 - 5_000),
+            // Another run's vehicle, long gone.
+            position_row(&topics, "V2", now - RESTORE_WINDOW_MS - 1),
+            Record::new(&topics.live_vehicle_table, "V3", Bytes::new(), T0),
+            Record::new(
+                &topics.live_vehicle_table,
+                "V4",
+                Bytes::from_static(b"{oops"),
+                T0,
+            ),
+        ];
+        assert_eq!(p.restore_partition(3, &rows, now), 1);
+        let row = p.state.vehicles.get(&"V1".into()).unwrap();
+        assert_eq!((row.position.timestamp, row.partition), (T0, 3));
+        assert!(p.state.vehicles.get(&"V2".into()).is_none());
+        // Restoring publishes nothing, and V1, silent since, is noticed as lost.
+        let mut out = Vec::new();
+        p.advance(now, &mut out);
+        assert!(out.is_empty());
+        p.advance(T0 + 5 * 60_000, &mut out);
+        let lost: Vec<Alert> = out
+            .iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .collect();
+        assert!(
+            lost.iter()
+                .any(|a| a.subject_id == "V1" && a.evidence["reason"] == "silent"),
+            "{lost:?}"
+        );
     }
 
     #[test]

@@ -136,6 +136,31 @@ async fn save(core: &Processor, path: &PathBuf) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Restores the vehicles of the partitions a rebalance gave to this instance from the
+/// live table, before anything from them is processed.
+async fn restore_assigned<B: Bus>(
+    bus: &B,
+    sub: &mut B::Subscription,
+    core: &mut Processor,
+    topics: &Topics,
+    now: streamcity_core::TimestampMs,
+) -> Result<(), BusError> {
+    for (topic, partition) in sub.take_assigned() {
+        if topic == topics.vehicle_locations {
+            let rows = bus
+                .read_partition(&topics.live_vehicle_table, partition)
+                .await?;
+            let restored = core.restore_partition(partition, &rows, now);
+            tracing::info!(
+                partition,
+                restored,
+                "Restored the vehicles of an assigned partition"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the processor on `sub` (from [`subscribe`]) until `stop` is cancelled or the
 /// input ends.
 ///
@@ -164,6 +189,7 @@ pub async fn run<B: Bus>(
                     break;
                 }
                 let now = clock.now_ms();
+                restore_assigned(&bus, &mut sub, &mut core, &options.topics, now).await?;
                 for delivery in &batch {
                     core.on_record(&delivery.record, delivery.partition, now, &mut out);
                 }
@@ -180,6 +206,7 @@ pub async fn run<B: Bus>(
                 }
             }
             _ = idle.tick() => {
+                restore_assigned(&bus, &mut sub, &mut core, &options.topics, clock.now_ms()).await?;
                 for (topic, partition) in sub.take_revoked() {
                     core.release(&topic, partition, &mut out);
                 }
