@@ -4,7 +4,9 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-browser   skip the browser tests (for quick local runs)
 #
-# Needs the Rust toolchain, Node.js with npm, and python3 (to find a free port).
+# Needs the Rust toolchain, Node.js with npm, and python3 (to find a free port, and for
+# the Python side of the producer benchmark, whose kafka-python comes from PyPI into
+# ~/.cache/streamcity/python).
 # Installs what else the tests use: the tansu Kafka broker (cargo install, cached in
 # ~/.cargo/bin), Debian's chromium (apt-get, as root) and playwright-core (npm, cached
 # in tests/browser/node_modules). A missing requirement is an error, never a skip.
@@ -52,6 +54,14 @@ echo "== tansu broker on $STREAMCITY_TEST_BROKERS"
 
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
 cargo test --workspace --locked
+
+# The benchmarks' short modes, as smoke tests: they run end to end and leave
+# well-formed results; their timings are not judged (BENCHMARKS.md has the full runs).
+echo "== benchmark smoke runs"
+STREAMCITY_PYTHON="$(benchmarks/python-env.sh)"
+export STREAMCITY_PYTHON
+cargo bench --locked --bench kafka_produce -- --quick
+python3 benchmarks/check_results.py kafka_produce
 
 if [ "$browser" = 1 ]; then
     echo "== browser tests"
