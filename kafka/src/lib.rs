@@ -121,8 +121,8 @@ impl ProducerContext for Reports {
 /// Logs partition assignments, so that a rebalance is visible, and notes the revoked
 /// partitions for the subscriber.
 struct Rebalances {
-    revoked: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
-    assigned: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    revoked: Pending,
+    assigned: Pending,
 }
 
 /// Partitions named by a rebalance, waiting for the subscriber.
@@ -348,13 +348,12 @@ impl KafkaBus {
             .published
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match list.iter().find(|(t, _)| t == topic) {
-            Some((_, n)) => n.fetch_add(1, Ordering::Relaxed),
-            None => {
-                list.push((Arc::clone(topic), AtomicU64::new(1)));
-                0
-            }
-        };
+        // Another publisher may have added it between the two locks.
+        if let Some((_, n)) = list.iter().find(|(t, _)| t == topic) {
+            n.fetch_add(1, Ordering::Relaxed);
+        } else {
+            list.push((Arc::clone(topic), AtomicU64::new(1)));
+        }
     }
 
     /// Records handed to librdkafka and not yet acknowledged or failed.
