@@ -475,12 +475,7 @@ fn read_to_end(
     while std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                out.push(Record {
-                    topic: Arc::clone(topic),
-                    key: Bytes::copy_from_slice(m.key().unwrap_or_default()),
-                    payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                    timestamp: m.timestamp().to_millis().unwrap_or(0),
-                });
+                out.push(record_of(Arc::clone(topic), &m));
                 if m.offset() >= high - 1 {
                     return Ok(out);
                 }
@@ -554,27 +549,23 @@ impl std::fmt::Debug for KafkaSubscription {
 }
 
 impl KafkaSubscription {
-    fn delivery(&self, m: &BorrowedMessage<'_>) -> Delivery {
-        let topic = self
-            .topics
+    /// The subscription's shared name for `topic`, so deliveries need not allocate one.
+    fn shared_name(&self, topic: &str) -> Arc<str> {
+        self.topics
             .iter()
-            .find(|t| ***t == *m.topic())
+            .find(|t| ***t == *topic)
             .cloned()
-            .unwrap_or_else(|| Arc::from(m.topic()));
+            .unwrap_or_else(|| Arc::from(topic))
+    }
+
+    fn delivery(&self, m: &BorrowedMessage<'_>) -> Delivery {
         Delivery {
-            record: Record {
-                topic,
-                key: Bytes::copy_from_slice(m.key().unwrap_or_default()),
-                payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                timestamp: m.timestamp().to_millis().unwrap_or(0),
-            },
+            record: record_of(self.shared_name(m.topic()), m),
             partition: m.partition(),
             offset: m.offset(),
         }
     }
-}
 
-impl KafkaSubscription {
     /// Empties `pending`, naming the topics with the subscription's shared names.
     fn take(&self, pending: &Pending) -> Vec<(Arc<str>, i32)> {
         let taken = std::mem::take(
@@ -584,16 +575,18 @@ impl KafkaSubscription {
         );
         taken
             .into_iter()
-            .map(|(topic, partition)| {
-                let name = self
-                    .topics
-                    .iter()
-                    .find(|t| ***t == *topic)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(topic));
-                (name, partition)
-            })
+            .map(|(topic, partition)| (self.shared_name(&topic), partition))
             .collect()
+    }
+}
+
+/// A consumed message as a bus record on `topic`.
+fn record_of(topic: Arc<str>, m: &BorrowedMessage<'_>) -> Record {
+    Record {
+        topic,
+        key: Bytes::copy_from_slice(m.key().unwrap_or_default()),
+        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        timestamp: m.timestamp().to_millis().unwrap_or(0),
     }
 }
 
