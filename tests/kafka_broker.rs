@@ -140,71 +140,151 @@ async fn records_round_trip_through_the_broker_with_keys_and_partitions() {
 
 #[test]
 fn two_processors_in_one_group_give_what_one_gives() {
-    // The same records on two sets of topics: one processor on the first, two on the
-    // second, in one consumer group splitting the partitions.
+    // The same city on two sets of topics: one processor on the first, two on the
+    // second, in one consumer group splitting the partitions. The morning peak, so
+    // that lines bunch and gap: those alerts need every vehicle of a line in one
+    // instance, which partitioning the reports by line gives.
     let (one, two) = (unique("one"), unique("two"));
+    let config = std::env::temp_dir().join(format!("{one}processor.toml"));
+    // No lost-contact alarms for the fleet going quiet when the producers finish.
+    std::fs::write(&config, "[breakdown]\nsilent_ms = 86400000\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let monday_peak = "1763969400000";
+    let run = [
+        "process",
+        "--start",
+        monday_peak,
+        "--speed",
+        "20",
+        "--processor-config",
+        &config,
+    ];
     // The processors join first, so the group has settled on a split of the
     // partitions before the records arrive.
-    let run = ["process", "--start", "1763884800000", "--speed", "1000"];
     let single = spawn(&run, &one);
     let a = spawn(&run, &two);
     let b = spawn(&run, &two);
     std::thread::sleep(Duration::from_secs(5));
     let produce = [
         "produce",
-        "vehicles",
+        "all",
         "--max",
-        "1440",
+        "60000",
         "--speed",
-        "1000",
+        "20",
         "--start",
-        "1763884800000",
+        monday_peak,
     ];
-    for prefix in [&one, &two] {
-        let out = streamcity(&produce, prefix);
-        assert!(out.status.success(), "{}", stderr(&out));
+    let producers = [spawn(&produce, &one), spawn(&produce, &two)];
+    for mut p in producers {
+        let status = p.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut p.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{err}");
     }
-    let table = |prefix: &str| {
-        streamcity(
-            &[
-                "tail",
-                &format!("{prefix}live_vehicle_table"),
-                "-n",
-                "1440",
-                "--from-beginning",
-            ],
-            prefix,
-        )
-    };
-    let (t1, t2) = (table(&one), table(&two));
+    // Every record is in: the windows close as the clock passes them.
+    std::thread::sleep(Duration::from_secs(3));
     let (e1, ea, eb) = (stop(single), stop(a), stop(b));
-    let (r1, r2) = (rows(&t1), rows(&t2));
-    assert_eq!(r1.len(), 1440, "{e1}");
-    assert_eq!(r2.len(), 1440, "{ea}\n{eb}");
-    let strip = |rows: &[String], prefix: &str| {
-        rows.iter()
-            .map(|r| r.replacen(prefix, "", 1))
-            .collect::<Vec<_>>()
+    let [r1, r2, a1, a2] = read_all([
+        (&one, "live_vehicle_table"),
+        (&two, "live_vehicle_table"),
+        (&one, "alerts"),
+        (&two, "alerts"),
+    ]);
+    // Most records are vehicle reports, each a row.
+    assert!(r1.len() > 30_000, "{} rows\n{e1}", r1.len());
+    assert!(r1 == r2, "two instances published other rows than one");
+    // The alerts themselves, whole: ids, states, messages (with likely causes), evidence.
+    let alerts = |records: &[String]| {
+        let mut all: Vec<(String, String, String)> = records
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|a| {
+                let v = &a["value"];
+                let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (text("alert_id"), text("state"), v.to_string())
+            })
+            .collect();
+        all.sort();
+        all
     };
+    let (alerts1, alerts2) = (alerts(&a1), alerts(&a2));
+    let lines = |alerts: &[(String, String, String)]| {
+        alerts
+            .iter()
+            .filter(|(id, ..)| id.starts_with("bunching:") || id.starts_with("gapping:"))
+            .count()
+    };
+    assert!(
+        lines(&alerts1) >= 2,
+        "no line alerts to compare: {alerts1:?}\n{e1}"
+    );
     assert_eq!(
-        strip(&r1, &one),
-        strip(&r2, &two),
-        "two instances published other rows than one"
+        alerts1, alerts2,
+        "two instances raised other alerts than one"
     );
     // Both instances did part of the work.
+    let all = processed(&e1);
     for e in [&ea, &eb] {
-        let processed: u64 = e
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Done: processed ")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap();
-        assert!(processed > 0 && processed < 1440, "{e}");
+        let part = processed(e);
+        assert!(part > 0 && part < all, "{e}");
     }
+    assert_eq!(processed(&ea) + processed(&eb), all);
+}
+
+/// The count in a `process` stage's "Done: processed N ..." line.
+fn processed(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Done: processed ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no Done line in {stderr}"))
+}
+
+/// Every record of each `(prefix, topic)` from the beginning, as `tail` prints them
+/// without the prefix, sorted: read until none has come for a few seconds.
+fn read_all<const N: usize>(reads: [(&str, &str); N]) -> [Vec<String>; N] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let seen = Arc::new(AtomicU64::new(0));
+    let tails = reads.map(|(prefix, topic)| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcity"))
+            .args(["tail", &format!("{prefix}{topic}"), "--from-beginning"])
+            .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (prefix, seen) = (prefix.to_owned(), Arc::clone(&seen));
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                lines.push(line.unwrap().replacen(&prefix, "", 1));
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+            lines.sort();
+            lines
+        });
+        (child, reader)
+    });
+    let mut last = u64::MAX;
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = seen.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    tails.map(|(child, reader)| {
+        stop_collect(child);
+        reader.join().unwrap()
+    })
 }
 
 #[test]
@@ -658,12 +738,12 @@ async fn alerts_of_a_run<B: streamcity::TwinBus>(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let summary = twin.shutdown().await.unwrap();
     // A last record marks the end for the reader.
-    bus.publish(Record {
-        topic: Arc::clone(&topics.alerts),
-        key: Bytes::from_static(b"end"),
-        payload: Bytes::from_static(br#"{"alert_id":"end"}"#),
-        timestamp: 0,
-    })
+    bus.publish(Record::new(
+        &topics.alerts,
+        Bytes::from_static(b"end"),
+        Bytes::from_static(br#"{"alert_id":"end"}"#),
+        0,
+    ))
     .await
     .unwrap();
     bus.flush().await.unwrap();

@@ -6,7 +6,9 @@
 //!
 //! The contract, on every implementation:
 //! - a record has a topic, a key, a JSON payload and an event timestamp;
-//! - records with the same key go to the same partition and are delivered in order;
+//! - records with the same partition key go to the same partition and are delivered in
+//!   order; the partition key is the record's key unless it names another one (vehicle
+//!   reports are keyed by vehicle and partitioned by line, see [`Record::partitioned_by`]);
 //! - every subscription reads independently (on Kafka, subscriptions sharing a group
 //!   split the partitions between them);
 //! - a slow subscriber slows its publishers down (backpressure): memory stays bounded
@@ -36,6 +38,10 @@ pub struct Record {
     pub payload: Bytes,
     /// Event time, ms since the epoch.
     pub timestamp: TimestampMs,
+    /// The [`key_hash`] of the key the record is partitioned by, when that is not its
+    /// own key; `None` partitions it by its key. Set by [`Record::partitioned_by`]; not
+    /// carried to subscribers (a [`Delivery`] says which partition it was in).
+    pub partition_hash: Option<u64>,
 }
 
 impl Record {
@@ -51,7 +57,22 @@ impl Record {
             key: key.into(),
             payload,
             timestamp,
+            partition_hash: None,
         }
+    }
+
+    /// The same record, partitioned by `key` instead of its own key: every record
+    /// partitioned by the same key goes to the same partition. Vehicle reports are
+    /// partitioned by their line, so that one consumer sees a whole line.
+    pub fn partitioned_by(mut self, key: &[u8]) -> Self {
+        self.partition_hash = Some(key_hash(key));
+        self
+    }
+
+    /// The partition this record goes to, out of `partitions`.
+    pub fn partition(&self, partitions: u32) -> u32 {
+        let hash = self.partition_hash.unwrap_or_else(|| key_hash(&self.key));
+        (hash % partitions.max(1) as u64) as u32
     }
 
     /// The key as text (keys are UTF-8 ids; anything else shows lossily).
@@ -182,15 +203,19 @@ pub trait Subscription: Send + 'static {
     }
 }
 
-/// The partition a key goes to, out of `partitions` (FNV-1a: stable across runs and
-/// machines).
-pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+/// The hash partitions are chosen by (FNV-1a: stable across runs and machines).
+pub fn key_hash(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in key {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % partitions.max(1) as u64) as u32
+    h
+}
+
+/// The partition a key goes to, out of `partitions`.
+pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    (key_hash(key) % partitions.max(1) as u64) as u32
 }
 
 /// Settings of the in-memory bus.
@@ -323,7 +348,7 @@ impl Bus for MemoryBus {
 
     async fn publish(&self, record: Record) -> Result<(), BusError> {
         let topic = self.topic(&record.topic);
-        let partition = partition_for(&record.key, topic.next_offset.len() as u32);
+        let partition = record.partition(topic.next_offset.len() as u32);
         let offset = topic.next_offset[partition as usize].fetch_add(1, Ordering::Relaxed);
         topic.published.fetch_add(1, Ordering::Relaxed);
         let delivery = Delivery {
@@ -585,6 +610,32 @@ mod tests {
         sub.commit(&got[2]).unwrap();
         sub.commit(&got[0]).unwrap();
         assert_eq!(sub.committed("t", got[0].partition), Some(2));
+    }
+
+    #[tokio::test]
+    async fn records_partitioned_by_another_key_share_its_partition() {
+        let bus = MemoryBus::default();
+        let t: Arc<str> = Arc::from("t");
+        let mut sub = bus.subscribe(Subscribe::new("g", &[&t])).await.unwrap();
+        // Twenty vehicles of one line: spread by their own keys, together by the line's.
+        for n in 0..20 {
+            let r = rec(&t, &format!("B07-{n:03}"), n);
+            assert_eq!(r.partition(6), partition_for(r.key.as_ref(), 6));
+            bus.publish(r.partitioned_by(b"B07")).await.unwrap();
+        }
+        let got = drain(&mut sub, 20).await;
+        let line = partition_for(b"B07", 6) as i32;
+        assert!(got.iter().all(|d| d.partition == line), "{got:?}");
+        // In order, offsets counting up within the partition.
+        let offsets: Vec<i64> = got.iter().map(|d| d.offset).collect();
+        assert_eq!(offsets, (0..20).collect::<Vec<i64>>());
+        let spread: std::collections::HashSet<u32> = (0..20)
+            .map(|n| partition_for(format!("B07-{n:03}").as_bytes(), 6))
+            .collect();
+        assert!(
+            spread.len() > 1,
+            "the test's keys must not share a partition"
+        );
     }
 
     #[test]

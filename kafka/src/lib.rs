@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -171,7 +171,15 @@ impl ConsumerContext for Rebalances {
 }
 
 /// Records published to one topic.
-type TopicCount = (Arc<str>, AtomicU64);
+/// What the bus knows of a topic it publishes to.
+#[derive(Debug)]
+struct TopicEntry {
+    name: Arc<str>,
+    /// Records handed to librdkafka.
+    published: AtomicU64,
+    /// Its partitions (0 until a record partitioned by another key needs the count).
+    partitions: AtomicI32,
+}
 
 /// The Kafka bus.
 #[derive(Clone)]
@@ -179,8 +187,9 @@ pub struct KafkaBus {
     config: Arc<KafkaConfig>,
     producer: Arc<ThreadedProducer<Reports>>,
     stats: Arc<DeliveryStats>,
-    /// Records handed to librdkafka, per topic (a handful of topics: a short list).
-    published: Arc<std::sync::RwLock<Vec<TopicCount>>>,
+    /// Per topic published to: records handed to librdkafka, partitions (a handful of
+    /// topics: a short list).
+    published: Arc<std::sync::RwLock<Vec<Arc<TopicEntry>>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -326,34 +335,69 @@ impl KafkaBus {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         list.iter()
-            .map(|(t, n)| (Arc::clone(t), n.load(Ordering::Relaxed)))
+            .map(|t| (Arc::clone(&t.name), t.published.load(Ordering::Relaxed)))
             .collect()
     }
 
-    fn count(&self, topic: &Arc<str>) {
-        {
-            let list = self
+    /// The entry of `topic`, added on first use.
+    fn entry(&self, topic: &Arc<str>) -> Arc<TopicEntry> {
+        let find = |list: &[Arc<TopicEntry>]| {
+            list.iter()
+                .find(|t| Arc::ptr_eq(&t.name, topic) || t.name == *topic)
+                .map(Arc::clone)
+        };
+        if let Some(t) = find(
+            &self
                 .published
                 .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, n)) = list
-                .iter()
-                .find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic)
-            {
-                n.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ) {
+            return t;
         }
         let mut list = self
             .published
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another publisher may have added it between the two locks.
-        if let Some((_, n)) = list.iter().find(|(t, _)| t == topic) {
-            n.fetch_add(1, Ordering::Relaxed);
-        } else {
-            list.push((Arc::clone(topic), AtomicU64::new(1)));
+        if let Some(t) = find(&list) {
+            return t;
         }
+        let t = Arc::new(TopicEntry {
+            name: Arc::clone(topic),
+            published: AtomicU64::new(0),
+            partitions: AtomicI32::new(0),
+        });
+        list.push(Arc::clone(&t));
+        t
+    }
+
+    /// The partitions of `entry`'s topic, asked of the brokers once.
+    async fn partitions(&self, entry: &TopicEntry) -> Result<i32, BusError> {
+        let known = entry.partitions.load(Ordering::Relaxed);
+        if known > 0 {
+            return Ok(known);
+        }
+        let p = Arc::clone(&self.producer);
+        let name = Arc::clone(&entry.name);
+        let metadata = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&name), Timeout::After(Duration::from_secs(10)))
+        })
+        .await
+        .map_err(|e| backend("metadata request", e))?
+        .map_err(|e| backend(&format!("partitions of {}", entry.name), e))?;
+        let count = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len() as i32);
+        if count == 0 {
+            return Err(BusError::Backend(format!(
+                "topic {} has no partitions: does it exist?",
+                entry.name
+            )));
+        }
+        entry.partitions.store(count, Ordering::Relaxed);
+        Ok(count)
     }
 
     /// Records handed to librdkafka and not yet acknowledged or failed.
@@ -366,17 +410,27 @@ impl Bus for KafkaBus {
     type Subscription = KafkaSubscription;
 
     async fn publish(&self, record: Record) -> Result<(), BusError> {
+        let entry = self.entry(&record.topic);
+        // Partitioned by another key than its own: choose the partition here, as the
+        // memory bus does. Otherwise librdkafka's partitioner hashes the key.
+        let partition = match record.partition_hash {
+            Some(_) => Some(record.partition(self.partitions(&entry).await? as u32) as i32),
+            None => None,
+        };
         loop {
             let mut r = BaseRecord::to(&record.topic)
                 .key(&record.key[..])
                 .timestamp(record.timestamp);
+            if let Some(p) = partition {
+                r = r.partition(p);
+            }
             // An empty payload is a tombstone: no value at all.
             if !record.payload.is_empty() {
                 r = r.payload(&record.payload[..]);
             }
             match self.producer.send(r) {
                 Ok(()) => {
-                    self.count(&record.topic);
+                    entry.published.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 // librdkafka's queue is full: wait for deliveries (backpressure).
@@ -582,12 +636,12 @@ impl KafkaSubscription {
 
 /// A consumed message as a bus record on `topic`.
 fn record_of(topic: Arc<str>, m: &BorrowedMessage<'_>) -> Record {
-    Record {
-        topic,
-        key: Bytes::copy_from_slice(m.key().unwrap_or_default()),
-        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-        timestamp: m.timestamp().to_millis().unwrap_or(0),
-    }
+    Record::new(
+        &topic,
+        Bytes::copy_from_slice(m.key().unwrap_or_default()),
+        Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        m.timestamp().to_millis().unwrap_or(0),
+    )
 }
 
 impl Subscription for KafkaSubscription {

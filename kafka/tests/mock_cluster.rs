@@ -96,6 +96,42 @@ async fn records_round_trip_with_keys_partitions_and_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_partitioned_by_a_line_go_where_the_memory_bus_puts_them() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topic: Arc<str> = Arc::from(unique("by-line"));
+    cluster.create_topic(&topic, 6, 1).unwrap();
+    let bus = KafkaBus::connect(KafkaConfig::new(cluster.bootstrap_servers()))
+        .await
+        .unwrap();
+    // Vehicles of three lines, keyed by vehicle, partitioned by line.
+    let lines = ["B01", "B02", "T1"];
+    for n in 0..300u64 {
+        let line = lines[(n % 3) as usize];
+        let vehicle = format!("{line}-{:03}", n % 30);
+        bus.publish(
+            Record::new(&topic, vehicle, Bytes::from(n.to_string()), n as i64)
+                .partitioned_by(line.as_bytes()),
+        )
+        .await
+        .unwrap();
+    }
+    bus.flush().await.unwrap();
+    let mut sub = bus
+        .subscribe(Subscribe::new(unique("group"), &[&topic]).from(StartFrom::Earliest))
+        .await
+        .unwrap();
+    let got = receive(&mut sub, 300).await;
+    for d in &got {
+        let key = d.record.key_str();
+        let line = key.split('-').next().unwrap();
+        let expected = streamcity_core::bus::partition_for(line.as_bytes(), 6) as i32;
+        assert_eq!(d.partition, expected, "{key} not in its line's partition");
+    }
+    let published: u64 = bus.published().iter().map(|(_, n)| n).sum();
+    assert_eq!(published, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_resumes_after_what_it_committed() {
     let cluster = MockCluster::new(1).unwrap();
     let topic: Arc<str> = Arc::from(unique("resume"));

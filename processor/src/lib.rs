@@ -67,7 +67,12 @@ struct State {
     vehicles: LatestTable<Id, VehicleRow>,
     surge: SurgeDetector,
     headways: Headways,
+    /// Incidents whose alerts this instance owns (read from its partitions).
     incidents: BTreeMap<Id, IncidentArea>,
+    /// Every incident in force, from this instance's partitions and from the feed all
+    /// instances read ([`Processor::on_incident_area`]): the likely causes of delays.
+    #[serde(default)]
+    areas: BTreeMap<Id, IncidentArea>,
     book: AlertBook,
     watermarks: Watermarks,
     /// Watermark at the last lost-contact check.
@@ -132,6 +137,7 @@ impl Processor {
             surge: SurgeDetector::new(config.surge.clone()),
             headways: Headways::default(),
             incidents: BTreeMap::new(),
+            areas: BTreeMap::new(),
             book: AlertBook::default(),
             watermarks: Watermarks::new(config.allowed_lateness_ms, config.idle_timeout_ms),
             silence_checked: TimestampMs::MIN,
@@ -332,7 +338,7 @@ impl Processor {
             row,
             p,
             &self.config,
-            &s.incidents,
+            &s.areas,
             &mut s.book,
             &mut self.alerts,
         );
@@ -346,13 +352,18 @@ impl Processor {
             );
             row.position.clone_from(p);
         }
-        // The table row is the report itself: forward its bytes, no re-encoding.
-        out.push(Record::new(
-            &self.topics.live_vehicle_table,
-            key.clone(),
-            payload.clone(),
-            p.timestamp,
-        ));
+        // The table row is the report itself: forward its bytes, no re-encoding. It goes
+        // to the partition of the report (by line), so that partition p of the table
+        // holds the vehicles of partition p of the reports.
+        out.push(
+            Record::new(
+                &self.topics.live_vehicle_table,
+                key.clone(),
+                payload.clone(),
+                p.timestamp,
+            )
+            .partitioned_by(p.route_id.as_bytes()),
+        );
     }
 
     fn on_tap(
@@ -404,13 +415,7 @@ impl Processor {
             ),
             IncidentStatus::Cleared => format!("Traffic {label} cleared"),
         };
-        let area = IncidentArea {
-            lat: i.lat,
-            lon: i.lon,
-            radius_m: i.radius_m,
-            routes: Vec::new(),
-            label,
-        };
+        let area = traffic_area(i, label);
         let span = (i.started_at, i.expected_end);
         self.incident(
             &i.incident_id,
@@ -458,24 +463,8 @@ impl Processor {
             IncidentStatus::Active => format!("{what}{effect}"),
             IncidentStatus::Cleared => format!("{what} is over"),
         };
-        // Only incidents that touch transit can explain a delay beyond their area.
-        let routes = if i.transit_effect == TransitEffect::None {
-            Vec::new()
-        } else {
-            i.affected_routes.clone()
-        };
-        let label = format!("{} {}", wire_name(&i.kind).replace('_', " "), i.event_id);
-        let area = IncidentArea {
-            lat: i.lat,
-            lon: i.lon,
-            radius_m: i.radius_m,
-            routes,
-            label,
-        };
-        let ends = i
-            .expires_at
-            .or(i.estimated_restoration)
-            .unwrap_or(i.started_at);
+        let area = city_area(i);
+        let ends = city_end(i);
         self.incident(
             &i.event_id,
             i.status,
@@ -508,6 +497,7 @@ impl Processor {
         match status {
             IncidentStatus::Active => {
                 let (lat, lon) = (area.lat, area.lon);
+                s.areas.insert(id.clone(), area.clone());
                 if s.incidents.insert(id.clone(), area).is_some() {
                     return;
                 }
@@ -532,6 +522,7 @@ impl Processor {
                 );
             }
             IncidentStatus::Cleared => {
+                s.areas.remove(id);
                 if s.incidents.remove(id).is_some() {
                     s.book.clear(&alert_id, ts, Some(message), &mut self.alerts);
                 }
@@ -539,9 +530,44 @@ impl Processor {
         }
     }
 
+    /// Notes an incident from the feed every instance reads in full (the incident topics
+    /// outside the consumer group): keeps the areas of incidents in force, so that each
+    /// instance names the likely cause of a delay as one instance alone would. Raises
+    /// nothing: the instance reading the incident's partition in the group raises its
+    /// alert, and sets aside what does not decode. Incidents over for more than
+    /// [`RESTORE_WINDOW_MS`] (from an earlier run) are skipped.
+    pub fn on_incident_area(&mut self, record: &Record, now: TimestampMs) {
+        let (id, status, area, end) = match self.decode(record, now) {
+            Ok(Decoded::Traffic(i)) => {
+                let label = format!("{} {}", wire_name(&i.kind), i.incident_id);
+                let end = i.expected_end.max(i.timestamp);
+                (
+                    i.incident_id.clone(),
+                    i.status,
+                    traffic_area(&i, label),
+                    end,
+                )
+            }
+            Ok(Decoded::City(i)) => {
+                let end = city_end(&i).max(i.timestamp);
+                (i.event_id.clone(), i.status, city_area(&i), end)
+            }
+            _ => return,
+        };
+        match status {
+            IncidentStatus::Active if end >= now - RESTORE_WINDOW_MS => {
+                self.state.areas.insert(id, area);
+            }
+            IncidentStatus::Active => {}
+            IncidentStatus::Cleared => {
+                self.state.areas.remove(&id);
+            }
+        }
+    }
+
     /// Releases the state kept for `partition` of `topic`, which a consumer group
-    /// rebalance gave to another instance: its vehicles' rows, its stops' windows, and
-    /// their active alerts (ended with a message saying they were handed over).
+    /// rebalance gave to another instance: its vehicles' rows and their lines' headways,
+    /// its stops' windows, and their active alerts (ended with a message saying they were handed over).
     pub fn release(&mut self, topic: &str, partition: i32, out: &mut Vec<Record>) {
         let before = out.len();
         let s = &mut self.state;
@@ -554,10 +580,17 @@ impl Processor {
                 .map(|(id, _)| id.clone())
                 .collect();
             ids.sort();
+            // Reports are partitioned by line: the lines of these vehicles go too.
+            let mut lines = std::collections::BTreeSet::new();
             for id in ids {
                 if let Some(mut row) = s.vehicles.delete(&id) {
                     vehicles::release(&mut row, ts, &mut s.book, &mut self.alerts);
+                    lines.insert(row.position.route_id);
                 }
+            }
+            for route in &lines {
+                s.headways
+                    .release_line(route, ts, &mut s.book, &mut self.alerts);
             }
         } else if *topic == *self.topics.rider_tapped_on {
             s.surge
@@ -573,8 +606,8 @@ impl Processor {
     }
 
     /// Restores the vehicles of `partition` of the vehicle topic, just assigned to this
-    /// instance, from `rows`: what the live table keeps of the same partition (it has
-    /// the same key and partition count). Rows from the last [`RESTORE_WINDOW_MS`] of
+    /// instance, from `rows`: what the live table keeps of the same partition (its rows
+    /// are partitioned by line as the reports are, over as many partitions). Rows from the last [`RESTORE_WINDOW_MS`] of
     /// the clock are taken, unless a newer report is held already; older ones are
     /// vehicles that stopped long ago, in an earlier run. Nothing is published: the
     /// detectors go on from the restored rows, so a vehicle silent since before the
@@ -677,6 +710,41 @@ impl Processor {
 
 /// How far back from the clock a restored live-table row may be (15 minutes).
 pub const RESTORE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Where a traffic incident slows vehicles.
+fn traffic_area(i: &TrafficIncident, label: String) -> IncidentArea {
+    IncidentArea {
+        lat: i.lat,
+        lon: i.lon,
+        radius_m: i.radius_m,
+        routes: Vec::new(),
+        label,
+    }
+}
+
+/// Where a city incident may delay vehicles, and the lines it names.
+fn city_area(i: &CityIncident) -> IncidentArea {
+    // Only incidents that touch transit can explain a delay beyond their area.
+    let routes = if i.transit_effect == TransitEffect::None {
+        Vec::new()
+    } else {
+        i.affected_routes.clone()
+    };
+    IncidentArea {
+        lat: i.lat,
+        lon: i.lon,
+        radius_m: i.radius_m,
+        routes,
+        label: format!("{} {}", wire_name(&i.kind).replace('_', " "), i.event_id),
+    }
+}
+
+/// When a city incident is expected to end.
+fn city_end(i: &CityIncident) -> TimestampMs {
+    i.expires_at
+        .or(i.estimated_restoration)
+        .unwrap_or(i.started_at)
+}
 
 /// The topics the processor reads.
 pub fn inputs(topics: &Topics) -> [&std::sync::Arc<str>; 4] {
@@ -883,6 +951,156 @@ mod tests {
         );
         assert_eq!(p.active_alerts().count(), 1);
         assert_eq!(p.open_windows(), 0);
+    }
+
+    #[test]
+    fn a_revoked_partition_hands_its_lines_over_with_their_headways() {
+        let topics = Topics::default();
+        let mut config = ProcessorConfig::default();
+        config.headway.route_headways_s = [("B01".into(), 600.0)].into_iter().collect();
+        let mut p = Processor::new(topics.clone(), config);
+        let mut out = Vec::new();
+        let report = |id: &str, next: &str, ts: i64| {
+            let json = format!(
+                r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}}"#
+            );
+            Record::new(
+                &topics.vehicle_locations,
+                id.to_owned(),
+                Bytes::from(json),
+                ts,
+            )
+        };
+        // V1 leaves S1 for S2, V2 follows a minute later on a 10-minute line: bunched.
+        for (id, t) in [("V1", T0), ("V2", T0 + 60_000)] {
+            p.on_record(&report(id, "S1", t), 1, t, &mut out);
+            p.on_record(&report(id, "S2", t + 1_000), 1, t + 1_000, &mut out);
+        }
+        let bunching = |p: &Processor| {
+            p.active_alerts()
+                .filter(|a| a.kind == AlertKind::Bunching)
+                .count()
+        };
+        assert_eq!(bunching(&p), 1);
+        assert_eq!(p.state.headways.lines(), 1);
+        out.clear();
+        // Another partition's release leaves the line alone.
+        p.release(&topics.vehicle_locations, 2, &mut out);
+        assert_eq!(bunching(&p), 1);
+        p.release(&topics.vehicle_locations, 1, &mut out);
+        assert_eq!(bunching(&p), 0);
+        assert_eq!(p.state.headways.lines(), 0);
+        let ended: Vec<Alert> = out
+            .iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .filter(|a: &Alert| a.kind == AlertKind::Bunching)
+            .collect();
+        assert_eq!(ended.len(), 1);
+        assert!(
+            ended[0].message.contains("handed over"),
+            "{}",
+            ended[0].message
+        );
+        // Back on this instance later, the line starts afresh: one departure is no
+        // headway yet.
+        p.on_record(&report("V3", "S1", T0 + 120_000), 1, T0 + 120_000, &mut out);
+        p.on_record(&report("V3", "S2", T0 + 121_000), 1, T0 + 121_000, &mut out);
+        assert_eq!(bunching(&p), 0);
+    }
+
+    #[test]
+    fn every_instance_names_the_likely_cause_of_a_delay() {
+        let topics = Topics::default();
+        let incident = |id: &str, status: IncidentStatus, end: i64| {
+            let i = TrafficIncident {
+                incident_id: id.into(),
+                kind: streamcity_core::TrafficIncidentKind::Accident,
+                status,
+                lat: 40.7,
+                lon: -74.0,
+                radius_m: 300.0,
+                severity: Severity::High,
+                speed_factor: 0.3,
+                started_at: end.min(T0) - 60_000,
+                expected_end: end,
+                timestamp: end.min(T0),
+            };
+            Record::new(
+                &topics.traffic_incidents,
+                id.to_owned(),
+                encode(&i),
+                i.timestamp,
+            )
+        };
+        let late = |id: &str, ts: i64| {
+            let json = format!(
+                r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":2,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":600,"status":"in_transit_to"}}"#
+            );
+            Record::new(
+                &topics.vehicle_locations,
+                id.to_owned(),
+                Bytes::from(json),
+                ts,
+            )
+        };
+        let delays = |p: &mut Processor, id: &str, t: i64| -> Vec<Alert> {
+            let mut out = Vec::new();
+            for ts in [t, t + 61_000, t + 62_000] {
+                p.on_record(&late(id, ts), 0, ts, &mut out);
+            }
+            out.iter()
+                .filter(|r| r.topic == topics.alerts)
+                .map(|r| decode(&r.payload).unwrap())
+                .filter(|a: &Alert| a.kind == AlertKind::Delay)
+                .collect()
+        };
+        // This instance reads the incident only from the feed every instance reads.
+        let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+        p.on_incident_area(
+            &incident("TI-1", IncidentStatus::Active, T0 + 3_600_000),
+            T0,
+        );
+        // One over long ago (an earlier run) is not in force.
+        p.on_incident_area(
+            &incident("TI-0", IncidentStatus::Active, T0 - 3_600_000),
+            T0,
+        );
+        // Not decodable: ignored here (the owner sets it aside).
+        p.on_incident_area(
+            &Record::new(
+                &topics.traffic_incidents,
+                "TI-9",
+                Bytes::from_static(b"{"),
+                T0,
+            ),
+            T0,
+        );
+        assert_eq!(
+            p.active_alerts().count(),
+            0,
+            "the owner raises the incident"
+        );
+        let first = delays(&mut p, "V1", T0);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(
+            first[0].message.ends_with("likely cause: accident TI-1"),
+            "{}",
+            first[0].message
+        );
+        // Cleared: no longer a cause.
+        p.on_incident_area(
+            &incident("TI-1", IncidentStatus::Cleared, T0 + 3_600_000),
+            T0,
+        );
+        let second = delays(&mut p, "V2", T0 + 100_000);
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert!(
+            !second[0].message.contains("likely cause"),
+            "{}",
+            second[0].message
+        );
+        assert_eq!(p.counts().records_in, 6, "the feed is not counted as input");
     }
 
     #[test]

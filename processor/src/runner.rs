@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use streamcity_core::{
-    Bus, BusError, CancellationToken, SharedClock, Subscribe, Subscription, Topics,
+    Bus, BusError, CancellationToken, SharedClock, StartFrom, Subscribe, Subscription, Topics,
 };
 
 use crate::{Processor, ProcessorConfig, ProcessorCounts};
@@ -52,16 +52,45 @@ impl ProcessorStats {
 /// The consumer group of the processor.
 pub const GROUP: &str = "streamcity-processor";
 
+/// The processor's subscriptions, from [`subscribe`].
+#[derive(Debug)]
+pub struct Inputs<S> {
+    /// Every input topic, in the consumer group: instances split the partitions.
+    pub group: S,
+    /// The incident topics in full, outside the group: every instance knows every
+    /// incident in force, to name the likely cause of a delay.
+    pub incidents: S,
+}
+
 /// Subscribes to the processor's input topics. Done before [`run`], so that a caller
 /// can make sure the processor is listening before anything is published.
-pub async fn subscribe<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
+pub async fn subscribe<B: Bus>(
+    bus: &B,
+    topics: &Topics,
+) -> Result<Inputs<B::Subscription>, BusError> {
     // A new group starts from the oldest records kept; an existing one resumes after
     // its last commit.
-    bus.subscribe(
-        Subscribe::new(topics.group(GROUP), &crate::inputs(topics))
-            .from(streamcity_core::StartFrom::Earliest),
-    )
-    .await
+    let group = bus
+        .subscribe(
+            Subscribe::new(topics.group(GROUP), &crate::inputs(topics)).from(StartFrom::Earliest),
+        )
+        .await?;
+    // A group of its own, never committed to: each instance reads every incident kept.
+    let own = format!(
+        "{GROUP}-incidents-{}-{}",
+        std::process::id(),
+        streamcity_core::clock::wall_clock_ms()
+    );
+    let incidents = bus
+        .subscribe(
+            Subscribe::new(
+                topics.group(&own),
+                &[&topics.traffic_incidents, &topics.city_incidents],
+            )
+            .from(StartFrom::Earliest),
+        )
+        .await?;
+    Ok(Inputs { group, incidents })
 }
 
 /// How the processor runs.
@@ -161,21 +190,27 @@ async fn restore_assigned<B: Bus>(
     Ok(())
 }
 
-/// Runs the processor on `sub` (from [`subscribe`]) until `stop` is cancelled or the
-/// input ends.
+/// Runs the processor on `inputs` (from [`subscribe`]) until `stop` is cancelled or
+/// the input ends.
 ///
 /// Reads in batches; after each batch advances the watermark, publishes the outputs,
 /// then commits the inputs (so a crash re-reads rather than loses). Once a second it
 /// advances the watermark from the clock, so that windows close when traffic stops.
 pub async fn run<B: Bus>(
     bus: B,
-    mut sub: B::Subscription,
+    inputs: Inputs<B::Subscription>,
     options: RunOptions,
     clock: SharedClock,
     stop: CancellationToken,
     stats: Arc<ProcessorStats>,
 ) -> Result<ProcessorCounts, RunError> {
     let mut core = load(&options)?;
+    let Inputs {
+        group: mut sub,
+        mut incidents,
+    } = inputs;
+    let mut incidents_open = true;
+    let mut side = Vec::new();
     let mut batch = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1024);
     let mut idle = tokio::time::interval(Duration::from_secs(1));
@@ -203,6 +238,13 @@ pub async fn run<B: Bus>(
                 }
                 for delivery in batch.drain(..) {
                     sub.commit(&delivery)?;
+                }
+            }
+            got = incidents.recv_many(&mut side, 256), if incidents_open => {
+                incidents_open = got? > 0;
+                let now = clock.now_ms();
+                for delivery in side.drain(..) {
+                    core.on_incident_area(&delivery.record, now);
                 }
             }
             _ = idle.tick() => {

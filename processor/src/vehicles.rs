@@ -516,6 +516,38 @@ impl Headways {
     }
 }
 
+impl Headways {
+    /// Hands a line over to another processor instance (the partition its vehicles are
+    /// in was revoked): forgets its departures and headways, and ends its alerts with a
+    /// message saying so; the new owner raises its own if the condition holds there.
+    pub fn release_line(
+        &mut self,
+        route: &Id,
+        ts: TimestampMs,
+        book: &mut AlertBook,
+        out: &mut Vec<Alert>,
+    ) {
+        self.last_departure
+            .retain(|k, _| k.split_once('|').is_none_or(|(r, _)| r != route.as_str()));
+        if let Some(mut line) = self.lines.remove(route) {
+            for slot in [&mut line.bunching, &mut line.gapping] {
+                clear(
+                    slot,
+                    ts,
+                    format!("Line {route}: handed over to another processor instance"),
+                    book,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Lines with headway state (for tests and diagnostics).
+    pub fn lines(&self) -> usize {
+        self.lines.len()
+    }
+}
+
 /// "40 s", "6 min" or "2 min 30 s", for people.
 fn duration(secs: f64) -> String {
     let s = secs.round() as i64;

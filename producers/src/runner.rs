@@ -23,7 +23,9 @@ pub struct ProducerStats {
     pub sim_time_ms: AtomicU64,
 }
 
-/// Turns a simulation event into its bus record.
+/// Turns a simulation event into its bus record. Vehicle reports are keyed by vehicle
+/// and partitioned by line, so that each processor instance sees whole lines (for
+/// bunching and gapping); a vehicle keeps its line, so its reports stay in order.
 pub fn to_record(topics: &Topics, event: &SimEvent) -> Record {
     match event {
         SimEvent::Position(p) => Record::new(
@@ -31,7 +33,8 @@ pub fn to_record(topics: &Topics, event: &SimEvent) -> Record {
             Bytes::copy_from_slice(p.vehicle_id.as_bytes()),
             encode(p),
             p.timestamp,
-        ),
+        )
+        .partitioned_by(p.route_id.as_bytes()),
         SimEvent::TapOn(t) => Record::new(
             &topics.rider_tapped_on,
             Bytes::copy_from_slice(t.stop_id.as_bytes()),
