@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::query::{BoundingBox, VehicleFilter};
@@ -762,6 +763,11 @@ pub async fn subscribe_replaying<B: Bus>(
     bus.subscribe(spec).await
 }
 
+/// Records taken from the bus at a time.
+const BATCH: usize = 1024;
+/// Batches already waiting that are taken before a delta is sent.
+const BURST_BATCHES: usize = 64;
+
 /// Feeds `live` from `sub` (from [`subscribe`]) and sends a delta every tick, until
 /// `stop` is cancelled.
 pub async fn run_ingest<S: Subscription>(
@@ -769,31 +775,53 @@ pub async fn run_ingest<S: Subscription>(
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> Result<(), BusError> {
-    let mut batch = Vec::with_capacity(1024);
+    let mut batch = Vec::with_capacity(BATCH);
     let period = live.config.tick;
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // At most one delta per period, but sent as soon as data arrives when the last one
-    // is a period old: a periodic stream is not held back waiting for the timer.
+    // At most one delta per period: sent as soon as data arrives when the last one is
+    // a period old, otherwise exactly a period after it (not on a free-running timer,
+    // whose phase could hold an update back almost two periods).
     let mut last_sent = tokio::time::Instant::now();
+    let mut unsent = false;
     loop {
         tokio::select! {
-            got = sub.recv_many(&mut batch, 1024) => {
-                if got? == 0 {
+            got = sub.recv_many(&mut batch, BATCH) => {
+                let mut got = got?;
+                if got == 0 {
                     break;
+                }
+                // A burst (a simulator step, a consumer fetch) is taken whole when it
+                // is already waiting, so that it goes out in one delta rather than
+                // its tail a period later; bounded, so a flood still sends deltas.
+                for _ in 0..BURST_BATCHES {
+                    for delivery in batch.drain(..) {
+                        live.apply(&delivery.record);
+                        sub.commit(&delivery)?;
+                    }
+                    if got < BATCH {
+                        break;
+                    }
+                    match sub.recv_many(&mut batch, BATCH).now_or_never() {
+                        Some(more) => got = more?,
+                        None => break,
+                    }
                 }
                 for delivery in batch.drain(..) {
                     live.apply(&delivery.record);
                     sub.commit(&delivery)?;
                 }
-                if last_sent.elapsed() >= period && live.tick() {
-                    last_sent = tokio::time::Instant::now();
+                unsent = true;
+                if last_sent.elapsed() >= period {
+                    if live.tick() {
+                        last_sent = tokio::time::Instant::now();
+                    }
+                    unsent = false;
                 }
             }
-            _ = tick.tick() => {
-                if last_sent.elapsed() >= period && live.tick() {
+            _ = tokio::time::sleep_until(last_sent + period), if unsent => {
+                if live.tick() {
                     last_sent = tokio::time::Instant::now();
                 }
+                unsent = false;
             }
             _ = stop.cancelled() => break,
         }

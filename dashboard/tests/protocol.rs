@@ -528,3 +528,57 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         assert!(status == 200 || status == 503, "{url}: {status} {body}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_update_goes_out_within_one_period_whatever_the_timer_phase() {
+    use streamcity_dashboard::live::{ClientFilter, run_ingest, subscribe};
+    let city = Arc::new(City::generate(CityConfig::default()));
+    let topics = Topics::default();
+    let period = Duration::from_millis(100);
+    let live = Arc::new(Live::new(
+        city,
+        topics.clone(),
+        LiveConfig {
+            tick: period,
+            ..LiveConfig::default()
+        },
+    ));
+    let bus = MemoryBus::default();
+    let sub = subscribe(&bus, &live).await.unwrap();
+    let (mut deltas, _) = live.connect(None, None, &ClientFilter::default());
+    let stop = CancellationToken::new();
+    tokio::spawn(run_ingest(sub, Arc::clone(&live), stop.clone()));
+    let publish = |id: &'static str| {
+        let (bus, topic) = (bus.clone(), Arc::clone(&topics.live_vehicle_table));
+        async move {
+            let p = position(id, "B01", 40.7, -74.0, T0);
+            bus.publish(Record::new(&topic, id, encode(&p), T0))
+                .await
+                .unwrap();
+        }
+    };
+    // Half a period into the dashboard's life: a quiet dashboard sends at once.
+    tokio::time::sleep(period * 3 / 2).await;
+    let first_at = tokio::time::Instant::now();
+    publish("V1").await;
+    let vehicles = |d: &streamcity_dashboard::live::Delta| -> Vec<String> {
+        let v: Value = serde_json::from_slice(&d.text).unwrap();
+        ids(&v, "vehicles")
+    };
+    let first = deltas.recv().await.unwrap();
+    assert_eq!(vehicles(&first), ["V1"]);
+    assert!(first_at.elapsed() < Duration::from_millis(5));
+    // A tenth of a period later: held back, then sent a period after the first delta,
+    // not on the next round tick of a timer that started with the dashboard (which
+    // would be almost two periods).
+    tokio::time::sleep(period / 10).await;
+    publish("V2").await;
+    let second = deltas.recv().await.unwrap();
+    let gap = first_at.elapsed();
+    assert_eq!(vehicles(&second), ["V2"]);
+    assert!(
+        gap >= period && gap < period + Duration::from_millis(5),
+        "second delta {gap:?} after the first"
+    );
+    stop.cancel();
+}
