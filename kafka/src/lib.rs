@@ -476,6 +476,9 @@ impl Bus for KafkaBus {
             // A member that dies hands its partitions on within seconds.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // A live twin: a fetch with nothing new returns within 10 ms rather than
+            // librdkafka's 500 (tansu holds a fetch that long; each hop paid it).
+            .set("fetch.wait.max.ms", "10")
             .set(
                 "auto.offset.reset",
                 match spec.start {
