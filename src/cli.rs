@@ -199,6 +199,23 @@ pub struct ListenArgs {
     /// Port the dashboard listens on.
     #[arg(long, env = "STREAMCITY_PORT", default_value_t = 8080, global = true)]
     pub port: u16,
+
+    /// How often live updates go out to WebSocket clients, ms: a vehicle's reports
+    /// within one interval are sent as one (its latest). Shorter is fresher and costs
+    /// more messages.
+    #[arg(long, env = "STREAMCITY_TICK_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(5..=10_000), global = true)]
+    pub tick_ms: u64,
+}
+
+impl ListenArgs {
+    /// The dashboard's settings from these flags.
+    pub fn live(&self) -> streamcity_dashboard::LiveConfig {
+        streamcity_dashboard::LiveConfig {
+            tick: std::time::Duration::from_millis(self.tick_ms),
+            ..streamcity_dashboard::LiveConfig::default()
+        }
+    }
 }
 
 /// The city and its simulation.

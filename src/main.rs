@@ -160,6 +160,7 @@ async fn run_embedded(
         limits,
         processor: twin.processor()?,
         checkpoint: twin.checkpoint.clone(),
+        live: listen.live(),
         ..EmbeddedConfig::default()
     };
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use streamcity_core::{Bus, CancellationToken, StartFrom, Subscribe, Subscription};
-use streamcity_dashboard::{Live, LiveConfig};
+use streamcity_dashboard::Live;
 use streamcity_kafka::KafkaBus;
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
 use streamcity_producers::City;
@@ -111,7 +111,7 @@ pub async fn serve(
     let topics = kafka.topics();
     bus.ensure_topics(&topics).await?;
     let city = Arc::new(City::generate(twin.city()?));
-    let live = Arc::new(Live::new(city, topics, LiveConfig::default()));
+    let live = Arc::new(Live::new(city, topics, listen.live()));
     let sub = streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance()).await?;
     let addr = SocketAddr::new(listen.host, listen.port);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -31,7 +31,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn bad_options_get_clear_errors() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["produce", "vehicles", "--rate", "-5"], "must be above 0"),
         (
             &["produce", "taps", "--min-delta", "10", "--max-delta", "5"],
@@ -42,6 +42,7 @@ fn bad_options_get_clear_errors() {
         (&["produce", "taps", "--min-delta", "3"], "--max-delta"),
         (&["--vehicles", "0"], "0 is not in 1..=100000"),
         (&["--crowd", "S1@25:00x10"], "HH:MM"),
+        (&["--tick-ms", "2"], "2 is not in 5..=10000"),
     ];
     for (args, message) in cases {
         let out = streamcity(args);
