@@ -17,7 +17,7 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: any failure should stop it loudly
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,40 +31,12 @@ use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
 use streamcity_producers::{City, CityConfig};
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/results.rs"]
 mod results;
+use broker::Broker;
 use results::write_results;
-
-fn broker() -> (String, Option<Child>) {
-    if let Ok(b) = std::env::var("STREAMCITY_TEST_BROKERS") {
-        return (b, None);
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("streamcity-bench-tansu-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new("tansu")
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tansu on the PATH (scripts/test.sh installs it), or STREAMCITY_TEST_BROKERS");
-    std::thread::sleep(Duration::from_secs(2));
-    (format!("127.0.0.1:{port}"), Some(child))
-}
 
 /// `n` of the twin's records: a 20,000-vehicle city's events, as the producers make them.
 fn records(topics: &Topics, n: usize) -> Vec<Record> {
@@ -96,7 +68,8 @@ fn main() {
         .position(|a| a == "--python-records")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 30_000 });
-    let (brokers, mut tansu) = broker();
+    let broker = Broker::start();
+    let brokers = broker.addr.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,10 +182,7 @@ fn main() {
         "ratios": {"streamcity_over_raw": ours / raw, "streamcity_over_python": ours / python},
     });
     write_results("kafka_produce", &results);
-    if let Some(child) = tansu.as_mut() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(broker);
 }
 
 /// Runs `benchmarks/kafka_python_producer.py` on `records` and returns its rate.

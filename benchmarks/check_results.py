@@ -3,8 +3,9 @@
     python3 benchmarks/check_results.py kafka_produce [more names...]
 
 Each target/benchmarks/NAME.json must name its benchmark, and every number in it must
-be finite and not negative, with at least one rate above zero. Timings are never
-judged here: CI machines are shared and noisy.
+be finite and not negative, with at least one rate above zero; the charts it lists
+under "charts" must be PNG files. Timings are never judged here: CI machines are
+shared and noisy.
 """
 
 import json
@@ -42,6 +43,13 @@ def check(directory, name):
     rates = [n for _, n in numbers(results.get("rates", {}))]
     if not rates or not any(n > 0 for n in rates):
         problems.append(f"{path}: no rate above zero in \"rates\"")
+    for chart in results.get("charts", []):
+        try:
+            with open(chart, "rb") as f:
+                if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                    problems.append(f"{path}: chart {chart} is not a PNG")
+        except OSError as e:
+            problems.append(f"{path}: chart {chart}: {e}")
     return problems
 
 

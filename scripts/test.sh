@@ -8,8 +8,9 @@
 # the Python side of the producer benchmark, whose kafka-python comes from PyPI into
 # ~/.cache/streamcity/python).
 # Installs what else the tests use: the tansu Kafka broker (cargo install, cached in
-# ~/.cargo/bin), Debian's chromium (apt-get, as root) and playwright-core (npm, cached
-# in tests/browser/node_modules). A missing requirement is an error, never a skip.
+# ~/.cargo/bin), Debian's chromium and the DejaVu fonts for the benchmark charts (apt-get,
+# as root), and playwright-core (npm, cached in tests/browser/node_modules). A missing
+# requirement is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,18 @@ need() {
 }
 need cargo "Install Rust from your distribution or rustup."
 need npm "The map page's Leaflet comes from the npm registry. On Debian: apt-get install -y nodejs npm"
+
+# Installs a Debian package when missing (as root), or stops with what to do.
+apt_install() {
+    local package=$1 what=$2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing Debian's $package ($what)..."
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    else
+        echo "error: $what is missing; install it (apt-get install $package)" >&2
+        exit 1
+    fi
+}
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 start=$(date +%s)
@@ -58,21 +71,24 @@ cargo test --workspace --locked
 # The benchmarks' short modes, as smoke tests: they run end to end and leave
 # well-formed results; their timings are not judged (BENCHMARKS.md has the full runs).
 echo "== benchmark smoke runs"
+rm -rf "${CARGO_TARGET_DIR:-target}/benchmarks"  # a stale result must not pass the check
 STREAMCITY_PYTHON="$(benchmarks/python-env.sh)"
 export STREAMCITY_PYTHON
 cargo bench --locked --bench kafka_produce -- --quick
-python3 benchmarks/check_results.py kafka_produce
+cargo bench --locked -p streamcity-processor --bench pipeline -- --quick --warm-up-time 1
+cargo bench --locked --bench ws_load -- --quick
+cargo bench --locked --bench latency -- --quick
+# The scaling charts' text is drawn with DejaVu Sans.
+if [ -z "${STREAMCITY_FONT:-}" ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    apt_install fonts-dejavu-core "the DejaVu Sans font for the benchmark charts"
+fi
+cargo bench --locked --bench scaling -- --quick
+python3 benchmarks/check_results.py kafka_produce pipeline ws_load latency scaling
 
 if [ "$browser" = 1 ]; then
     echo "== browser tests"
     if [ ! -x /usr/bin/chromium ]; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-            echo "Installing Debian's chromium..."
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-        else
-            echo "error: /usr/bin/chromium is missing; install it (apt-get install chromium) or pass --no-browser" >&2
-            exit 1
-        fi
+        apt_install chromium "/usr/bin/chromium (or pass --no-browser)"
     fi
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     cargo build --release --locked --bin streamcity

@@ -4,12 +4,23 @@
 
 use std::path::PathBuf;
 
-/// The directory of the results (`CARGO_TARGET_DIR` respected).
+/// The directory of the results: `benchmarks/` in the workspace's target directory
+/// (`CARGO_TARGET_DIR` respected), whichever crate's benchmark asks.
 pub fn results_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("benchmarks")
+    target_dir().join("benchmarks")
+}
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .unwrap_or(manifest)
+        .join("target")
 }
 
 /// Writes `value` as `<name>.json` and says where.

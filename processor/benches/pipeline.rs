@@ -2,12 +2,14 @@
 //! core: on events already decoded, on raw JSON records (decoding included), and
 //! decoding alone, measured in the same run on the same simulated records.
 //!
-//! `cargo bench -p streamcity-processor --bench pipeline`
+//! `cargo bench -p streamcity-processor --bench pipeline` (`-- --quick`: criterion's
+//! quick mode, the CI smoke run). Besides criterion's report, the rates go to
+//! `target/benchmarks/pipeline.json`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput};
 use streamcity_core::{Record, Topics};
 use streamcity_processor::{Decoded, Processor, ProcessorConfig};
 use streamcity_producers::runner::to_record;
@@ -33,14 +35,14 @@ fn simulate(sim: &mut Simulation, seconds: i64, topics: &Topics) -> Vec<(Record,
             if !streamcity_processor::inputs(topics).contains(&&r.topic) {
                 continue;
             }
-            let partition = streamcity_core::bus::partition_for(&r.key, 6) as i32;
+            let partition = r.partition(6) as i32;
             out.push((r, partition, sim.now()));
         }
     }
     out
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion) -> u64 {
     let topics = Topics::default();
     let city = Arc::new(City::generate(CityConfig {
         vehicles: FLEET,
@@ -114,7 +116,58 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    n
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+#[path = "../../benches/support/results.rs"]
+mod results;
+
+const GROUP: &str = "processor_20k_vehicles";
+const FUNCTIONS: [&str; 3] = [
+    "pipeline_on_decoded_events",
+    "pipeline_with_json_decoding",
+    "json_decoding_only",
+];
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let n = bench(&mut c);
+    c.final_summary();
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return; // nothing measured
+    }
+    // Criterion's mean time per iteration of each function, as events per second.
+    let mut rates = serde_json::Map::new();
+    for f in FUNCTIONS {
+        let path = results::target_dir()
+            .join("criterion")
+            .join(GROUP)
+            .join(f)
+            .join("new/estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("criterion's estimates {}: {e}", path.display()));
+        let estimates: serde_json::Value = serde_json::from_str(&text).expect("criterion's JSON");
+        let mean_ns = estimates["mean"]["point_estimate"]
+            .as_f64()
+            .expect("a mean estimate");
+        rates.insert(format!("{f}_per_s"), (n as f64 / mean_ns * 1e9).into());
+    }
+    let rate = |f: &str| rates[&format!("{f}_per_s")].as_f64().unwrap_or(0.0);
+    let ratio = rate("pipeline_with_json_decoding") / rate("json_decoding_only");
+    println!(
+        "events/s on one core: pipeline on decoded {:.0}, with JSON decoding {:.0}, decoding alone {:.0}; pipeline / decoding alone {ratio:.2}",
+        rate("pipeline_on_decoded_events"),
+        rate("pipeline_with_json_decoding"),
+        rate("json_decoding_only"),
+    );
+    results::write_results(
+        "pipeline",
+        &serde_json::json!({
+            "benchmark": "pipeline",
+            "events_per_iteration": n,
+            "vehicles": FLEET,
+            "rates": rates,
+            "ratios": {"pipeline_over_decoding": ratio},
+        }),
+    );
+}

@@ -119,7 +119,7 @@ fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
             if !streamcity_processor::inputs(&topics).contains(&&r.topic) {
                 continue;
             }
-            let partition = streamcity_core::bus::partition_for(&r.key, 6) as i32;
+            let partition = r.partition(6) as i32;
             input.push((r, partition, now));
         }
     }
