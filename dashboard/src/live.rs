@@ -32,8 +32,12 @@ pub struct LiveConfig {
     pub tick: Duration,
     /// Deltas a client may fall behind before it is sent a fresh snapshot instead.
     pub client_queue: usize,
-    /// Deltas kept for clients resuming with `?since=SEQ`.
+    /// Deltas kept for clients resuming with `?since=SEQ`...
     pub history: usize,
+    /// ... as long as they hold no more than this many bytes (a large fleet's deltas
+    /// are large: 100,000 vehicles make about 90 MB of them a second). A client asking
+    /// for older ones gets a snapshot.
+    pub history_bytes: usize,
     /// Alert records kept for snapshots and `/api/alerts`.
     pub recent_alerts: usize,
     /// How often the server pings each client.
@@ -52,6 +56,7 @@ impl Default for LiveConfig {
             tick: Duration::from_millis(100),
             client_queue: 64,
             history: 600,
+            history_bytes: 64 << 20,
             recent_alerts: 200,
             heartbeat: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
@@ -81,6 +86,19 @@ pub struct Delta {
     alerts: Vec<Item>,
     /// The whole delta as JSON.
     pub text: Bytes,
+}
+
+impl Delta {
+    /// Bytes it holds: its text and the items it was made of.
+    fn size(&self) -> usize {
+        let items: usize = self
+            .vehicles
+            .iter()
+            .chain(&self.alerts)
+            .map(|i| i.raw.len() + std::mem::size_of::<Item>())
+            .sum();
+        self.text.len() + items
+    }
 }
 
 /// What a `/ws` client wants; every field left out means "everything".
@@ -201,6 +219,8 @@ struct State {
     pending_vehicles: HashMap<Id, Item>,
     pending_alerts: Vec<Item>,
     history: VecDeque<Arc<Delta>>,
+    /// Bytes held by `history`.
+    history_size: usize,
     seq: u64,
     time: TimestampMs,
 }
@@ -493,10 +513,16 @@ impl Live {
             alerts,
             text: Bytes::from(text),
         });
-        if state.history.len() >= self.config.history.max(1) {
-            state.history.pop_front();
-        }
+        state.history_size += delta.size();
         state.history.push_back(Arc::clone(&delta));
+        // The newest delta always stays: a client that just saw it can resume.
+        while state.history.len() > self.config.history.max(1)
+            || (state.history_size > self.config.history_bytes && state.history.len() > 1)
+        {
+            if let Some(old) = state.history.pop_front() {
+                state.history_size -= old.size();
+            }
+        }
         // No receivers is fine: nobody is watching.
         let _ = self.deltas.send(delta);
         true

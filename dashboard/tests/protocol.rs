@@ -582,3 +582,43 @@ async fn an_update_goes_out_within_one_period_whatever_the_timer_phase() {
     );
     stop.cancel();
 }
+
+#[tokio::test]
+async fn the_resume_history_is_bounded_in_bytes_too() {
+    use streamcity_dashboard::live::{ClientFilter, Start};
+    let city = Arc::new(City::generate(CityConfig::default()));
+    let topics = Topics::default();
+    // Room for a few deltas of 50 vehicles (about 17 KB each), not for all 20.
+    let live = Live::new(
+        city,
+        topics.clone(),
+        LiveConfig {
+            history_bytes: 100_000,
+            ..LiveConfig::default()
+        },
+    );
+    for round in 0..20 {
+        for v in 0..50 {
+            let id = format!("V{v}");
+            let p = position(&id, "B01", 40.7, -74.0, T0 + round);
+            live.apply(&Record::new(
+                &topics.live_vehicle_table,
+                id,
+                encode(&p),
+                T0 + round,
+            ));
+        }
+        assert!(live.tick());
+    }
+    let resume = |since: u64| match live.connect(Some(since), None, &ClientFilter::default()).1 {
+        Start::Resume(deltas) => Some(deltas.len()),
+        Start::Snapshot(..) => None,
+    };
+    // The last deltas are kept; the first ones went to stay within the bytes.
+    assert_eq!(resume(19), Some(1));
+    assert_eq!(resume(17), Some(3));
+    assert_eq!(resume(2), None, "20 deltas of 50 vehicles kept in 100 KB");
+    // By count alone (600) every one would have been kept.
+    let kept = (1..20).rev().take_while(|&s| resume(s).is_some()).count();
+    assert!((2..12).contains(&kept), "{kept} deltas kept");
+}
