@@ -818,22 +818,18 @@ pub async fn run_ingest<S: Subscription>(
                 // A burst (a simulator step, a consumer fetch) is taken whole when it
                 // is already waiting, so that it goes out in one delta rather than
                 // its tail a period later; bounded, so a flood still sends deltas.
-                for _ in 0..BURST_BATCHES {
+                for round in 1.. {
                     for delivery in batch.drain(..) {
                         live.apply(&delivery.record);
                         sub.commit(&delivery)?;
                     }
-                    if got < BATCH {
+                    if got < BATCH || round == BURST_BATCHES {
                         break;
                     }
                     match sub.recv_many(&mut batch, BATCH).now_or_never() {
                         Some(more) => got = more?,
                         None => break,
                     }
-                }
-                for delivery in batch.drain(..) {
-                    live.apply(&delivery.record);
-                    sub.commit(&delivery)?;
                 }
                 unsent = true;
                 if last_sent.elapsed() >= period {
