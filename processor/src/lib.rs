@@ -813,16 +813,23 @@ mod tests {
         assert!(out.is_empty());
     }
 
-    fn position_row(topics: &Topics, id: &str, ts: i64) -> Record {
+    /// A report of vehicle `id` of line B01, as JSON on `topic`: at one place, heading
+    /// for `next`, `delay_s` late.
+    fn report_on(
+        topic: &std::sync::Arc<str>,
+        id: &str,
+        next: &str,
+        delay_s: i32,
+        ts: i64,
+    ) -> Record {
         let json = format!(
-            r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}}"#
+            r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":{delay_s},"status":"in_transit_to"}}"#
         );
-        Record::new(
-            &topics.live_vehicle_table,
-            id.to_owned(),
-            Bytes::from(json),
-            ts,
-        )
+        Record::new(topic, id.to_owned(), Bytes::from(json), ts)
+    }
+
+    fn position_row(topics: &Topics, id: &str, ts: i64) -> Record {
+        report_on(&topics.live_vehicle_table, id, "S1", 0, ts)
     }
 
     #[test]
@@ -960,17 +967,8 @@ mod tests {
         config.headway.route_headways_s = [("B01".into(), 600.0)].into_iter().collect();
         let mut p = Processor::new(topics.clone(), config);
         let mut out = Vec::new();
-        let report = |id: &str, next: &str, ts: i64| {
-            let json = format!(
-                r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}}"#
-            );
-            Record::new(
-                &topics.vehicle_locations,
-                id.to_owned(),
-                Bytes::from(json),
-                ts,
-            )
-        };
+        let report =
+            |id: &str, next: &str, ts: i64| report_on(&topics.vehicle_locations, id, next, 0, ts);
         // V1 leaves S1 for S2, V2 follows a minute later on a 10-minute line: bunched.
         for (id, t) in [("V1", T0), ("V2", T0 + 60_000)] {
             p.on_record(&report(id, "S1", t), 1, t, &mut out);
@@ -1033,17 +1031,7 @@ mod tests {
                 i.timestamp,
             )
         };
-        let late = |id: &str, ts: i64| {
-            let json = format!(
-                r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":2,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":600,"status":"in_transit_to"}}"#
-            );
-            Record::new(
-                &topics.vehicle_locations,
-                id.to_owned(),
-                Bytes::from(json),
-                ts,
-            )
-        };
+        let late = |id: &str, ts: i64| report_on(&topics.vehicle_locations, id, "S1", 600, ts);
         let delays = |p: &mut Processor, id: &str, t: i64| -> Vec<Alert> {
             let mut out = Vec::new();
             for ts in [t, t + 61_000, t + 62_000] {
