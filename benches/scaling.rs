@@ -99,13 +99,13 @@ fn main() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
-    let fleet_x = |f: &dyn Fn(&twin::Measured) -> f64| -> Vec<(f64, f64)> {
+    let fleet_x = |f: fn(&twin::Measured) -> f64| -> Vec<(f64, f64)> {
         by_fleet
             .iter()
             .map(|(v, r)| (f64::from(*v), f(r)))
             .collect()
     };
-    let clients_x = |f: &dyn Fn(&twin::Measured) -> f64| -> Vec<(f64, f64)> {
+    let clients_x = |f: fn(&twin::Measured) -> f64| -> Vec<(f64, f64)> {
         by_clients.iter().map(|(n, r)| (*n as f64, f(r))).collect()
     };
     std::fs::create_dir_all(&charts).unwrap();
@@ -119,29 +119,16 @@ fn main() {
                 y: "events/s processed",
                 curves: vec![Curve {
                     name: "events/s",
-                    points: fleet_x(&|r| r.events_per_s),
+                    points: fleet_x(|r| r.events_per_s),
                 }],
             },
-            Panel {
-                title: "Latency, creation to client",
-                y: "ms",
-                curves: vec![
-                    Curve {
-                        name: "p50",
-                        points: fleet_x(&|r| f64::from(r.p50_ms)),
-                    },
-                    Curve {
-                        name: "p99",
-                        points: fleet_x(&|r| f64::from(r.p99_ms)),
-                    },
-                ],
-            },
+            latency_panel(&fleet_x),
             Panel {
                 title: "Server memory",
                 y: "MiB resident",
                 curves: vec![Curve {
                     name: "RSS",
-                    points: fleet_x(&|r| r.server_rss_mib),
+                    points: fleet_x(|r| r.server_rss_mib),
                 }],
             },
         ],
@@ -156,29 +143,16 @@ fn main() {
                 y: "vehicle updates/s delivered",
                 curves: vec![Curve {
                     name: "updates/s",
-                    points: clients_x(&|r| r.updates_per_s),
+                    points: clients_x(|r| r.updates_per_s),
                 }],
             },
-            Panel {
-                title: "Latency, creation to client",
-                y: "ms",
-                curves: vec![
-                    Curve {
-                        name: "p50",
-                        points: clients_x(&|r| f64::from(r.p50_ms)),
-                    },
-                    Curve {
-                        name: "p99",
-                        points: clients_x(&|r| f64::from(r.p99_ms)),
-                    },
-                ],
-            },
+            latency_panel(&clients_x),
             Panel {
                 title: "Server memory per client",
                 y: "KiB",
                 curves: vec![Curve {
                     name: "KiB/client",
-                    points: clients_x(&|r| r.server_kib_per_client),
+                    points: clients_x(|r| r.server_kib_per_client),
                 }],
             },
         ],
@@ -203,6 +177,27 @@ fn main() {
             "charts": [fleet_png.display().to_string(), clients_png.display().to_string()],
         }),
     );
+}
+
+/// A value of each point of a sweep, as (x, value).
+type Series<'a> = &'a dyn Fn(fn(&twin::Measured) -> f64) -> Vec<(f64, f64)>;
+
+/// The p50 and p99 latency of a sweep.
+fn latency_panel(series: Series<'_>) -> Panel {
+    Panel {
+        title: "Latency, creation to client",
+        y: "ms",
+        curves: vec![
+            Curve {
+                name: "p50",
+                points: series(|r| f64::from(r.p50_ms)),
+            },
+            Curve {
+                name: "p99",
+                points: series(|r| f64::from(r.p99_ms)),
+            },
+        ],
+    }
 }
 
 /// Gives plotters a font for the charts' text.
