@@ -35,6 +35,8 @@ use streamcity_producers::{City, CityConfig};
 mod broker;
 #[path = "support/results.rs"]
 mod results;
+#[path = "support/tansu.rs"]
+mod tansu;
 use broker::Broker;
 use results::write_results;
 

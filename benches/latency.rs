@@ -19,6 +19,8 @@ use std::time::Duration;
 mod broker;
 #[path = "support/results.rs"]
 mod results;
+#[path = "support/tansu.rs"]
+mod tansu;
 #[path = "support/twin.rs"]
 mod twin;
 

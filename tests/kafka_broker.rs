@@ -17,6 +17,9 @@ use streamcity_core::{Bus, Record, StartFrom, Subscribe, Subscription, Topics};
 use streamcity_kafka::{KafkaBus, KafkaConfig};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "../benches/support/tansu.rs"]
+mod tansu;
+
 fn brokers() -> String {
     std::env::var("STREAMCITY_TEST_BROKERS").expect(
         "STREAMCITY_TEST_BROKERS is not set: these tests need a Kafka-protocol broker; run them with scripts/test.sh, which starts tansu",
@@ -542,31 +545,7 @@ fn start_tansu(dir: &std::path::Path, port: u16) -> Child {
     let tansu = std::env::var("STREAMCITY_TANSU").expect(
         "STREAMCITY_TANSU is not set: the restart test starts a broker of its own; run it with scripts/test.sh, which installs tansu",
     );
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "sqlite://restart.db"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = child;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("tansu did not start on port {port}");
+    tansu::start(&tansu, dir, port, "sqlite://restart.db")
 }
 
 #[test]

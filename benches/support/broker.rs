@@ -1,9 +1,9 @@
 //! A Kafka-protocol broker for the benchmarks: `STREAMCITY_TEST_BROKERS` when set,
 //! otherwise a tansu started on a free loopback port (`tansu` on the PATH;
-//! `scripts/test.sh` installs it) and stopped when dropped.
+//! `scripts/test.sh` installs it) and stopped when dropped. Needs `support/tansu.rs`
+//! as the crate's `tansu` module.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Child;
 
 /// A broker to use; stops the one started here when dropped.
 pub struct Broker {
@@ -24,23 +24,7 @@ impl Broker {
             .port();
         let dir = std::env::temp_dir().join(format!("streamcity-bench-tansu-{port}"));
         std::fs::create_dir_all(&dir).expect("a directory for tansu");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu on the PATH (scripts/test.sh installs it), or STREAMCITY_TEST_BROKERS");
-        std::thread::sleep(Duration::from_secs(2));
+        let child = crate::tansu::start("tansu", &dir, port, "memory://tansu/");
         Broker {
             addr: format!("127.0.0.1:{port}"),
             child: Some(child),
