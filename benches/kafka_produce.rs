@@ -112,13 +112,7 @@ fn main() {
     assert_eq!(delivered as usize, n, "every record acknowledged");
 
     // rdkafka's raw producer, the same records pre-serialised.
-    let raw_topics = Topics::with_prefix(&format!("benchraw{}-", std::process::id()));
-    rt.block_on(async {
-        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
-            .await
-            .unwrap();
-        bus.ensure_topics(&raw_topics).await.unwrap();
-    });
+    let raw_topics = rt.block_on(topics_on(&brokers, "benchraw"));
     let prepared = records(&raw_topics, n);
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -149,13 +143,7 @@ fn main() {
     let raw = n as f64 / started.elapsed().as_secs_f64();
 
     // A Python producer written like the seeds' (kafka-python), the same records.
-    let py_topics = Topics::with_prefix(&format!("benchpy{}-", std::process::id()));
-    rt.block_on(async {
-        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
-            .await
-            .unwrap();
-        bus.ensure_topics(&py_topics).await.unwrap();
-    });
+    let py_topics = rt.block_on(topics_on(&brokers, "benchpy"));
     let py_n = python_records.min(n);
     let python = python_producer(&brokers, &records(&py_topics, py_n));
 
@@ -185,6 +173,16 @@ fn main() {
     });
     write_results("kafka_produce", &results);
     drop(broker);
+}
+
+/// A set of topics of its own on the broker, named after `prefix` and this process.
+async fn topics_on(brokers: &str, prefix: &str) -> Topics {
+    let topics = Topics::with_prefix(&format!("{prefix}{}-", std::process::id()));
+    let bus = KafkaBus::connect(KafkaConfig::new(brokers.to_owned()))
+        .await
+        .unwrap();
+    bus.ensure_topics(&topics).await.unwrap();
+    topics
 }
 
 /// Runs `benchmarks/kafka_python_producer.py` on `records` and returns its rate.
