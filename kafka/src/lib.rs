@@ -170,7 +170,6 @@ impl ConsumerContext for Rebalances {
     }
 }
 
-/// Records published to one topic.
 /// What the bus knows of a topic it publishes to.
 #[derive(Debug)]
 struct TopicEntry {
@@ -189,7 +188,7 @@ pub struct KafkaBus {
     stats: Arc<DeliveryStats>,
     /// Per topic published to: records handed to librdkafka, partitions (a handful of
     /// topics: a short list).
-    published: Arc<std::sync::RwLock<Vec<Arc<TopicEntry>>>>,
+    topics: Arc<std::sync::RwLock<Vec<Arc<TopicEntry>>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -239,7 +238,7 @@ impl KafkaBus {
                         config: Arc::new(config),
                         producer,
                         stats,
-                        published: Arc::default(),
+                        topics: Arc::default(),
                     });
                 }
                 Err(e) if attempt < attempts => {
@@ -331,7 +330,7 @@ impl KafkaBus {
     /// Records published so far, per topic, in the order the topics were first used.
     pub fn published(&self) -> Vec<(Arc<str>, u64)> {
         let list = self
-            .published
+            .topics
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         list.iter()
@@ -348,14 +347,14 @@ impl KafkaBus {
         };
         if let Some(t) = find(
             &self
-                .published
+                .topics
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ) {
             return t;
         }
         let mut list = self
-            .published
+            .topics
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another publisher may have added it between the two locks.
