@@ -190,6 +190,33 @@ async fn restore_assigned<B: Bus>(
     Ok(())
 }
 
+/// One round of the processor at clock time `now`: restores the partitions a
+/// rebalance assigned, processes `batch` (empty when the input is quiet), releases the
+/// revoked partitions, advances the watermark and publishes what all that produced.
+async fn step<B: Bus>(
+    bus: &B,
+    sub: &mut B::Subscription,
+    core: &mut Processor,
+    topics: &Topics,
+    batch: &[streamcity_core::Delivery],
+    now: streamcity_core::TimestampMs,
+    out: &mut Vec<streamcity_core::Record>,
+) -> Result<(), BusError> {
+    restore_assigned(bus, sub, core, topics, now).await?;
+    for delivery in batch {
+        core.on_record(&delivery.record, delivery.partition, now, out);
+    }
+    // Partitions a rebalance gave to another instance: release their state.
+    for (topic, partition) in sub.take_revoked() {
+        core.release(&topic, partition, out);
+    }
+    core.advance(now, out);
+    for record in out.drain(..) {
+        bus.publish(record).await?;
+    }
+    Ok(())
+}
+
 /// Runs the processor on `inputs` (from [`subscribe`]) until `stop` is cancelled or
 /// the input ends.
 ///
@@ -224,18 +251,7 @@ pub async fn run<B: Bus>(
                     break;
                 }
                 let now = clock.now_ms();
-                restore_assigned(&bus, &mut sub, &mut core, &options.topics, now).await?;
-                for delivery in &batch {
-                    core.on_record(&delivery.record, delivery.partition, now, &mut out);
-                }
-                // Partitions a rebalance gave to another instance: release their state.
-                for (topic, partition) in sub.take_revoked() {
-                    core.release(&topic, partition, &mut out);
-                }
-                core.advance(now, &mut out);
-                for record in out.drain(..) {
-                    bus.publish(record).await?;
-                }
+                step(&bus, &mut sub, &mut core, &options.topics, &batch, now, &mut out).await?;
                 for delivery in batch.drain(..) {
                     sub.commit(&delivery)?;
                 }
@@ -248,14 +264,8 @@ pub async fn run<B: Bus>(
                 }
             }
             _ = idle.tick() => {
-                restore_assigned(&bus, &mut sub, &mut core, &options.topics, clock.now_ms()).await?;
-                for (topic, partition) in sub.take_revoked() {
-                    core.release(&topic, partition, &mut out);
-                }
-                core.advance(clock.now_ms(), &mut out);
-                for record in out.drain(..) {
-                    bus.publish(record).await?;
-                }
+                let now = clock.now_ms();
+                step(&bus, &mut sub, &mut core, &options.topics, &[], now, &mut out).await?;
             }
             _ = checkpoint.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {
