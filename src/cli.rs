@@ -526,6 +526,7 @@ pub fn simulation(
     let mut sim = SimConfig {
         seed: twin.seed,
         start_ms,
+        tick_ms: SimConfig::live_tick_ms(twin.speed),
         ..SimConfig::default()
     };
     let mut limits = Limits {

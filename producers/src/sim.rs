@@ -58,7 +58,8 @@ pub struct SimConfig {
     pub start_ms: TimestampMs,
     /// Offset of the city's local time from UTC, minutes (for the time-of-day demand curve).
     pub utc_offset_min: i32,
-    /// Simulation tick, ms.
+    /// Simulation tick, simulated ms: what happens within one tick comes out together,
+    /// stamped with the tick's end. A live run sets it with [`SimConfig::live_tick_ms`].
     pub tick_ms: i64,
     /// Vehicle position reports: whether emitted, and the gap between two reports of
     /// one vehicle (bursts do not apply).
@@ -78,6 +79,28 @@ pub struct SimConfig {
     pub crowds: Vec<CrowdEvent>,
 }
 
+/// The tick of a run that is not paced (tests, benchmarks, batch generation), ms.
+pub const DEFAULT_TICK_MS: i64 = 200;
+
+/// Real time between two ticks of a live run, ms, so that an event waits at most this
+/// long to come out (see [`SimConfig::live_tick_ms`]).
+pub const LIVE_TICK_REAL_MS: f64 = 10.0;
+
+impl SimConfig {
+    /// The tick of a run paced at `speed` simulated seconds per real second: about
+    /// [`LIVE_TICK_REAL_MS`] of real time, so events come out fresh, in small batches;
+    /// but at most [`DEFAULT_TICK_MS`] of simulated time, so that at a high speed-up
+    /// reports do not bunch up (a vehicle reports at most once per tick).
+    pub fn live_tick_ms(speed: f64) -> i64 {
+        let ms = if speed.is_finite() && speed > 0.0 {
+            LIVE_TICK_REAL_MS * speed
+        } else {
+            LIVE_TICK_REAL_MS
+        };
+        (ms.round() as i64).clamp(1, DEFAULT_TICK_MS)
+    }
+}
+
 /// City-wide rider arrivals per second at midday, by default.
 pub const DEFAULT_TAP_RATE: f64 = 8.0;
 
@@ -92,7 +115,7 @@ impl Default for SimConfig {
             seed: 42,
             start_ms: 1_763_884_800_000, // 2025-11-23T08:00:00Z
             utc_offset_min: 0,
-            tick_ms: 200,
+            tick_ms: DEFAULT_TICK_MS,
             vehicles: stream(Gaps::Uniform {
                 min_s: 1.0,
                 max_s: 1.0,
@@ -155,8 +178,6 @@ struct Vehicle {
     speed: f64,
     /// When the vehicle state was last advanced.
     updated_ms: TimestampMs,
-    /// When it reports next.
-    report_ms: TimestampMs,
     /// End of the current dwell, layover or repair.
     until_ms: TimestampMs,
     /// No reports before this time (GPS dropout).
@@ -237,6 +258,9 @@ pub struct Simulation {
     rng: ChaCha8Rng,
     now: TimestampMs,
     vehicles: Vec<Vehicle>,
+    /// When each vehicle reports next, by index: kept apart from the vehicles so that
+    /// finding the ones due each tick reads one small array, not every vehicle.
+    report_at: Vec<TimestampMs>,
     /// Riders waiting per stop, per direction (outbound, inbound).
     waiting: Vec<[VecDeque<Rider>; 2]>,
     /// Every (route, stop in outbound order) pair, with the cumulative importance used
@@ -373,6 +397,7 @@ impl Simulation {
         let now = config.start_ms;
         let report_gap_ms = (config.vehicles.gaps.mean_s() * 1000.0).max(1.0) as i64;
         let mut vehicles = Vec::new();
+        let mut report_at = Vec::new();
         for (r, route) in city.routes.iter().enumerate() {
             let half_s = route.round_trip_s() / 2.0;
             let n = route.stops.len();
@@ -408,8 +433,6 @@ impl Simulation {
                     along,
                     speed: route.cruise_mps * rng.random_range(0.5..1.0),
                     updated_ms: now,
-                    // Reports spread evenly over the first interval.
-                    report_ms: now + rng.random_range(0..report_gap_ms.max(1)),
                     until_ms: now,
                     silent_until_ms: now,
                     trip_start_ms: now,
@@ -424,6 +447,8 @@ impl Simulation {
                 v.trip_id = trip_id(&v);
                 locate(&city, &mut v);
                 vehicles.push(v);
+                // Reports spread evenly over the first interval.
+                report_at.push(now + rng.random_range(0..report_gap_ms.max(1)));
             }
         }
         let mut tap_places = Vec::new();
@@ -451,6 +476,7 @@ impl Simulation {
             rng,
             now,
             vehicles,
+            report_at,
             tap_places,
             tap_weights,
             taps,
@@ -799,7 +825,7 @@ impl Simulation {
         // Street traffic is slower at the peaks.
         let rush = 1.0 - 0.12 * (demand_factor(hour) - 1.0).max(0.0);
         for i in 0..self.vehicles.len() {
-            if self.vehicles[i].report_ms > now {
+            if self.report_at[i] > now {
                 continue;
             }
             self.advance_vehicle(i, rush, out);
@@ -809,12 +835,12 @@ impl Simulation {
                 }
                 g => g.mean_s(),
             };
-            let v = &mut self.vehicles[i];
-            v.report_ms += ((gap * 1000.0) as i64).max(1);
-            if v.report_ms <= now {
-                v.report_ms = now + 1; // far behind (a long pause): do not report in a burst
+            let next = &mut self.report_at[i];
+            *next += ((gap * 1000.0) as i64).max(1);
+            if *next <= now {
+                *next = now + 1; // far behind (a long pause): do not report in a burst
             }
-            if now >= v.silent_until_ms {
+            if now >= self.vehicles[i].silent_until_ms {
                 self.counts.positions += 1;
                 if self.config.vehicles.emit {
                     out.push(SimEvent::Position(self.report(i)));
