@@ -7,11 +7,13 @@
 //! matching items spliced together, still without re-encoding.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Write;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::query::{BoundingBox, VehicleFilter};
@@ -236,6 +238,9 @@ pub struct Live {
     pub stops_json: Bytes,
     /// The dashboard's metrics.
     pub metrics: Metrics,
+    /// Its records-read counters for the input topics, in the order of [`Live::inputs`]
+    /// (looked up once, not per record).
+    records_in: [Counter; 5],
     config: LiveConfig,
     topics: Topics,
     stops: HashMap<Id, usize>,
@@ -256,21 +261,44 @@ pub enum Start {
     Resume(Vec<Arc<Delta>>),
 }
 
-fn splice(out: &mut String, items: impl Iterator<Item = Bytes>) {
-    out.push('[');
+/// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
+/// array, as they are: no copy of the items but into `out`, no re-validation.
+fn splice<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Bytes>) {
+    out.push(b'[');
     for (i, item) in items.enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str(std::str::from_utf8(&item).unwrap_or("null"));
+        out.extend_from_slice(item);
     }
-    out.push(']');
+    out.push(b']');
+}
+
+/// The topics the dashboard reads, in the order [`Live::apply`] dispatches on.
+fn input_topics(t: &Topics) -> [&Arc<str>; 5] {
+    [
+        &t.live_vehicle_table,
+        &t.alerts,
+        &t.rider_tapped_on,
+        &t.traffic_incidents,
+        &t.city_incidents,
+    ]
+}
+
+/// `{"type":"delta","seq":..,"time":..,"vehicles":` into `out`.
+fn delta_head(out: &mut Vec<u8>, seq: u64, time: TimestampMs) {
+    let _ = write!(
+        out,
+        "{{\"type\":\"delta\",\"seq\":{seq},\"time\":{time},\"vehicles\":"
+    );
 }
 
 impl Live {
     /// An empty live state for `city`, fed from `topics`.
     pub fn new(city: Arc<City>, topics: Topics, config: LiveConfig) -> Self {
         let (deltas, _) = broadcast::channel(config.client_queue.max(1));
+        let metrics = Metrics::new();
+        let records_in = input_topics(&topics).map(|topic| metrics.records_in(topic));
         Live {
             routes_json: Bytes::from(serde_json::to_vec(&city.routes).unwrap_or_default()),
             stops_json: Bytes::from(serde_json::to_vec(&city.stops).unwrap_or_default()),
@@ -280,7 +308,8 @@ impl Live {
                 .enumerate()
                 .map(|(i, s)| (s.stop_id.clone(), i))
                 .collect(),
-            metrics: Metrics::new(),
+            metrics,
+            records_in,
             city,
             config,
             topics,
@@ -316,41 +345,32 @@ impl Live {
 
     /// The topics the dashboard reads.
     pub fn inputs(&self) -> [&Arc<str>; 5] {
-        let t = &self.topics;
-        [
-            &t.live_vehicle_table,
-            &t.alerts,
-            &t.rider_tapped_on,
-            &t.traffic_incidents,
-            &t.city_incidents,
-        ]
+        input_topics(&self.topics)
     }
 
     /// Applies one record from the bus. Records that do not decode are counted and
     /// skipped (the processor has already validated what it publishes).
     pub fn apply(&self, record: &Record) {
-        let t = &self.topics;
-        self.metrics.record_in(&record.topic);
-        let ok = if record.topic == t.live_vehicle_table {
-            self.apply_vehicle(record)
-        } else if record.topic == t.alerts {
-            decode::<Alert>(&record.payload)
+        let input = self.inputs().iter().position(|t| **t == record.topic);
+        let ok = match input {
+            Some(0) => self.apply_vehicle(record),
+            Some(1) => decode::<Alert>(&record.payload)
                 .map(|a| self.apply_alert(a))
-                .is_ok()
-        } else if record.topic == t.rider_tapped_on {
-            decode::<RiderTap>(&record.payload)
+                .is_ok(),
+            Some(2) => decode::<RiderTap>(&record.payload)
                 .map(|tap| self.apply_tap(tap))
-                .is_ok()
-        } else if record.topic == t.traffic_incidents {
-            decode::<TrafficIncident>(&record.payload)
+                .is_ok(),
+            Some(3) => decode::<TrafficIncident>(&record.payload)
                 .map(|i| self.apply_traffic(i, &record.payload))
-                .is_ok()
-        } else if record.topic == t.city_incidents {
-            decode::<CityIncident>(&record.payload)
+                .is_ok(),
+            Some(4) => decode::<CityIncident>(&record.payload)
                 .map(|i| self.apply_city(i, &record.payload))
-                .is_ok()
-        } else {
-            true
+                .is_ok(),
+            _ => true,
+        };
+        match input.and_then(|i| self.records_in.get(i)) {
+            Some(counter) => counter.inc(),
+            None => self.metrics.records_in(&record.topic).inc(),
         };
         if !ok {
             self.metrics.undecodable.inc();
@@ -368,6 +388,7 @@ impl Live {
         let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
             return false;
         };
+
         state.time = state.time.max(p.timestamp);
         // A vehicle with room standing at a stop takes the riders waiting there.
         if p.status == VehicleStatus::StoppedAt
@@ -497,15 +518,18 @@ impl Live {
             .map(|(_, item)| item)
             .collect();
         let alerts: Vec<Item> = std::mem::take(&mut state.pending_alerts);
-        let mut text = String::with_capacity(64 + vehicles.len() * 340 + alerts.len() * 500);
-        text.push_str(&format!(
-            "{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":",
-            state.seq, state.time
-        ));
-        splice(&mut text, vehicles.iter().map(|i| i.raw.clone()));
-        text.push_str(",\"alerts\":");
-        splice(&mut text, alerts.iter().map(|i| i.raw.clone()));
-        text.push('}');
+        let mut text = Vec::with_capacity(
+            64 + vehicles
+                .iter()
+                .chain(&alerts)
+                .map(|i| i.raw.len() + 1)
+                .sum::<usize>(),
+        );
+        delta_head(&mut text, state.seq, state.time);
+        splice(&mut text, vehicles.iter().map(|i| &i.raw));
+        text.extend_from_slice(b",\"alerts\":");
+        splice(&mut text, alerts.iter().map(|i| &i.raw));
+        text.push(b'}');
         let delta = Arc::new(Delta {
             seq: state.seq,
             time: state.time,
@@ -516,15 +540,20 @@ impl Live {
         state.history_size += delta.size();
         state.history.push_back(Arc::clone(&delta));
         // The newest delta always stays: a client that just saw it can resume.
+        let mut evicted = Vec::new();
         while state.history.len() > self.config.history.max(1)
             || (state.history_size > self.config.history_bytes && state.history.len() > 1)
         {
             if let Some(old) = state.history.pop_front() {
                 state.history_size -= old.size();
+                evicted.push(old);
             }
         }
+        drop(state);
         // No receivers is fine: nobody is watching.
         let _ = self.deltas.send(delta);
+        // Freed outside the lock: often the last hold on a thousand payloads.
+        drop(evicted);
         true
     }
 
@@ -566,28 +595,26 @@ impl Live {
         if filter.is_everything() {
             return delta.text.clone();
         }
-        let mut text = format!(
-            "{{\"type\":\"delta\",\"seq\":{},\"time\":{},\"vehicles\":",
-            delta.seq, delta.time
-        );
+        let mut text = Vec::with_capacity(delta.text.len());
+        delta_head(&mut text, delta.seq, delta.time);
         splice(
             &mut text,
             delta
                 .vehicles
                 .iter()
                 .filter(|i| filter.vehicle(i.route.as_ref(), i.at))
-                .map(|i| i.raw.clone()),
+                .map(|i| &i.raw),
         );
-        text.push_str(",\"alerts\":");
+        text.extend_from_slice(b",\"alerts\":");
         splice(
             &mut text,
             delta
                 .alerts
                 .iter()
                 .filter(|i| filter.alert(i.kind, i.at))
-                .map(|i| i.raw.clone()),
+                .map(|i| &i.raw),
         );
-        text.push('}');
+        text.push(b'}');
         Bytes::from(text)
     }
 
@@ -595,11 +622,12 @@ impl Live {
     pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Bytes) {
         let state = self.read();
         let mut text =
-            String::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
-        text.push_str(&format!(
+            Vec::with_capacity(128 + state.vehicles.len() * 340 + state.recent.len() * 500);
+        let _ = write!(
+            text,
             "{{\"type\":\"snapshot\",\"epoch\":{},\"seq\":{},\"time\":{},\"vehicles\":",
             self.epoch, state.seq, state.time
-        ));
+        );
         splice(
             &mut text,
             state
@@ -611,42 +639,42 @@ impl Live {
                         Some((v.position.lat, v.position.lon)),
                     )
                 })
-                .map(|v| v.raw.clone()),
+                .map(|v| &v.raw),
         );
         let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| filter.alert(Some(kind), at);
-        text.push_str(",\"alerts\":");
+        text.extend_from_slice(b",\"alerts\":");
         splice(
             &mut text,
             state
                 .active
                 .values()
                 .filter(|(a, _)| alert_ok(a.kind, a.lat.zip(a.lon)))
-                .map(|(_, raw)| raw.clone()),
+                .map(|(_, raw)| raw),
         );
-        text.push_str(",\"recent_alerts\":");
+        text.extend_from_slice(b",\"recent_alerts\":");
         splice(
             &mut text,
             state
                 .recent
                 .iter()
                 .filter(|(kind, _)| alert_ok(*kind, None))
-                .map(|(_, raw)| raw.clone()),
+                .map(|(_, raw)| raw),
         );
-        text.push('}');
+        text.push(b'}');
         (state.seq, Bytes::from(text))
     }
 
     /// The vehicles passing `filter`, as a JSON array.
-    pub fn vehicles_json(&self, filter: &VehicleFilter) -> String {
+    pub fn vehicles_json(&self, filter: &VehicleFilter) -> Vec<u8> {
         let state = self.read();
-        let mut text = String::with_capacity(2 + state.vehicles.len() * 340);
+        let mut text = Vec::with_capacity(2 + state.vehicles.len() * 340);
         splice(
             &mut text,
             state
                 .vehicles
                 .values()
                 .filter(|v| filter.matches(&v.position))
-                .map(|v| v.raw.clone()),
+                .map(|v| &v.raw),
         );
         text
     }
@@ -657,28 +685,28 @@ impl Live {
     }
 
     /// `{"active": [...], "recent": [...]}`, optionally of one kind only.
-    pub fn alerts_json(&self, kind: Option<AlertKind>) -> String {
+    pub fn alerts_json(&self, kind: Option<AlertKind>) -> Vec<u8> {
         let state = self.read();
         let wanted = |k: AlertKind| kind.is_none_or(|want| want == k);
-        let mut text = String::from("{\"active\":");
+        let mut text = b"{\"active\":".to_vec();
         splice(
             &mut text,
             state
                 .active
                 .values()
                 .filter(|(a, _)| wanted(a.kind))
-                .map(|(_, raw)| raw.clone()),
+                .map(|(_, raw)| raw),
         );
-        text.push_str(",\"recent\":");
+        text.extend_from_slice(b",\"recent\":");
         splice(
             &mut text,
             state
                 .recent
                 .iter()
                 .filter(|(k, _)| wanted(*k))
-                .map(|(_, raw)| raw.clone()),
+                .map(|(_, raw)| raw),
         );
-        text.push('}');
+        text.push(b'}');
         text
     }
 
@@ -833,15 +861,17 @@ pub async fn run_ingest<S: Subscription>(
                 }
                 unsent = true;
                 if last_sent.elapsed() >= period {
+                    let started = tokio::time::Instant::now();
                     if live.tick() {
-                        last_sent = tokio::time::Instant::now();
+                        last_sent = started;
                     }
                     unsent = false;
                 }
             }
             _ = tokio::time::sleep_until(last_sent + period), if unsent => {
+                let started = tokio::time::Instant::now();
                 if live.tick() {
-                    last_sent = tokio::time::Instant::now();
+                    last_sent = started;
                 }
                 unsent = false;
             }

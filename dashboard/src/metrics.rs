@@ -94,11 +94,11 @@ impl Metrics {
         m
     }
 
-    /// Counts a record read from `topic`.
-    pub fn record_in(&self, topic: &str) {
+    /// The counter of records read from `topic` (a handle: keep it, and count with it).
+    pub fn records_in(&self, topic: &str) -> Counter {
         self.records_in
             .get_or_create(&vec![("topic".to_owned(), topic.to_owned())])
-            .inc();
+            .clone()
     }
 
     /// Counts a raised alert.
@@ -251,7 +251,7 @@ mod tests {
     fn renders_own_and_sourced_metrics() {
         let m = Metrics::new();
         m.ws_clients.set(3);
-        m.record_in("alerts");
+        m.records_in("alerts").inc();
         m.alert_raised(AlertKind::Surge);
         m.add_source(|| {
             vec![
