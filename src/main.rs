@@ -21,6 +21,12 @@ use streamcity::{Embedded, EmbeddedConfig, TwinBus};
 use streamcity_core::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the system allocator: records are allocated on one thread and
+/// freed on another (a producer's payload, dropped by the dashboard's history), which
+/// glibc's per-thread arenas serve with locks and consolidation passes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
