@@ -92,6 +92,37 @@ fn every_vehicle_reports_about_once_a_second() {
 }
 
 #[test]
+fn a_live_run_steps_in_small_ticks_that_spread_the_reports() {
+    // About 10 ms of real time per tick, whatever the speed, up to the default tick.
+    assert_eq!(SimConfig::live_tick_ms(1.0), 10);
+    assert_eq!(SimConfig::live_tick_ms(0.5), 5);
+    assert_eq!(SimConfig::live_tick_ms(10.0), 100);
+    assert_eq!(SimConfig::live_tick_ms(600.0), SimConfig::default().tick_ms);
+    assert_eq!(SimConfig::live_tick_ms(f64::NAN), 10);
+
+    let config = SimConfig {
+        tick_ms: SimConfig::live_tick_ms(1.0),
+        ..quiet(1)
+    };
+    let mut sim = Simulation::new(city(1), config);
+    let fleet = sim.fleet_size();
+    let events = run(&mut sim, 20);
+    let mut per_vehicle: HashMap<&Id, usize> = HashMap::new();
+    let mut per_tick: HashMap<i64, usize> = HashMap::new();
+    for p in positions(&events) {
+        *per_vehicle.entry(&p.vehicle_id).or_default() += 1;
+        *per_tick.entry(p.timestamp).or_default() += 1;
+    }
+    // Still once a second per vehicle...
+    assert_eq!(per_vehicle.len(), fleet);
+    assert!(per_vehicle.values().all(|&n| n == 20));
+    // ...but spread over the second's 100 ticks, not in a few bursts.
+    assert!(per_tick.len() >= 20 * 90, "{} ticks with reports", per_tick.len());
+    let busiest = per_tick.values().max().copied().unwrap_or(0);
+    assert!(busiest * 20 <= fleet, "{busiest} of {fleet} vehicles in one tick");
+}
+
+#[test]
 fn the_report_interval_is_configurable() {
     let mut config = quiet(1);
     config.vehicles.gaps = Gaps::Uniform {
