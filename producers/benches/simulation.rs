@@ -1,5 +1,6 @@
 //! Simulation throughput at 100,000 vehicles on one core, without and with turning
-//! the events into bus records (JSON encoding and keys), as the runner does.
+//! the events into bus records (JSON encoding and keys), as the runner does; in the
+//! default 200 ms ticks (tests, batch generation) and in a live run's 10 ms ones.
 //!
 //! `cargo bench -p streamcity-producers --bench simulation`
 
@@ -13,15 +14,18 @@ use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
 
 const FLEET: usize = 100_000;
 
-fn simulation() -> Simulation {
-    let city = Arc::new(City::generate(CityConfig {
-        vehicles: FLEET,
-        ..CityConfig::default()
-    }));
-    let mut sim = Simulation::new(city, SimConfig::default());
+/// A live run's tick at speed 1, ms.
+const LIVE_TICK_MS: i64 = 10;
+
+fn simulation(city: &Arc<City>, tick_ms: i64) -> Simulation {
+    let config = SimConfig {
+        tick_ms,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(Arc::clone(city), config);
     let mut out = Vec::new();
     // Warm up: a simulated minute, so vehicles are spread over every phase.
-    for _ in 0..300 {
+    for _ in 0..60_000 / tick_ms {
         sim.step(&mut out);
         out.clear();
     }
@@ -38,7 +42,11 @@ fn events_per_second(sim: &mut Simulation) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut sim = simulation();
+    let city = Arc::new(City::generate(CityConfig {
+        vehicles: FLEET,
+        ..CityConfig::default()
+    }));
+    let mut sim = simulation(&city, SimConfig::default().tick_ms);
     let per_second = events_per_second(&mut sim);
     let mut group = c.benchmark_group("simulation_100k_vehicles");
     group.sample_size(20);
@@ -65,6 +73,16 @@ fn bench(c: &mut Criterion) {
                 bytes += black_box(to_record(&topics, e)).payload.len();
             }
             black_box(bytes)
+        })
+    });
+    let mut live = simulation(&city, LIVE_TICK_MS);
+    group.bench_function("one_simulated_second_in_10ms_ticks", |b| {
+        b.iter(|| {
+            out.clear();
+            for _ in 0..1000 / LIVE_TICK_MS {
+                live.step(&mut out);
+            }
+            black_box(out.len())
         })
     });
     group.finish();

@@ -117,9 +117,16 @@ fn a_live_run_steps_in_small_ticks_that_spread_the_reports() {
     assert_eq!(per_vehicle.len(), fleet);
     assert!(per_vehicle.values().all(|&n| n == 20));
     // ...but spread over the second's 100 ticks, not in a few bursts.
-    assert!(per_tick.len() >= 20 * 90, "{} ticks with reports", per_tick.len());
+    assert!(
+        per_tick.len() >= 20 * 90,
+        "{} ticks with reports",
+        per_tick.len()
+    );
     let busiest = per_tick.values().max().copied().unwrap_or(0);
-    assert!(busiest * 20 <= fleet, "{busiest} of {fleet} vehicles in one tick");
+    assert!(
+        busiest * 20 <= fleet,
+        "{busiest} of {fleet} vehicles in one tick"
+    );
 }
 
 #[test]
