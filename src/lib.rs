@@ -54,6 +54,7 @@ impl Default for EmbeddedConfig {
             city: CityConfig::default(),
             sim: SimConfig {
                 start_ms: clock::wall_clock_ms(),
+                tick_ms: SimConfig::live_tick_ms(1.0),
                 ..SimConfig::default()
             },
             speed: 1.0,

@@ -388,7 +388,6 @@ impl Live {
         let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
             return false;
         };
-
         state.time = state.time.max(p.timestamp);
         // A vehicle with room standing at a stop takes the riders waiting there.
         if p.status == VehicleStatus::StoppedAt
@@ -822,6 +821,15 @@ const BATCH: usize = 1024;
 /// Batches already waiting that are taken before a delta is sent.
 const BURST_BATCHES: usize = 64;
 
+/// Sends a delta when anything changed, and notes when in `last_sent`: the start of
+/// the send, so that the period is counted from send to send, not from the end of one.
+fn send_delta(live: &Live, last_sent: &mut tokio::time::Instant) {
+    let started = tokio::time::Instant::now();
+    if live.tick() {
+        *last_sent = started;
+    }
+}
+
 /// Feeds `live` from `sub` (from [`subscribe`]) and sends a delta every tick, until
 /// `stop` is cancelled.
 pub async fn run_ingest<S: Subscription>(
@@ -861,18 +869,12 @@ pub async fn run_ingest<S: Subscription>(
                 }
                 unsent = true;
                 if last_sent.elapsed() >= period {
-                    let started = tokio::time::Instant::now();
-                    if live.tick() {
-                        last_sent = started;
-                    }
+                    send_delta(&live, &mut last_sent);
                     unsent = false;
                 }
             }
             _ = tokio::time::sleep_until(last_sent + period), if unsent => {
-                let started = tokio::time::Instant::now();
-                if live.tick() {
-                    last_sent = started;
-                }
+                send_delta(&live, &mut last_sent);
                 unsent = false;
             }
             _ = stop.cancelled() => break,
