@@ -27,9 +27,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::util::Timeout;
 use streamcity_core::{Bus, Record, Topics};
 use streamcity_kafka::{KafkaBus, KafkaConfig};
+use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
-use streamcity_producers::{City, CityConfig};
 
 #[path = "support/broker.rs"]
 mod broker;
@@ -42,9 +42,9 @@ use results::write_results;
 
 /// `n` of the twin's records: a 20,000-vehicle city's events, as the producers make them.
 fn records(topics: &Topics, n: usize) -> Vec<Record> {
-    let city = Arc::new(City::generate(CityConfig {
+    let city = Arc::new(synthetic::generate(SyntheticConfig {
         vehicles: 20_000,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }));
     let mut sim = Simulation::new(city, SimConfig::default());
     let mut events = Vec::new();
@@ -84,9 +84,9 @@ fn main() {
             .await
             .expect("the broker");
         bus.ensure_topics(&topics).await.expect("topics");
-        let city = Arc::new(City::generate(CityConfig {
+        let city = Arc::new(synthetic::generate(SyntheticConfig {
             vehicles: 20_000,
-            ..CityConfig::default()
+            ..SyntheticConfig::default()
         }));
         let mut sim = Simulation::new(city, SimConfig::default());
         let mut events = Vec::new();

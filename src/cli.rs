@@ -10,10 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use streamcity_core::clock::wall_clock_ms;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{Id, TimestampMs};
+use streamcity_network::SyntheticConfig;
 use streamcity_processor::ProcessorConfig;
-use streamcity_producers::CityConfig;
 use streamcity_producers::arrivals::{Burst, Gaps};
-use streamcity_producers::city::DEFAULT_FLEET;
 use streamcity_producers::runner::Limits;
 use streamcity_producers::sim::{CrowdEvent, DEFAULT_TAP_RATE, SimConfig};
 
@@ -63,6 +62,7 @@ pub struct KafkaArgs {
         long,
         env = "KAFKA_API_KEY",
         global = true,
+        hide_env_values = true,
         requires = "kafka_api_secret"
     )]
     pub kafka_api_key: Option<String>,
@@ -78,8 +78,19 @@ pub struct KafkaArgs {
     pub kafka_api_secret: Option<String>,
 
     /// A librdkafka property, `key=value`, passed through as it is. Repeatable.
-    #[arg(long = "kafka-opt", env = "STREAMCITY_KAFKA_OPTS", value_delimiter = ',', value_parser = parse_property, global = true)]
+    #[arg(long = "kafka-opt", env = "STREAMCITY_KAFKA_OPTS", value_delimiter = ',', value_parser = parse_property, hide_env_values = true, global = true)]
     pub kafka_opts: Vec<(String, String)>,
+
+    /// Replication factor of the topics created on Kafka [default: the brokers'
+    /// default.replication.factor; Confluent Cloud wants 3].
+    #[arg(long, env = "STREAMCITY_REPLICATION_FACTOR",
+          value_parser = clap::value_parser!(i16).range(1..=32), global = true)]
+    pub replication_factor: Option<i16>,
+
+    /// A topic setting for the topics created on Kafka, `key=value` (e.g.
+    /// `retention.ms=86400000`). Repeatable.
+    #[arg(long = "topic-config", env = "STREAMCITY_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_property, global = true)]
+    pub topic_config: Vec<(String, String)>,
 
     /// Partitions of the topics created on Kafka.
     #[arg(long, env = "STREAMCITY_PARTITIONS", default_value_t = 6,
@@ -130,6 +141,8 @@ impl KafkaArgs {
         c.api_secret = self.kafka_api_secret.clone();
         c.properties = self.kafka_opts.clone();
         c.partitions = self.partitions;
+        c.replication = self.replication_factor;
+        c.topic_config = self.topic_config.clone();
         Some(c)
     }
 
@@ -196,9 +209,11 @@ pub struct ListenArgs {
     )]
     pub host: IpAddr,
 
-    /// Port the dashboard listens on.
-    #[arg(long, env = "STREAMCITY_PORT", default_value_t = 8080, global = true)]
-    pub port: u16,
+    /// Port the dashboard listens on [default: 8080]; for `produce` (on Kafka) and
+    /// `process`, the port of their /metrics, /healthz and /readyz [default: 9101 and
+    /// 9102, or any free port when that is taken].
+    #[arg(long, env = "STREAMCITY_PORT", global = true)]
+    pub port: Option<u16>,
 
     /// How often live updates go out to WebSocket clients, ms: a vehicle's reports
     /// within one interval are sent as one (its latest). Shorter is fresher and costs
@@ -208,7 +223,15 @@ pub struct ListenArgs {
     pub tick_ms: u64,
 }
 
+/// The dashboard's port when none is given.
+pub const DASHBOARD_PORT: u16 = 8080;
+
 impl ListenArgs {
+    /// The dashboard's port.
+    pub fn dashboard_port(&self) -> u16 {
+        self.port.unwrap_or(DASHBOARD_PORT)
+    }
+
     /// The dashboard's settings from these flags.
     pub fn live(&self) -> streamcity_dashboard::LiveConfig {
         streamcity_dashboard::LiveConfig {
@@ -221,37 +244,45 @@ impl ListenArgs {
 /// The city and its simulation.
 #[derive(Debug, clap::Args)]
 pub struct TwinArgs {
-    /// Seed of the city and the simulation: the same seed and settings give the same events.
-    #[arg(long, env = "STREAMCITY_SEED", default_value_t = 42, global = true)]
-    pub seed: u64,
+    /// Seed of the city and the simulation: the same seed and settings give the same
+    /// events [default: 42]. With `process` and `serve`, which take the network from the
+    /// bus, a network option given is checked against the producer's.
+    #[arg(long, env = "STREAMCITY_SEED", global = true)]
+    pub seed: Option<u64>,
 
-    /// Vehicles in service.
-    #[arg(long, env = "STREAMCITY_VEHICLES", default_value_t = DEFAULT_FLEET as u32,
+    /// Vehicles in service [default: 240].
+    #[arg(long, env = "STREAMCITY_VEHICLES",
           value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
-    pub vehicles: u32,
+    pub vehicles: Option<u32>,
 
-    /// Simulated seconds per real second.
+    /// Simulated seconds per real second. `process` and `serve` follow the producer's
+    /// clock instead.
     #[arg(long, env = "STREAMCITY_SPEED", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true, global = true)]
     pub speed: f64,
 
     /// Simulated time to start at: a time of day `HH:MM` (UTC, today), e.g. 17:00 for
-    /// the evening peak, or milliseconds since the epoch. Default: now.
+    /// the evening peak, or milliseconds since the epoch. Default: now. `process` and
+    /// `serve` follow the producer's clock instead.
     #[arg(long, env = "STREAMCITY_START", value_parser = parse_start, global = true)]
     pub start: Option<TimestampMs>,
 
-    /// Latitude of the city centre, degrees.
+    /// Latitude of the city centre, degrees [default: 40.7128].
     #[arg(
         long,
         env = "STREAMCITY_LAT",
-        default_value_t = 40.7128,
         allow_negative_numbers = true,
         global = true
     )]
-    pub lat: f64,
+    pub lat: Option<f64>,
 
-    /// Longitude of the city centre, degrees.
-    #[arg(long, env = "STREAMCITY_LON", default_value_t = -74.0060, allow_negative_numbers = true, global = true)]
-    pub lon: f64,
+    /// Longitude of the city centre, degrees [default: -74.006].
+    #[arg(
+        long,
+        env = "STREAMCITY_LON",
+        allow_negative_numbers = true,
+        global = true
+    )]
+    pub lon: Option<f64>,
 
     /// Scripted crowd, `STOP@HH:MM[+MINUTES]xRIDERS`: riders pouring into a stop, e.g.
     /// `S0042@17:30+15x600` (a stadium letting out). Repeatable.
@@ -498,20 +529,34 @@ impl TwinArgs {
         Ok(config)
     }
 
-    /// The city to build.
-    pub fn city(&self) -> anyhow::Result<CityConfig> {
-        let centre = LatLon::new(self.lat, self.lon);
+    /// The city to build: the options given, the defaults for the others.
+    pub fn network(&self) -> anyhow::Result<SyntheticConfig> {
+        let d = SyntheticConfig::default();
+        let centre = LatLon::new(
+            self.lat.unwrap_or(d.centre.lat),
+            self.lon.unwrap_or(d.centre.lon),
+        );
         ensure!(
             centre.is_valid(),
             "--lat/--lon must be a valid position, got ({}, {})",
-            self.lat,
-            self.lon
+            centre.lat,
+            centre.lon
         );
-        Ok(CityConfig {
-            seed: self.seed,
+        Ok(SyntheticConfig {
+            seed: self.seed.unwrap_or(d.seed),
             centre,
-            vehicles: self.vehicles as usize,
+            vehicles: self.vehicles.map_or(d.vehicles, |v| v as usize),
         })
+    }
+
+    /// The network a stage that reads it from the bus was given explicitly (a network
+    /// option, by flag or environment): checked against the bus's.
+    pub fn network_given(&self) -> anyhow::Result<Option<SyntheticConfig>> {
+        let given = self.seed.is_some()
+            || self.vehicles.is_some()
+            || self.lat.is_some()
+            || self.lon.is_some();
+        given.then(|| self.network()).transpose()
     }
 }
 
@@ -524,7 +569,9 @@ pub fn simulation(
 ) -> anyhow::Result<(SimConfig, Limits)> {
     let start_ms = twin.start.unwrap_or_else(wall_clock_ms);
     let mut sim = SimConfig {
-        seed: twin.seed,
+        seed: twin
+            .seed
+            .unwrap_or(streamcity_network::synthetic::DEFAULT_SEED),
         start_ms,
         tick_ms: SimConfig::live_tick_ms(twin.speed),
         ..SimConfig::default()
@@ -579,7 +626,7 @@ pub fn simulation(
         probability,
         size: pace.burst_size,
     });
-    let fleet = twin.vehicles as f64;
+    let fleet = twin.network()?.vehicles as f64;
     match producer {
         ProducerKind::Vehicles => {
             if burst.is_some() {

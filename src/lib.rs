@@ -3,11 +3,14 @@
 //!
 //! [`Embedded::start`] is what `streamcity` with no subcommand runs (and what the
 //! end-to-end tests start on an ephemeral port); [`Embedded::start_on`] runs the same
-//! twin on another bus, as `streamcity --bus kafka` does.
+//! twin on another bus, as `streamcity --bus kafka` does. Every stage holds the same
+//! [`Network`] by reference; on Kafka it is also published for stages running apart.
+
+pub mod observe;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use streamcity_core::bus::TopicStats;
@@ -16,10 +19,11 @@ use streamcity_core::{
 };
 use streamcity_dashboard::metrics::Sample;
 use streamcity_dashboard::{Live, LiveConfig};
+use streamcity_network::{Network, SyntheticConfig, synthetic};
 use streamcity_processor::ProcessorConfig;
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
 use streamcity_producers::runner::{Ending, Limits, ProducerStats};
-use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+use streamcity_producers::{SimConfig, Simulation};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -29,7 +33,7 @@ pub struct EmbeddedConfig {
     /// Where the dashboard listens (port 0 picks a free one).
     pub addr: SocketAddr,
     /// The city to build.
-    pub city: CityConfig,
+    pub network: SyntheticConfig,
     /// The simulation.
     pub sim: SimConfig,
     /// Simulated seconds per real second.
@@ -43,15 +47,16 @@ pub struct EmbeddedConfig {
     /// When the producers stop by themselves (`--max`, `--duration`); the twin then
     /// shuts down.
     pub limits: Limits,
-    /// Where the processor checkpoints its state (and restores it from on start).
-    pub checkpoint: Option<std::path::PathBuf>,
+    /// Where the processor checkpoints its state (and restores it from on start, the
+    /// simulation resuming where the processor was).
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            city: CityConfig::default(),
+            network: SyntheticConfig::default(),
             sim: SimConfig {
                 start_ms: clock::wall_clock_ms(),
                 tick_ms: SimConfig::live_tick_ms(1.0),
@@ -104,13 +109,15 @@ pub struct Embedded<B: TwinBus = MemoryBus> {
     pub bus: B,
     /// The topic names in use.
     pub topics: Topics,
+    /// The network every stage shares.
+    pub network: Arc<Network>,
     /// The simulated clock.
     pub clock: SharedClock,
     /// The dashboard's live state.
     pub live: Arc<Live>,
     /// The producers' counters.
     pub producer: Arc<ProducerStats>,
-    /// The processor's counters.
+    /// The processor's counters (this run's).
     pub processor: Arc<ProcessorStats>,
     stop: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -122,9 +129,9 @@ pub struct Embedded<B: TwinBus = MemoryBus> {
 pub struct Summary {
     /// Records published per topic.
     pub topics: Vec<TopicStats>,
-    /// Alerts raised.
+    /// Alerts raised and published in this run.
     pub alerts_raised: u64,
-    /// Records set aside as dead letters.
+    /// Records set aside as dead letters in this run.
     pub dead_letters: u64,
 }
 
@@ -137,20 +144,70 @@ impl Embedded {
     }
 }
 
+/// Where a twin started with `checkpoint` resumes its simulation: at `start_ms`, or
+/// just after the latest event time the checkpointed processor saw when that is later,
+/// so that the simulation's clock and the processor's state go on together. Refuses a
+/// checkpoint of another network, or one that cannot be read, with what to do.
+pub fn resume_at(checkpoint: &Path, network: &Network, start_ms: i64) -> anyhow::Result<i64> {
+    let bytes = match std::fs::read(checkpoint) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(start_ms),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", checkpoint.display())),
+    };
+    let info = streamcity_processor::checkpoint::peek(&bytes).with_context(|| {
+        format!(
+            "{} cannot be resumed from; remove it to start afresh",
+            checkpoint.display()
+        )
+    })?;
+    if let Some(hash) = &info.network
+        && hash != network.hash()
+    {
+        anyhow::bail!(
+            "{} was taken with another network (hash {hash}) than this twin's {}; \
+             start with the settings it was taken with, or remove it to start afresh",
+            checkpoint.display(),
+            network.describe()
+        );
+    }
+    match info.event_time {
+        Some(seen) if seen >= start_ms => {
+            tracing::info!(
+                checkpoint = %checkpoint.display(),
+                resume_at = %format_hms(seen + 1),
+                "Resuming the simulation where the checkpointed processor was"
+            );
+            Ok(seen + 1)
+        }
+        _ => Ok(start_ms),
+    }
+}
+
 impl<B: TwinBus> Embedded<B> {
-    /// [`Embedded::start`] on the given bus (whose topics exist already).
+    /// [`Embedded::start`] on the given bus (whose topics exist already). On a bus that
+    /// keeps records (Kafka), the network is published for stages running apart, and
+    /// the twin refuses to start when the bus holds another one.
     pub async fn start_on(config: EmbeddedConfig, bus: B) -> anyhow::Result<Embedded<B>> {
+        let network = Arc::new(synthetic::generate(config.network));
+        streamcity_network::topic::offer(&bus, &config.topics, &network)
+            .await
+            .context(
+                "this twin's network cannot go on the bus; use another --topic-prefix to run another city on it",
+            )?;
+        let mut sim_config = config.sim.clone();
+        if let Some(path) = &config.checkpoint {
+            sim_config.start_ms = resume_at(path, &network, sim_config.start_ms)?;
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let clock = clock_for(config.sim.start_ms, config.speed);
-        let city = Arc::new(City::generate(config.city));
+        let clock = clock_for(sim_config.start_ms, config.speed);
         let topics = config.topics.clone();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let live = Arc::new(Live::new(Arc::clone(&city), topics.clone(), config.live));
+        let live = Arc::new(Live::new(Arc::clone(&network), topics.clone(), config.live));
         // A dashboard of its own that replays what the bus keeps (nothing, on the
         // memory bus), so twins sharing a Kafka cluster each see everything.
         let instance = format!("{}-{}", std::process::id(), clock::wall_clock_ms());
@@ -161,18 +218,11 @@ impl<B: TwinBus> Embedded<B> {
 
         let processor = Arc::new(ProcessorStats::default());
         let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
-        let mut processor_config = config.processor.clone();
-        if processor_config.headway.route_headways_s.is_empty() {
-            // The timetable's headways, for bunching and gapping.
-            processor_config.headway.route_headways_s = city
-                .routes
-                .iter()
-                .map(|r| (r.route_id.clone(), r.headway_s))
-                .collect();
-        }
         let options = RunOptions {
             topics: topics.clone(),
-            config: processor_config,
+            config: processor_config(config.processor.clone(), &network),
+            network: Arc::clone(&network),
+            speed: config.speed,
             checkpoint: config.checkpoint.clone(),
             checkpoint_every: std::time::Duration::from_secs(30),
         };
@@ -180,7 +230,7 @@ impl<B: TwinBus> Embedded<B> {
             bus.clone(),
             proc_sub,
             options,
-            Arc::clone(&clock),
+            Arc::new(SystemClock),
             stop.clone(),
             Arc::clone(&processor),
         );
@@ -190,13 +240,14 @@ impl<B: TwinBus> Embedded<B> {
         });
 
         let producer = Arc::new(ProducerStats::default());
-        let sim = Simulation::new(Arc::clone(&city), config.sim.clone());
+        let sim = Simulation::new(Arc::clone(&network), sim_config);
         let run = streamcity_producers::runner::run(
             sim,
             bus.clone(),
             topics.clone(),
             Arc::clone(&clock),
             config.limits,
+            true,
             stop.clone(),
             Arc::clone(&producer),
         );
@@ -210,17 +261,22 @@ impl<B: TwinBus> Embedded<B> {
             })
             .id();
 
-        live.metrics.add_source(stage_metrics(
-            bus.clone(),
-            Arc::clone(&producer),
-            Arc::clone(&processor),
-            Arc::clone(&clock),
-        ));
+        live.metrics.add_source({
+            let bus = bus.clone();
+            let (producer, processor) = (Arc::clone(&producer), Arc::clone(&processor));
+            move || {
+                let mut out = bus_metrics(&bus);
+                out.extend(observe::producer_metrics(&producer));
+                out.extend(observe::processor_metrics(&processor));
+                out
+            }
+        });
 
         Ok(Embedded {
             addr,
             bus,
             topics,
+            network,
             clock,
             live,
             producer,
@@ -266,14 +322,24 @@ impl<B: TwinBus> Embedded<B> {
         Ok(self.summary())
     }
 
-    /// Counters so far.
+    /// Counters of this run so far.
     pub fn summary(&self) -> Summary {
+        let counts = self.processor.counts();
         Summary {
             topics: self.bus.topic_stats(),
-            alerts_raised: self.processor.alerts_raised.load(Ordering::Relaxed),
-            dead_letters: self.processor.dead_letters.load(Ordering::Relaxed),
+            alerts_raised: counts.alerts_raised,
+            dead_letters: counts.dead_letters,
         }
     }
+}
+
+/// The processor's settings for `network`: bunching and gapping are judged against its
+/// timetable's headways unless the settings name their own.
+pub fn processor_config(mut config: ProcessorConfig, network: &Network) -> ProcessorConfig {
+    if config.headway.route_headways_s.is_empty() {
+        config.headway.route_headways_s = network.headways();
+    }
+    config
 }
 
 /// The clock a run uses: real time when it starts now at speed 1, otherwise simulated
@@ -286,85 +352,31 @@ pub fn clock_for(start_ms: i64, speed: f64) -> SharedClock {
     }
 }
 
-/// What the other stages of an embedded twin report on `/metrics`.
-fn stage_metrics<B: TwinBus>(
-    bus: B,
-    producer: Arc<ProducerStats>,
-    processor: Arc<ProcessorStats>,
-    clock: SharedClock,
-) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
-    move || {
-        let mut out = Vec::new();
-        for t in bus.topic_stats() {
-            let topic = [("topic", &*t.topic)];
-            out.push(Sample::counter(
-                "streamcity_bus_records",
-                "Records published to the bus, by topic",
-                &topic,
-                t.published,
-            ));
-            out.push(Sample::counter(
-                "streamcity_bus_backpressure_waits",
-                "Times a publisher waited for a slow subscriber, by topic",
-                &topic,
-                t.backpressure_waits,
-            ));
-        }
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+/// `HH:MM:SS` of a time, UTC.
+pub fn format_hms(ms: i64) -> String {
+    let s = (ms / 1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Records published per topic, and waits for slow subscribers, on `bus`.
+fn bus_metrics<B: TwinBus>(bus: &B) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for t in bus.topic_stats() {
+        let topic = [("topic", &*t.topic)];
         out.push(Sample::counter(
-            "streamcity_producer_records_sent",
-            "Records the simulators sent",
-            &[],
-            load(&producer.sent),
+            "streamcity_bus_records",
+            "Records published to the bus, by topic",
+            &topic,
+            t.published,
         ));
         out.push(Sample::counter(
-            "streamcity_producer_records_failed",
-            "Records the bus refused",
-            &[],
-            load(&producer.failed),
+            "streamcity_bus_backpressure_waits",
+            "Times a publisher waited for a slow subscriber, by topic",
+            &topic,
+            t.backpressure_waits,
         ));
-        out.push(Sample::counter(
-            "streamcity_processor_records_in",
-            "Records the processor read",
-            &[],
-            load(&processor.records_in),
-        ));
-        out.push(Sample::counter(
-            "streamcity_processor_records_out",
-            "Records the processor published",
-            &[],
-            load(&processor.records_out),
-        ));
-        out.push(Sample::counter(
-            "streamcity_processor_dead_letters",
-            "Records set aside as malformed",
-            &[],
-            load(&processor.dead_letters),
-        ));
-        out.push(Sample::counter(
-            "streamcity_processor_late_records",
-            "Records after their window closed",
-            &[],
-            load(&processor.late),
-        ));
-        out.push(Sample::gauge(
-            "streamcity_processor_open_windows",
-            "Open windows",
-            &[],
-            load(&processor.open_windows) as f64,
-        ));
-        let watermark = processor.watermark_ms.load(Ordering::Relaxed);
-        if watermark > 0 {
-            let lag = (clock.now_ms() - watermark) as f64 / 1000.0;
-            out.push(Sample::gauge(
-                "streamcity_processor_lag_seconds",
-                "How far the processor's watermark is behind the clock, seconds",
-                &[],
-                lag,
-            ));
-        }
-        out
     }
+    out
 }
 
 async fn ingest(

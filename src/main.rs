@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use cli::{BusKind, Cli, Command, KafkaArgs, ListenArgs, PaceArgs, ProducerKind, TwinArgs};
-use streamcity::{Embedded, EmbeddedConfig, TwinBus};
+use streamcity::{Embedded, EmbeddedConfig, TwinBus, format_hms, observe};
 use streamcity_core::CancellationToken;
+use streamcity_producers::runner::ProducerStats;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than the system allocator: records are allocated on one thread and
@@ -49,9 +50,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => run_embedded(cli.twin, cli.listen, cli.pace, &cli.kafka).await,
         Some(Command::Produce { producer }) => {
-            run_produce(producer, &cli.twin, &cli.pace, &cli.kafka).await
+            run_produce(producer, &cli.twin, &cli.listen, &cli.pace, &cli.kafka).await
         }
-        Some(Command::Process) => stages::process(&cli.twin, &cli.kafka, stop_on_signal()).await,
+        Some(Command::Process) => {
+            stages::process(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
+        }
         Some(Command::Serve) => {
             stages::serve(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
         }
@@ -95,31 +98,63 @@ fn stop_on_signal() -> CancellationToken {
 async fn run_produce(
     producer: ProducerKind,
     twin: &TwinArgs,
+    listen: &ListenArgs,
     pace: &PaceArgs,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(twin, pace, producer)?;
+    let network = Arc::new(streamcity_network::synthetic::generate(twin.network()?));
     let every = Duration::from_secs(5);
     let topics = kafka.topics();
+    let stats = Arc::new(ProducerStats::default());
+    let stop = stop_on_signal();
     if kafka.bus_kind() == BusKind::Kafka {
         let bus = stages::connect(kafka, "produce").await?;
         bus.ensure_topics(&topics).await?;
-        let reports = Some(Arc::clone(bus.stats()));
+        let reports = Arc::clone(bus.stats());
+        let listener = observe::bind(listen.host, listen.port, 9101, "produce").await?;
+        let observer = tokio::spawn(observe::serve(
+            listener,
+            {
+                let (stats, reports) = (Arc::clone(&stats), Arc::clone(&reports));
+                move || {
+                    let mut out = observe::producer_metrics(&stats);
+                    out.extend(observe::delivery_metrics(&reports));
+                    out
+                }
+            },
+            || Ok("producing".to_owned()),
+            stop.clone(),
+        ));
+        let reference = {
+            let (bus, topic) = (bus.clone(), Arc::clone(&topics.network));
+            Box::new(move || {
+                bus.published()
+                    .iter()
+                    .find(|(t, _)| *t == topic)
+                    .map_or(0, |(_, n)| *n)
+            }) as Box<dyn Fn() -> u64 + Send>
+        };
         let out = produce::Output {
             bus,
             topics,
-            reports,
+            reports: Some((reports, reference)),
+            share: true,
         };
-        return produce::run(
+        let result = produce::run(
             out,
-            twin.city()?,
+            network,
             sim,
             twin.speed,
             limits,
-            stop_on_signal(),
+            stats,
+            stop.clone(),
             every,
         )
         .await;
+        stop.cancel();
+        let _ = observer.await;
+        return result;
     }
     let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::with_capacity(
         1 << 16,
@@ -129,26 +164,9 @@ async fn run_produce(
         bus: jsonl::JsonLinesBus::new(out),
         topics,
         reports: None,
+        share: false,
     };
-    produce::run(
-        out,
-        twin.city()?,
-        sim,
-        twin.speed,
-        limits,
-        stop_on_signal(),
-        every,
-    )
-    .await
-}
-
-/// The clock for the stages: `--start` and `--speed`.
-fn clock_from(twin: &TwinArgs) -> streamcity_core::SharedClock {
-    streamcity::clock_for(
-        twin.start
-            .unwrap_or_else(streamcity_core::clock::wall_clock_ms),
-        twin.speed,
-    )
+    produce::run(out, network, sim, twin.speed, limits, stats, stop, every).await
 }
 
 async fn run_embedded(
@@ -159,8 +177,8 @@ async fn run_embedded(
 ) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All)?;
     let config = EmbeddedConfig {
-        addr: SocketAddr::new(listen.host, listen.port),
-        city: twin.city()?,
+        addr: SocketAddr::new(listen.host, listen.dashboard_port()),
+        network: twin.network()?,
         sim,
         speed: twin.speed,
         limits,
@@ -223,7 +241,7 @@ async fn drive<B: TwinBus>(
                     sim_time = %format_hms(sim_ms as i64),
                     vehicles = twin_run.live.vehicle_count(),
                     events_per_sec = (sent - last_sent) / 10,
-                    alerts = twin_run.processor.alerts_raised.load(Ordering::Relaxed),
+                    alerts = twin_run.processor.counts().alerts_raised,
                     "Twin running"
                 );
                 last_sent = sent;
@@ -246,11 +264,6 @@ async fn drive<B: TwinBus>(
         summary.alerts_raised, summary.dead_letters
     );
     Ok(())
-}
-
-fn format_hms(ms: i64) -> String {
-    let s = (ms / 1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Resolves on Ctrl+C or SIGTERM.

@@ -1,14 +1,17 @@
 //! `streamcity produce`: the simulators alone, publishing their records, with progress
-//! reports like the RideMatch generator's (sent, delivered, pending, rate).
+//! reports like the RideMatch generator's (sent, delivered, pending, rate). On Kafka the
+//! network and the simulated clock go on the bus too, for the stages that run apart.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use streamcity_core::{Bus, CancellationToken, Topics};
 use streamcity_kafka::DeliveryStats;
+use streamcity_network::{Network, topic};
 use streamcity_producers::runner::{Ending, Limits, ProducerStats};
-use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+use streamcity_producers::{SimConfig, Simulation};
 
 /// Where `produce` sends its records.
 pub struct Output<B> {
@@ -16,31 +19,40 @@ pub struct Output<B> {
     pub bus: B,
     /// Topic names.
     pub topics: Topics,
-    /// Delivery reports, when the bus gives them (Kafka); otherwise a record handed to
-    /// the bus counts as delivered.
-    pub reports: Option<Arc<DeliveryStats>>,
+    /// Delivery reports, when the bus gives them (Kafka), and how many of the records
+    /// reported are the network's and the clock's rather than the stream's; otherwise a
+    /// record handed to the bus counts as delivered.
+    pub reports: Option<Reports>,
+    /// Whether the network and the clock go on the bus (Kafka: for the other stages).
+    pub share: bool,
 }
 
-/// Runs the simulators on `out.bus` until a limit is reached or `stop` is cancelled,
-/// reporting progress on standard error every `report_every`.
+/// Runs the simulators of `network` on `out.bus` until a limit is reached or `stop` is
+/// cancelled, reporting progress on standard error every `report_every`. `stats` are
+/// the run's counters (for `/metrics`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<B: Bus>(
     out: Output<B>,
-    city: CityConfig,
+    network: Arc<Network>,
     sim: SimConfig,
     speed: f64,
     limits: Limits,
+    stats: Arc<ProducerStats>,
     stop: CancellationToken,
     report_every: Duration,
 ) -> anyhow::Result<()> {
+    if out.share {
+        topic::offer(&out.bus, &out.topics, &network).await.context(
+            "the bus holds another city: use another --topic-prefix to produce a different one on this cluster",
+        )?;
+    }
     let clock = streamcity::clock_for(sim.start_ms, speed);
-    let city = Arc::new(City::generate(city));
-    let simulation = Simulation::new(city, sim);
+    let simulation = Simulation::new(Arc::clone(&network), sim);
     eprintln!(
         "Producing: {} vehicles, {} stops; Ctrl+C flushes and stops",
         simulation.fleet_size(),
-        simulation.city().stops.len()
+        network.stops.len()
     );
-    let stats = Arc::new(ProducerStats::default());
     let started = Instant::now();
     let reports = out.reports;
     let mut task = tokio::spawn(streamcity_producers::runner::run(
@@ -49,6 +61,7 @@ pub async fn run<B: Bus>(
         out.topics,
         clock,
         limits,
+        out.share,
         stop.clone(),
         Arc::clone(&stats),
     ));
@@ -69,7 +82,7 @@ pub async fn run<B: Bus>(
                 let sent = stats.sent.load(Ordering::Relaxed);
                 let rate = (sent - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
                 last = (Instant::now(), sent);
-                eprintln!("Report #{report_no}: {} | {rate:.0}/s", counts(&stats, reports.as_deref()));
+                eprintln!("Report #{report_no}: {} | {rate:.0}/s", counts(&stats, reports.as_ref()));
             }
         }
     };
@@ -81,16 +94,21 @@ pub async fn run<B: Bus>(
     eprintln!(
         "Done ({why}) after {:.1} s: {}",
         started.elapsed().as_secs_f64(),
-        counts(&stats, reports.as_deref())
+        counts(&stats, reports.as_ref())
     );
     Ok(())
 }
 
-fn counts(stats: &ProducerStats, reports: Option<&DeliveryStats>) -> String {
+/// Delivery reports, and how many of them are the network's and the clock's records.
+pub type Reports = (Arc<DeliveryStats>, Box<dyn Fn() -> u64 + Send>);
+
+fn counts(stats: &ProducerStats, reports: Option<&Reports>) -> String {
     let sent = stats.sent.load(Ordering::Relaxed);
     let (delivered, failed) = match reports {
-        Some(r) => (
-            r.delivered.load(Ordering::Relaxed),
+        Some((r, reference)) => (
+            r.delivered
+                .load(Ordering::Relaxed)
+                .saturating_sub(reference()),
             r.failed.load(Ordering::Relaxed),
         ),
         None => (

@@ -1,18 +1,22 @@
 //! The stages that run on their own against Kafka: `process`, `serve` and `tail`, as
-//! docker-compose runs them.
+//! docker-compose runs them. `process` and `serve` take the network and the clock from
+//! the bus, where the producer published them.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use streamcity_core::{Bus, CancellationToken, StartFrom, Subscribe, Subscription};
+use streamcity::observe;
+use streamcity_core::{
+    Bus, CancellationToken, ClockReading, StartFrom, Subscribe, Subscription, SystemClock, Topics,
+};
 use streamcity_dashboard::Live;
 use streamcity_kafka::KafkaBus;
+use streamcity_network::{Network, synthetic, topic};
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
-use streamcity_producers::City;
 
 use crate::cli::{KafkaArgs, ListenArgs, TwinArgs};
 
@@ -38,31 +42,80 @@ fn instance() -> String {
     )
 }
 
+/// The network of a stage that reads it from the bus: the producer's, waited for when
+/// there is none yet, and checked against the one the stage was given, if any. `None`
+/// when stopped while waiting.
+async fn network_from_bus(
+    bus: &KafkaBus,
+    topics: &Topics,
+    twin: &TwinArgs,
+    stage: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<(Arc<Network>, Option<ClockReading>)>> {
+    if twin.start.is_some() || twin.speed != 1.0 {
+        tracing::info!(
+            "`{stage}` follows the producer's clock on the bus: --start and --speed apply to producers"
+        );
+    }
+    let given = twin.network_given()?.map(synthetic::generate);
+    let Some((network, clock)) = topic::wait_for(bus, topics, stage, stop).await? else {
+        return Ok(None);
+    };
+    if let Some(given) = &given {
+        topic::agree(given, &network, topics).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}. Every stage must share the producer's network: start `{stage}` without \
+                 --seed/--vehicles/--lat/--lon (it takes the network from the bus), or give the \
+                 producer's settings"
+            )
+        })?;
+    }
+    tracing::info!(network = %network.describe(), "Network read from the bus");
+    Ok(Some((Arc::new(network), clock)))
+}
+
 /// `streamcity process`: the processor alone on Kafka, in the consumer group that
-/// splits the partitions among instances.
+/// splits the partitions among instances, with its own /metrics, /healthz, /readyz.
 pub async fn process(
     twin: &TwinArgs,
+    listen: &ListenArgs,
     kafka: &KafkaArgs,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let bus = connect(kafka, "process").await?;
     let topics = kafka.topics();
     bus.ensure_topics(&topics).await?;
-    let city = City::generate(twin.city()?);
-    let mut config = twin.processor()?;
-    if config.headway.route_headways_s.is_empty() {
-        config.headway.route_headways_s = city
-            .routes
-            .iter()
-            .map(|r| (r.route_id.clone(), r.headway_s))
-            .collect();
-    }
-    let clock = crate::clock_from(twin);
-    let sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+    let config = twin.processor()?;
     let stats = Arc::new(ProcessorStats::default());
+    let running = Arc::new(AtomicBool::new(false));
+    let listener = observe::bind(listen.host, listen.port, 9102, "process").await?;
+    let observer = tokio::spawn(observe::serve(
+        listener,
+        {
+            let stats = Arc::clone(&stats);
+            move || observe::processor_metrics(&stats)
+        },
+        {
+            let running = Arc::clone(&running);
+            move || match running.load(Ordering::Relaxed) {
+                true => Ok("processing".to_owned()),
+                false => Err("waiting for the network on the bus".to_owned()),
+            }
+        },
+        stop.clone(),
+    ));
+    // Joins the consumer group first, so that instances started together settle on a
+    // split of the partitions while they wait for the network.
+    let sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+    let Some((network, clock)) = network_from_bus(&bus, &topics, twin, "process", &stop).await?
+    else {
+        return Ok(());
+    };
     let options = RunOptions {
         topics,
-        config,
+        config: streamcity::processor_config(config, &network),
+        network,
+        speed: clock.map_or(1.0, |c| c.speed),
         checkpoint: twin.checkpoint.clone(),
         checkpoint_every: Duration::from_secs(30),
     };
@@ -70,25 +123,28 @@ pub async fn process(
         bus,
         sub,
         options,
-        clock,
-        stop,
+        Arc::new(SystemClock),
+        stop.clone(),
         Arc::clone(&stats),
     ));
+    running.store(true, Ordering::Relaxed);
     eprintln!("Processing; Ctrl+C stops after committing what was processed");
     let mut progress = tokio::time::interval(Duration::from_secs(10));
     progress.tick().await;
     let counts = loop {
         tokio::select! {
             done = &mut task => break done??,
-            _ = progress.tick() => eprintln!(
-                "Processed {} records, published {}, alerts raised {}, dead letters {}",
-                stats.records_in.load(Ordering::Relaxed),
-                stats.records_out.load(Ordering::Relaxed),
-                stats.alerts_raised.load(Ordering::Relaxed),
-                stats.dead_letters.load(Ordering::Relaxed),
-            ),
+            _ = progress.tick() => {
+                let c = stats.counts();
+                eprintln!(
+                    "Processed {} records, published {}, alerts raised {}, dead letters {}",
+                    c.records_in, c.records_out, c.alerts_raised, c.dead_letters,
+                );
+            }
         }
     };
+    stop.cancel();
+    let _ = observer.await;
     eprintln!(
         "Done: processed {} records, published {}, alerts raised {}, late {}, dead letters {}",
         counts.records_in,
@@ -110,10 +166,12 @@ pub async fn serve(
     let bus = connect(kafka, "serve").await?;
     let topics = kafka.topics();
     bus.ensure_topics(&topics).await?;
-    let city = Arc::new(City::generate(twin.city()?));
-    let live = Arc::new(Live::new(city, topics, listen.live()));
+    let Some((network, _)) = network_from_bus(&bus, &topics, twin, "serve", &stop).await? else {
+        return Ok(());
+    };
+    let live = Arc::new(Live::new(network, topics, listen.live()));
     let sub = streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance()).await?;
-    let addr = SocketAddr::new(listen.host, listen.port);
+    let addr = SocketAddr::new(listen.host, listen.dashboard_port());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -168,10 +168,114 @@ async fn clients_are_closed_cleanly_on_shutdown() {
     assert_eq!(close_code, Some(1001));
 }
 
+/// Every alert record on `bus`'s alert topic from now on: (alert id, state).
+async fn alert_reader(
+    bus: &streamcity_core::MemoryBus,
+) -> tokio::task::JoinHandle<Vec<(String, String)>> {
+    use streamcity_core::{Subscribe, Subscription, Topics};
+    let topics = Topics::default();
+    let mut sub = bus
+        .subscribe(Subscribe::new("alert-reader", &[&topics.alerts]))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut batch = Vec::new();
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(3), sub.recv_many(&mut batch, 256)).await
+        {
+            if n == 0 {
+                break;
+            }
+            for d in batch.drain(..) {
+                let a: Value = serde_json::from_slice(&d.record.payload).unwrap();
+                seen.push((
+                    a["alert_id"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        seen
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_processor_checkpoints_on_stop_and_resumes_on_start() {
+async fn a_restart_with_a_checkpoint_resumes_the_clock_and_the_state_together() {
     let path =
         std::env::temp_dir().join(format!("streamcity-checkpoint-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    // The same settings twice, as a user restarting `--start 17:00 --speed 10
+    // --checkpoint FILE` would give them.
+    let start_ms = 1_763_917_200_000; // 17:00 UTC
+    let config = EmbeddedConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        checkpoint: Some(path.clone()),
+        speed: 10.0,
+        sim: streamcity_producers::SimConfig {
+            start_ms,
+            tick_ms: streamcity_producers::SimConfig::live_tick_ms(10.0),
+            ..streamcity_producers::SimConfig::default()
+        },
+        ..EmbeddedConfig::default()
+    };
+    let bus = streamcity_core::MemoryBus::default();
+    let first_alerts = alert_reader(&bus).await;
+    let twin = Embedded::start_on(config.clone(), bus).await.unwrap();
+    wait_for_vehicles(&twin, 200).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first = twin.shutdown().await.unwrap();
+    let first_alerts = first_alerts.await.unwrap();
+    let still_active: Vec<&String> = first_alerts
+        .iter()
+        .filter(|(id, s)| {
+            s == "raised" && !first_alerts.iter().any(|(i, s)| i == id && s == "cleared")
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        first.alerts_raised as usize,
+        first_alerts.iter().filter(|(_, s)| s == "raised").count(),
+        "the summary counts what was published"
+    );
+
+    let saved = std::fs::read(&path).expect("a checkpoint written on stop");
+    let info = streamcity_processor::checkpoint::peek(&saved).unwrap();
+    let reached = info.event_time.expect("the processor saw events");
+    assert!(reached > start_ms + 20_000, "{reached}");
+
+    // The restart resumes the simulation where the processor was: vehicles are on the
+    // map within seconds, nothing is late, no alert still active is raised again.
+    let bus = streamcity_core::MemoryBus::default();
+    let second_alerts = alert_reader(&bus).await;
+    let twin = Embedded::start_on(config, bus).await.unwrap();
+    assert!(
+        twin.clock.now_ms() > reached,
+        "the clock resumes after {reached}, not at the start {start_ms}"
+    );
+    wait_for_vehicles(&twin, 200).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = twin.processor.counts();
+    assert!(counts.records_in > 0);
+    assert_eq!(counts.late, 0, "no late records after resuming");
+    assert_eq!(counts.dead_letters, 0);
+    let second = twin.shutdown().await.unwrap();
+    let second_alerts = second_alerts.await.unwrap();
+    let raised_again: Vec<&(String, String)> = second_alerts
+        .iter()
+        .filter(|(id, s)| s == "raised" && still_active.contains(&id))
+        .collect();
+    assert!(raised_again.is_empty(), "raised twice: {raised_again:?}");
+    assert_eq!(
+        second.alerts_raised as usize,
+        second_alerts.iter().filter(|(_, s)| s == "raised").count(),
+        "the summary counts this run's alerts, not the checkpoint's"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_of_another_city_is_refused_clearly() {
+    let path = std::env::temp_dir().join(format!("streamcity-other-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let config = EmbeddedConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -179,33 +283,22 @@ async fn the_processor_checkpoints_on_stop_and_resumes_on_start() {
         ..EmbeddedConfig::default()
     };
     let twin = Embedded::start(config.clone()).await.unwrap();
-    wait_for_vehicles(&twin, 200).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_vehicles(&twin, 10).await;
     twin.shutdown().await.unwrap();
-
-    let saved = std::fs::read(&path).expect("a checkpoint written on stop");
-    let restored =
-        streamcity_processor::Processor::restore(streamcity_core::Topics::default(), &saved)
-            .unwrap();
+    let other = EmbeddedConfig {
+        network: streamcity_network::SyntheticConfig {
+            seed: 7,
+            ..streamcity_network::SyntheticConfig::default()
+        },
+        ..config
+    };
+    let err = match Embedded::start(other).await {
+        Ok(_) => panic!("a checkpoint of another network was accepted"),
+        Err(e) => format!("{e:#}"),
+    };
     assert!(
-        restored.vehicle_count() >= 200,
-        "{} vehicles in the checkpoint",
-        restored.vehicle_count()
+        err.contains("another network") && err.contains("seed 7"),
+        "{err}"
     );
-    let records_before = restored.counts().records_in;
-    assert!(records_before > 0);
-
-    // A new twin resumes from it: its counters carry on from the checkpoint's.
-    let twin = Embedded::start(config).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let records_in = twin
-        .processor
-        .records_in
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        records_in > records_before,
-        "{records_in} records after resuming from {records_before}"
-    );
-    twin.shutdown().await.unwrap();
     std::fs::remove_file(&path).unwrap();
 }

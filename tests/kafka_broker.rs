@@ -639,7 +639,6 @@ async fn alerts_of_a_run<B: streamcity::TwinBus>(
     topics: Topics,
     events: u64,
 ) -> Vec<(String, String)> {
-    use std::sync::atomic::Ordering;
     let start_ms = 1_763_969_400_000; // a Monday, 07:30 UTC: the morning peak
     let config = streamcity::EmbeddedConfig {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -708,12 +707,12 @@ async fn alerts_of_a_run<B: streamcity::TwinBus>(
         .map(|t| t.published)
         .sum();
     for _ in 0..300 {
-        if twin.processor.records_in.load(Ordering::Relaxed) >= published {
+        if twin.processor.counts().records_in >= published {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(twin.processor.records_in.load(Ordering::Relaxed), published);
+    assert_eq!(twin.processor.counts().records_in, published);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let summary = twin.shutdown().await.unwrap();
     // A last record marks the end for the reader.

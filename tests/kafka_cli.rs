@@ -47,8 +47,10 @@ fn sorted_lines(out: &Output) -> Vec<String> {
 /// requests, so the stages find them there).
 fn cluster(prefix: &str) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
-    for t in streamcity_core::Topics::with_prefix(prefix).all() {
-        cluster.create_topic(t, 3, 1).unwrap();
+    let topics = streamcity_core::Topics::with_prefix(prefix);
+    for t in topics.all() {
+        let partitions = if *t == topics.network { 1 } else { 3 };
+        cluster.create_topic(t, partitions, 1).unwrap();
     }
     cluster
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::event::TimestampMs;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{MIN_VALID_TIMESTAMP, TimestampMs};
 
 /// A source of simulated time.
 pub trait Clock: Send + Sync + Debug + 'static {
@@ -128,6 +130,55 @@ impl Clock for ManualClock {
     }
 }
 
+/// The simulated clock as a producer runs it, published beside the network (key
+/// `clock` on the `network` topic) so that every stage shares one clock: at wall-clock
+/// time `wall_ms` the simulated time was `sim_ms`, and it advances `speed` simulated
+/// seconds per real second. A producer that stops publishes a reading with speed 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockReading {
+    /// Simulated time, ms since the epoch.
+    pub sim_ms: TimestampMs,
+    /// Wall-clock time of the reading, ms since the epoch.
+    pub wall_ms: TimestampMs,
+    /// Simulated seconds per real second; 0 when the clock has stopped.
+    pub speed: f64,
+}
+
+impl ClockReading {
+    /// A reading of `clock` now.
+    pub fn of(clock: &dyn Clock) -> Self {
+        ClockReading {
+            sim_ms: clock.now_ms(),
+            wall_ms: wall_clock_ms(),
+            speed: clock.speed(),
+        }
+    }
+
+    /// The clock stopped at `sim_ms`.
+    pub fn stopped(sim_ms: TimestampMs) -> Self {
+        ClockReading {
+            sim_ms,
+            wall_ms: wall_clock_ms(),
+            speed: 0.0,
+        }
+    }
+
+    /// The simulated time at wall-clock time `wall_ms`.
+    pub fn sim_at(&self, wall_ms: TimestampMs) -> TimestampMs {
+        let elapsed = wall_ms.saturating_sub(self.wall_ms).max(0) as f64;
+        self.sim_ms
+            .saturating_add((elapsed * self.speed) as TimestampMs)
+    }
+
+    /// Whether it can be used: times after 2000, a finite speed from 0 to 1,000,000.
+    pub fn is_valid(&self) -> bool {
+        self.sim_ms >= MIN_VALID_TIMESTAMP
+            && self.wall_ms >= MIN_VALID_TIMESTAMP
+            && self.speed.is_finite()
+            && (0.0..=1_000_000.0).contains(&self.speed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +201,32 @@ mod tests {
     fn bad_speed_is_real_time() {
         assert_eq!(ScaledClock::new(0, -3.0).speed(), 1.0);
         assert_eq!(ScaledClock::new(0, f64::NAN).speed(), 1.0);
+    }
+
+    #[test]
+    fn a_reading_tells_the_simulated_time_later() {
+        let r = ClockReading {
+            sim_ms: 1_763_884_800_000,
+            wall_ms: 1_700_000_000_000,
+            speed: 10.0,
+        };
+        assert!(r.is_valid());
+        assert_eq!(r.sim_at(1_700_000_001_000), 1_763_884_810_000);
+        assert_eq!(
+            r.sim_at(1_699_999_999_000),
+            1_763_884_800_000,
+            "never backwards"
+        );
+        let stopped = ClockReading { speed: 0.0, ..r };
+        assert_eq!(stopped.sim_at(1_700_000_100_000), r.sim_ms);
+        assert!(
+            !ClockReading {
+                speed: f64::NAN,
+                ..r
+            }
+            .is_valid()
+        );
+        assert!(!ClockReading { sim_ms: 5, ..r }.is_valid());
     }
 
     #[test]

@@ -439,26 +439,82 @@ pub enum InvalidEvent {
         /// The longitude given.
         lon: f64,
     },
-    /// A timestamp too far in the future (or before 2000).
+    /// A timestamp before 2000 or after 2200.
     #[error("timestamp {0} out of range")]
     Timestamp(TimestampMs),
+    /// A timestamp too far ahead of the event time of the stream so far (the text is
+    /// that of [`InvalidEvent::Timestamp`]; [`InvalidEvent::reason`] tells them apart).
+    #[error("timestamp {ts} out of range")]
+    Ahead {
+        /// The timestamp.
+        ts: TimestampMs,
+        /// How far ahead of the latest event time seen it is, ms.
+        ahead_ms: i64,
+        /// How far ahead is allowed, ms.
+        bound_ms: i64,
+    },
     /// Some other field out of its range.
     #[error("{0}")]
     Field(&'static str),
 }
 
+impl InvalidEvent {
+    /// Every reason, as [`InvalidEvent::reason`] names them (for counters).
+    pub const REASONS: [&'static str; 5] =
+        ["malformed", "coordinates", "timestamp", "ahead", "field"];
+
+    /// Why, in one word: one of [`InvalidEvent::REASONS`].
+    pub fn reason(&self) -> &'static str {
+        Self::REASONS[self.reason_index()]
+    }
+
+    /// The index of [`InvalidEvent::reason`] in [`InvalidEvent::REASONS`].
+    pub fn reason_index(&self) -> usize {
+        match self {
+            InvalidEvent::Malformed(_) => 0,
+            InvalidEvent::Coordinates { .. } => 1,
+            InvalidEvent::Timestamp(_) => 2,
+            InvalidEvent::Ahead { .. } => 3,
+            InvalidEvent::Field(_) => 4,
+        }
+    }
+}
+
 /// Earliest event time accepted: 2000-01-01T00:00:00Z.
 pub const MIN_VALID_TIMESTAMP: TimestampMs = 946_684_800_000;
+/// Latest event time accepted: 2200-01-01T00:00:00Z.
+pub const MAX_VALID_TIMESTAMP: TimestampMs = 7_258_118_400_000;
 
 /// An event that can check its own fields.
 pub trait Validate {
-    /// Checks the fields against their documented ranges. `now` is the current time;
-    /// timestamps more than `max_future_ms` after it are rejected.
-    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent>;
+    /// Checks the fields against their documented ranges (times from 2000 to 2200).
+    /// Whether its time fits the stream it came in is [`check_not_ahead`]'s question.
+    fn validate(&self) -> Result<(), InvalidEvent>;
+
+    /// Its event time, ms since the epoch.
+    fn event_time(&self) -> TimestampMs;
 }
 
-fn check_ts(ts: TimestampMs, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
-    if ts < MIN_VALID_TIMESTAMP || ts > now.saturating_add(max_future_ms) {
+/// Checks that an event time `ts` is at most `bound_ms` ahead of `latest`, the latest
+/// event time of the stream so far (`None` before the first event: anything goes).
+/// Event time, not a clock: a replay of last week is as fine as a live stream.
+pub fn check_not_ahead(
+    ts: TimestampMs,
+    latest: Option<TimestampMs>,
+    bound_ms: i64,
+) -> Result<(), InvalidEvent> {
+    match latest {
+        Some(latest) if ts.saturating_sub(latest) > bound_ms => Err(InvalidEvent::Ahead {
+            ts,
+            ahead_ms: ts - latest,
+            bound_ms,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_ts(ts: TimestampMs) -> Result<(), InvalidEvent> {
+    if !(MIN_VALID_TIMESTAMP..=MAX_VALID_TIMESTAMP).contains(&ts) {
         return Err(InvalidEvent::Timestamp(ts));
     }
     Ok(())
@@ -472,8 +528,12 @@ fn check_point(lat: f64, lon: f64) -> Result<(), InvalidEvent> {
 }
 
 impl Validate for VehiclePosition {
-    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
-        check_ts(self.timestamp, now, max_future_ms)?;
+    fn event_time(&self) -> TimestampMs {
+        self.timestamp
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp)?;
         check_point(self.lat, self.lon)?;
         if !self.speed_mps.is_finite() || self.speed_mps < 0.0 {
             return Err(InvalidEvent::Field(
@@ -491,8 +551,12 @@ impl Validate for VehiclePosition {
 }
 
 impl Validate for RiderTap {
-    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
-        check_ts(self.timestamp, now, max_future_ms)?;
+    fn event_time(&self) -> TimestampMs {
+        self.timestamp
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp)?;
         if self.stop_id.is_empty() {
             return Err(InvalidEvent::Field("stop_id must not be empty"));
         }
@@ -501,8 +565,12 @@ impl Validate for RiderTap {
 }
 
 impl Validate for TrafficIncident {
-    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
-        check_ts(self.timestamp, now, max_future_ms)?;
+    fn event_time(&self) -> TimestampMs {
+        self.timestamp
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp)?;
         check_point(self.lat, self.lon)?;
         if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
             return Err(InvalidEvent::Field("radius_m must be positive"));
@@ -515,8 +583,12 @@ impl Validate for TrafficIncident {
 }
 
 impl Validate for CityIncident {
-    fn validate(&self, now: TimestampMs, max_future_ms: i64) -> Result<(), InvalidEvent> {
-        check_ts(self.timestamp, now, max_future_ms)?;
+    fn event_time(&self) -> TimestampMs {
+        self.timestamp
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp)?;
         check_point(self.lat, self.lon)?;
         if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
             return Err(InvalidEvent::Field("radius_m must be positive"));
@@ -604,6 +676,26 @@ mod tests {
     fn wire_names_are_the_json_names() {
         assert_eq!(wire_name(&CityIncidentKind::PowerOutage), "power_outage");
         assert_eq!(wire_name(&AlertKind::Surge), "surge");
+    }
+
+    #[test]
+    fn event_time_is_judged_against_the_stream_not_a_clock() {
+        assert!(check_not_ahead(1_000_000, None, 300_000).is_ok());
+        assert!(check_not_ahead(1_300_000, Some(1_000_000), 300_000).is_ok());
+        let err = check_not_ahead(1_300_001, Some(1_000_000), 300_000).unwrap_err();
+        assert_eq!(err.reason(), "ahead");
+        assert!(
+            matches!(
+                err,
+                InvalidEvent::Ahead {
+                    ahead_ms: 300_001,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(InvalidEvent::Timestamp(5).reason(), "timestamp");
+        assert_eq!(InvalidEvent::REASONS.len(), 5);
     }
 
     #[test]

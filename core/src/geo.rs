@@ -48,7 +48,8 @@ pub fn bearing_deg(a: LatLon, b: LatLon) -> f64 {
 }
 
 /// A flat projection around a centre point, accurate to well under a metre across a
-/// city: metres east (`x`) and north (`y`) of the centre, and back.
+/// city: metres east (`x`) and north (`y`) of the centre, and back. The default is
+/// centred on (0, 0).
 #[derive(Debug, Clone, Copy)]
 pub struct LocalProjection {
     centre: LatLon,
@@ -81,6 +82,12 @@ impl LocalProjection {
             (p.lon - self.centre.lon) * self.m_per_deg_lon,
             (p.lat - self.centre.lat) * self.m_per_deg_lat,
         )
+    }
+}
+
+impl Default for LocalProjection {
+    fn default() -> Self {
+        LocalProjection::new(LatLon::new(0.0, 0.0))
     }
 }
 

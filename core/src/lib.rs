@@ -12,7 +12,7 @@ pub mod query;
 pub mod topic;
 
 pub use bus::{Bus, BusError, Delivery, MemoryBus, Record, StartFrom, Subscribe, Subscription};
-pub use clock::{Clock, ManualClock, ScaledClock, SharedClock, SystemClock};
+pub use clock::{Clock, ClockReading, ManualClock, ScaledClock, SharedClock, SystemClock};
 pub use event::*;
 pub use topic::Topics;
 

@@ -33,6 +33,10 @@ pub struct Topics {
     pub late_events: Arc<str>,
     /// Records that could not be decoded or failed validation, as they were received.
     pub dead_letters: Arc<str>,
+    /// The reference data every stage shares: the transit network (key `network`, a
+    /// manifest, and its parts) and the simulated clock (key `clock`). One partition,
+    /// compacted on Kafka.
+    pub network: Arc<str>,
 }
 
 impl Topics {
@@ -51,6 +55,7 @@ impl Topics {
             alerts: name("alerts"),
             late_events: name("late_events"),
             dead_letters: name("dead_letters"),
+            network: name("network"),
         }
     }
 
@@ -60,7 +65,7 @@ impl Topics {
     }
 
     /// Every topic, in a fixed order (for creating them on a broker).
-    pub fn all(&self) -> [&Arc<str>; 10] {
+    pub fn all(&self) -> [&Arc<str>; 11] {
         [
             &self.vehicle_locations,
             &self.rider_tapped_on,
@@ -72,6 +77,7 @@ impl Topics {
             &self.alerts,
             &self.late_events,
             &self.dead_letters,
+            &self.network,
         ]
     }
 }

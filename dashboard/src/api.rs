@@ -82,6 +82,12 @@ const KINDS: [&str; 7] = [
     "incident",
 ];
 
+/// `GET /api/status`: the network, the simulated clock (time, speed, service day) and
+/// what is live.
+pub async fn status(State(live): State<Arc<Live>>) -> Response {
+    Json(live.status_json()).into_response()
+}
+
 /// `GET /api/routes`: every route with its shape and stops.
 pub async fn routes(State(live): State<Arc<Live>>) -> Response {
     json_body(live.routes_json.clone())

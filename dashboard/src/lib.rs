@@ -24,6 +24,7 @@ pub use live::{Live, LiveConfig};
 /// The dashboard's routes over the live state.
 pub fn app(live: Arc<Live>) -> Router {
     let api = Router::new()
+        .route("/api/status", get(api::status))
         .route("/api/routes", get(api::routes))
         .route("/api/stops", get(api::stops))
         .route("/api/stops/{id}", get(api::stop))

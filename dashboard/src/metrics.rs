@@ -136,6 +136,18 @@ impl Metrics {
     }
 }
 
+/// `samples` alone in the Prometheus text format (a stage's own `/metrics`).
+pub fn render_samples(source: &(dyn Fn() -> Vec<Sample> + Send + Sync)) -> String {
+    let samples = source();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SourceCollector(Arc::new(move || samples.clone()))));
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::error!(error = %e, "Encoding metrics failed");
+    }
+    text
+}
+
 /// Whether a sample is a counter or a gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleKind {

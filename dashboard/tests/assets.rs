@@ -9,11 +9,11 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use streamcity_core::Topics;
 use streamcity_dashboard::{Live, LiveConfig, app};
-use streamcity_producers::{City, CityConfig};
+use streamcity_network::{SyntheticConfig, synthetic};
 use tower::ServiceExt;
 
 fn router() -> axum::Router {
-    let city = Arc::new(City::generate(CityConfig::default()));
+    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
     app(Arc::new(Live::new(
         city,
         Topics::default(),

@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use streamcity_core::*;
 use streamcity_dashboard::{Live, LiveConfig, app};
-use streamcity_producers::{City, CityConfig};
+use streamcity_network::{SyntheticConfig, synthetic};
 use tokio_tungstenite::tungstenite::Message;
 
 const T0: i64 = 1_763_884_800_000;
@@ -26,7 +26,7 @@ struct Server {
 }
 
 async fn server(config: LiveConfig) -> Server {
-    let city = Arc::new(City::generate(CityConfig::default()));
+    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
     let topics = Topics::default();
     let live = Arc::new(Live::new(city, topics.clone(), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -532,7 +532,7 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
 #[tokio::test(start_paused = true)]
 async fn an_update_goes_out_within_one_period_whatever_the_timer_phase() {
     use streamcity_dashboard::live::{ClientFilter, run_ingest, subscribe};
-    let city = Arc::new(City::generate(CityConfig::default()));
+    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
     let topics = Topics::default();
     let period = Duration::from_millis(100);
     let live = Arc::new(Live::new(
@@ -586,7 +586,7 @@ async fn an_update_goes_out_within_one_period_whatever_the_timer_phase() {
 #[tokio::test]
 async fn the_resume_history_is_bounded_in_bytes_too() {
     use streamcity_dashboard::live::{ClientFilter, Start};
-    let city = Arc::new(City::generate(CityConfig::default()));
+    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
     let topics = Topics::default();
     // Room for a few deltas of 50 vehicles (about 17 KB each), not for all 20.
     let live = Live::new(

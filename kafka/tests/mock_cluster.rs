@@ -185,7 +185,8 @@ async fn existing_topics_are_left_alone() {
     let cluster = MockCluster::new(1).unwrap();
     let topics = streamcity_core::Topics::with_prefix(&format!("{}-", unique("t")));
     for t in topics.all() {
-        cluster.create_topic(t, 3, 1).unwrap();
+        let partitions = if *t == topics.network { 1 } else { 3 };
+        cluster.create_topic(t, partitions, 1).unwrap();
     }
     let bus = KafkaBus::connect(KafkaConfig::new(cluster.bootstrap_servers()))
         .await
@@ -194,6 +195,24 @@ async fn existing_topics_are_left_alone() {
         .await
         .expect("no admin request")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_network_topic_with_several_partitions_is_refused_clearly() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topics = streamcity_core::Topics::with_prefix(&format!("{}-", unique("n")));
+    for t in topics.all() {
+        cluster.create_topic(t, 3, 1).unwrap();
+    }
+    let bus = KafkaBus::connect(KafkaConfig::new(cluster.bootstrap_servers()))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), bus.ensure_topics(&topics))
+        .await
+        .expect("no admin request")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exactly one"), "{err}");
 }
 
 #[tokio::test]

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput};
 use streamcity_core::{Record, Topics};
+use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_processor::{Decoded, Processor, ProcessorConfig};
 use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
-use streamcity_producers::{City, CityConfig};
 
 const FLEET: usize = 20_000;
 
@@ -44,9 +44,9 @@ fn simulate(sim: &mut Simulation, seconds: i64, topics: &Topics) -> Vec<(Record,
 
 fn bench(c: &mut Criterion) -> u64 {
     let topics = Topics::default();
-    let city = Arc::new(City::generate(CityConfig {
+    let city = Arc::new(synthetic::generate(SyntheticConfig {
         vehicles: FLEET,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }));
     let mut config = ProcessorConfig::default();
     config.headway.route_headways_s = city

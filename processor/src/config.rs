@@ -14,10 +14,16 @@ use crate::window::{EmitMode, WindowSpec};
 pub struct ProcessorConfig {
     /// How far behind the highest event time of a partition its watermark trails, ms.
     pub allowed_lateness_ms: i64,
-    /// Clock time after which a quiet partition stops holding the watermark back, ms.
+    /// Processing time after which a quiet partition stops holding the watermark
+    /// back, ms.
     pub idle_timeout_ms: i64,
-    /// Records with event times further than this ahead of the clock are rejected, ms.
+    /// Records further than this ahead of the stream's event time (the latest event
+    /// seen, moved on at the producer's pace since; or the producer's clock) go to
+    /// `dead_letters`, ms. Never compared with the processor's own clock.
     pub max_future_ms: i64,
+    /// ... unless this many in a row on one partition are that far ahead: the stream
+    /// has moved on (a producer restarted later), and its time is taken from then on.
+    pub jump_after: u32,
     /// Passenger surges.
     pub surge: SurgeConfig,
     /// Delays.
@@ -36,6 +42,7 @@ impl Default for ProcessorConfig {
             allowed_lateness_ms: 5_000,
             idle_timeout_ms: 3_000,
             max_future_ms: 300_000,
+            jump_after: 10,
             surge: SurgeConfig::default(),
             delay: DelayConfig::default(),
             breakdown: BreakdownConfig::default(),
@@ -55,6 +62,8 @@ impl ProcessorConfig {
                 "allowed_lateness_ms must not be negative",
             ),
             (self.idle_timeout_ms > 0, "idle_timeout_ms must be positive"),
+            (self.max_future_ms > 0, "max_future_ms must be positive"),
+            (self.jump_after > 0, "jump_after must be positive"),
             (
                 self.surge.adaptive_factor > 1.0,
                 "surge.adaptive_factor must be above 1",

@@ -1,51 +1,62 @@
 //! The async shell around [`Processor`]: reads the input topics, feeds the core,
-//! publishes what it returns, commits what it has processed, and checkpoints the state.
+//! publishes what it returns, commits what it has processed, follows the producer's
+//! clock, and checkpoints the state.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use streamcity_core::{
-    Bus, BusError, CancellationToken, SharedClock, StartFrom, Subscribe, Subscription, Topics,
+    Bus, BusError, CancellationToken, ClockReading, Delivery, InvalidEvent, Record, SharedClock,
+    StartFrom, Subscribe, Subscription, TimestampMs, Topics, decode,
 };
+use streamcity_network::Network;
+use streamcity_network::topic::CLOCK_KEY;
 
 use crate::{Processor, ProcessorConfig, ProcessorCounts};
 
-/// Live counters of the processor, for progress output and `/metrics`.
+/// Live counters of the processor, for progress output and `/metrics`: what this run
+/// did (a restored processor's earlier counts are not included).
 #[derive(Debug, Default)]
 pub struct ProcessorStats {
-    /// Records read.
-    pub records_in: AtomicU64,
-    /// Records published.
-    pub records_out: AtomicU64,
-    /// Records set aside on the dead-letter topic.
-    pub dead_letters: AtomicU64,
-    /// Late records published to the side output.
-    pub late: AtomicU64,
-    /// Alerts raised.
-    pub alerts_raised: AtomicU64,
-    /// Alerts cleared.
-    pub alerts_cleared: AtomicU64,
+    counts: Mutex<ProcessorCounts>,
     /// The watermark, ms since the epoch.
     pub watermark_ms: AtomicI64,
+    /// The latest event time seen, ms since the epoch (0 before the first).
+    pub event_time_ms: AtomicI64,
     /// Open windows.
     pub open_windows: AtomicU64,
+    /// Vehicles in the live table.
+    pub vehicles: AtomicU64,
+    /// The producer's clock, when it is known.
+    clock: Mutex<Option<ClockReading>>,
 }
 
 impl ProcessorStats {
-    fn store(&self, core: &Processor) {
-        let c: ProcessorCounts = core.counts();
-        self.records_in.store(c.records_in, Ordering::Relaxed);
-        self.records_out.store(c.records_out, Ordering::Relaxed);
-        self.dead_letters.store(c.dead_letters, Ordering::Relaxed);
-        self.late.store(c.late, Ordering::Relaxed);
-        self.alerts_raised.store(c.alerts_raised, Ordering::Relaxed);
-        self.alerts_cleared
-            .store(c.alerts_cleared, Ordering::Relaxed);
+    fn store(&self, core: &Processor, baseline: &ProcessorCounts) {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = core.counts().since(baseline);
         self.watermark_ms.store(core.watermark(), Ordering::Relaxed);
+        self.event_time_ms
+            .store(core.event_time().unwrap_or(0), Ordering::Relaxed);
         self.open_windows
             .store(core.open_windows() as u64, Ordering::Relaxed);
+        self.vehicles
+            .store(core.vehicle_count() as u64, Ordering::Relaxed);
+    }
+
+    /// What this run has done so far.
+    pub fn counts(&self) -> ProcessorCounts {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The producer's clock, when the processor has read it from the bus.
+    pub fn clock(&self) -> Option<ClockReading> {
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_clock(&self, reading: ClockReading) {
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner) = Some(reading);
     }
 }
 
@@ -57,9 +68,9 @@ pub const GROUP: &str = "streamcity-processor";
 pub struct Inputs<S> {
     /// Every input topic, in the consumer group: instances split the partitions.
     pub group: S,
-    /// The incident topics in full, outside the group: every instance knows every
-    /// incident in force, to name the likely cause of a delay.
-    pub incidents: S,
+    /// Outside the group, read in full by every instance: the incident topics (to name
+    /// the likely cause of a delay) and the `network` topic (the producer's clock).
+    pub side: S,
 }
 
 /// Subscribes to the processor's input topics. Done before [`run`], so that a caller
@@ -75,22 +86,26 @@ pub async fn subscribe<B: Bus>(
             Subscribe::new(topics.group(GROUP), &crate::inputs(topics)).from(StartFrom::Earliest),
         )
         .await?;
-    // A group of its own, never committed to: each instance reads every incident kept.
+    // A group of its own, never committed to: each instance reads everything kept.
     let own = format!(
-        "{GROUP}-incidents-{}-{}",
+        "{GROUP}-side-{}-{}",
         std::process::id(),
         streamcity_core::clock::wall_clock_ms()
     );
-    let incidents = bus
+    let side = bus
         .subscribe(
             Subscribe::new(
                 topics.group(&own),
-                &[&topics.traffic_incidents, &topics.city_incidents],
+                &[
+                    &topics.traffic_incidents,
+                    &topics.city_incidents,
+                    &topics.network,
+                ],
             )
             .from(StartFrom::Earliest),
         )
         .await?;
-    Ok(Inputs { group, incidents })
+    Ok(Inputs { group, side })
 }
 
 /// How the processor runs.
@@ -100,6 +115,11 @@ pub struct RunOptions {
     pub topics: Topics,
     /// Settings (ignored when a checkpoint is restored: it carries its own).
     pub config: ProcessorConfig,
+    /// The network alerts are named after; a checkpoint of another one is refused.
+    pub network: Arc<Network>,
+    /// How fast event time goes while the input is quiet, until the producer's clock
+    /// says (event-time seconds per second).
+    pub speed: f64,
     /// Where the state is checkpointed; restored from on start when present.
     pub checkpoint: Option<PathBuf>,
     /// How often the state is checkpointed (and always on a clean stop).
@@ -123,27 +143,28 @@ pub enum RunError {
 }
 
 fn load(options: &RunOptions) -> Result<Processor, RunError> {
+    let fresh = || {
+        Processor::new(options.topics.clone(), options.config.clone())
+            .with_network(Arc::clone(&options.network))
+    };
     let Some(path) = &options.checkpoint else {
-        return Ok(Processor::new(
-            options.topics.clone(),
-            options.config.clone(),
-        ));
+        return Ok(fresh());
     };
     match std::fs::read(path) {
         Ok(bytes) => {
-            let core = Processor::restore(options.topics.clone(), &bytes).map_err(|e| {
-                RunError::Checkpoint {
-                    path: path.clone(),
-                    why: e.to_string(),
-                }
+            let core = Processor::restore_for(
+                options.topics.clone(),
+                &bytes,
+                Arc::clone(&options.network),
+            )
+            .map_err(|e| RunError::Checkpoint {
+                path: path.clone(),
+                why: e.to_string(),
             })?;
             tracing::info!(path = %path.display(), vehicles = core.vehicle_count(), watermark = core.watermark(), "Processor state restored");
             Ok(core)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Processor::new(
-            options.topics.clone(),
-            options.config.clone(),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(fresh()),
         Err(e) => Err(RunError::Checkpoint {
             path: path.clone(),
             why: e.to_string(),
@@ -172,14 +193,13 @@ async fn restore_assigned<B: Bus>(
     sub: &mut B::Subscription,
     core: &mut Processor,
     topics: &Topics,
-    now: streamcity_core::TimestampMs,
 ) -> Result<(), BusError> {
     for (topic, partition) in sub.take_assigned() {
         if topic == topics.vehicle_locations {
             let rows = bus
                 .read_partition(&topics.live_vehicle_table, partition)
                 .await?;
-            let restored = core.restore_partition(partition, &rows, now);
+            let restored = core.restore_partition(partition, &rows);
             tracing::info!(
                 partition,
                 restored,
@@ -190,7 +210,7 @@ async fn restore_assigned<B: Bus>(
     Ok(())
 }
 
-/// One round of the processor at clock time `now`: restores the partitions a
+/// One round of the processor at processing time `now`: restores the partitions a
 /// rebalance assigned, processes `batch` (empty when the input is quiet), releases the
 /// revoked partitions, advances the watermark and publishes what all that produced.
 async fn step<B: Bus>(
@@ -198,11 +218,11 @@ async fn step<B: Bus>(
     sub: &mut B::Subscription,
     core: &mut Processor,
     topics: &Topics,
-    batch: &[streamcity_core::Delivery],
-    now: streamcity_core::TimestampMs,
-    out: &mut Vec<streamcity_core::Record>,
+    batch: &[Delivery],
+    now: TimestampMs,
+    out: &mut Vec<Record>,
 ) -> Result<(), BusError> {
-    restore_assigned(bus, sub, core, topics, now).await?;
+    restore_assigned(bus, sub, core, topics).await?;
     for delivery in batch {
         core.on_record(&delivery.record, delivery.partition, now, out);
     }
@@ -217,12 +237,55 @@ async fn step<B: Bus>(
     Ok(())
 }
 
+/// Says when records start going to `dead_letters`: once per reason, then a summary
+/// with counts at most once a minute while more arrive. Never silent, never a flood.
+#[derive(Debug, Default)]
+struct DeadLetterLog {
+    told: [u64; InvalidEvent::REASONS.len()],
+    summary: Option<tokio::time::Instant>,
+}
+
+impl DeadLetterLog {
+    fn note(&mut self, counts: &ProcessorCounts, topic: &str) {
+        let reasons = counts.dead_letter_reasons;
+        if reasons == self.told {
+            return;
+        }
+        let new_reason = reasons
+            .iter()
+            .zip(self.told)
+            .any(|(now, told)| *now > 0 && told == 0);
+        let due = self
+            .summary
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if !new_reason && !due {
+            return;
+        }
+        let by_reason: Vec<String> = InvalidEvent::REASONS
+            .iter()
+            .zip(reasons)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        tracing::warn!(
+            topic,
+            total = reasons.iter().sum::<u64>(),
+            by_reason = %by_reason.join(", "),
+            "Records set aside as dead letters (see the topic for each record and its reason)"
+        );
+        self.told = reasons;
+        self.summary = Some(tokio::time::Instant::now());
+    }
+}
+
 /// Runs the processor on `inputs` (from [`subscribe`]) until `stop` is cancelled or
-/// the input ends.
+/// the input ends. `clock` gives processing time (idle partitions, quiet input);
+/// nothing is judged by it but how long the input has been quiet.
 ///
 /// Reads in batches; after each batch advances the watermark, publishes the outputs,
 /// then commits the inputs (so a crash re-reads rather than loses). Once a second it
-/// advances the watermark from the clock, so that windows close when traffic stops.
+/// advances the watermark even when the input is quiet, so that windows close when
+/// traffic stops.
 pub async fn run<B: Bus>(
     bus: B,
     inputs: Inputs<B::Subscription>,
@@ -232,14 +295,18 @@ pub async fn run<B: Bus>(
     stats: Arc<ProcessorStats>,
 ) -> Result<ProcessorCounts, RunError> {
     let mut core = load(&options)?;
+    core.set_speed(options.speed);
+    let baseline = core.counts();
     let Inputs {
         group: mut sub,
-        mut incidents,
+        mut side,
     } = inputs;
-    let mut incidents_open = true;
-    let mut side = Vec::new();
+    let topics = &options.topics;
+    let mut side_open = true;
+    let mut side_batch = Vec::new();
     let mut batch = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1024);
+    let mut dead = DeadLetterLog::default();
     let mut idle = tokio::time::interval(Duration::from_secs(1));
     let mut checkpoint =
         tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
@@ -251,21 +318,30 @@ pub async fn run<B: Bus>(
                     break;
                 }
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, &options.topics, &batch, now, &mut out).await?;
+                step(&bus, &mut sub, &mut core, topics, &batch, now, &mut out).await?;
                 for delivery in batch.drain(..) {
                     sub.commit(&delivery)?;
                 }
+                dead.note(&core.counts().since(&baseline), &topics.dead_letters);
             }
-            got = incidents.recv_many(&mut side, 256), if incidents_open => {
-                incidents_open = got? > 0;
-                let now = clock.now_ms();
-                for delivery in side.drain(..) {
-                    core.on_incident_area(&delivery.record, now);
+            got = side.recv_many(&mut side_batch, 256), if side_open => {
+                side_open = got? > 0;
+                for delivery in side_batch.drain(..) {
+                    let record = &delivery.record;
+                    if record.topic != topics.network {
+                        core.on_incident_area(record);
+                    } else if &record.key[..] == CLOCK_KEY.as_bytes()
+                        && let Ok(reading) = decode::<ClockReading>(&record.payload)
+                        && reading.is_valid()
+                    {
+                        core.follow_clock(reading);
+                        stats.set_clock(reading);
+                    }
                 }
             }
             _ = idle.tick() => {
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, &options.topics, &[], now, &mut out).await?;
+                step(&bus, &mut sub, &mut core, topics, &[], now, &mut out).await?;
             }
             _ = checkpoint.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {
@@ -274,11 +350,11 @@ pub async fn run<B: Bus>(
             }
             _ = stop.cancelled() => break,
         }
-        stats.store(&core);
+        stats.store(&core, &baseline);
     }
     bus.flush().await?;
     if let Some(path) = &options.checkpoint {
         save(&core, path).await?;
     }
-    Ok(core.counts())
+    Ok(core.counts().since(&baseline))
 }

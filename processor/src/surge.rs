@@ -14,9 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::{Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs};
+use streamcity_network::Stop;
 
 use crate::alerts::AlertBook;
 use crate::config::SurgeConfig;
+use crate::detector::{Context, Detector, Event, Handover};
 use crate::window::{Admission, WindowResult, WindowedCount};
 
 /// A stop's usual count of taps per window, for one hour of the day.
@@ -35,8 +37,8 @@ pub struct SurgeDetector {
     counts: WindowedCount<Id>,
     /// Usual counts per stop, per UTC hour of the window start.
     baselines: HashMap<Id, Vec<Baseline>>,
-    /// The active surge alert of each surging stop.
-    active: BTreeMap<Id, Id>,
+    /// The active surge alert of each surging stop, with the stop as people know it.
+    active: BTreeMap<Id, (Id, String)>,
     /// The input partition each stop's taps come from.
     #[serde(default)]
     partitions: HashMap<Id, i32>,
@@ -97,13 +99,15 @@ impl SurgeDetector {
     }
 
     /// Counts a tap at `stop` at event time `ts`; raises a surge alert when a window's
-    /// count goes over the stop's threshold. Returns [`Admission::Late`] for a tap whose
+    /// count goes over the stop's threshold, named and placed after `place` (the stop
+    /// in the network, when it is there). Returns [`Admission::Late`] for a tap whose
     /// windows have all closed.
     pub fn on_tap(
         &mut self,
         stop: &Id,
         ts: TimestampMs,
         watermark: TimestampMs,
+        place: Option<&Stop>,
         book: &mut AlertBook,
         out: &mut Vec<Alert>,
     ) -> Admission {
@@ -122,8 +126,16 @@ impl SurgeDetector {
         }
         let limit = self.limit(stop, start);
         if max_count > limit.taps {
-            let alert = self.alert(stop, start, end, max_count, &limit, ts);
-            self.active.insert(stop.clone(), alert.alert_id.clone());
+            let label = match place {
+                Some(s) => format!("{} ({stop})", s.name),
+                None => stop.to_string(),
+            };
+            let mut alert = self.alert(stop, &label, start, end, max_count, &limit, ts);
+            if let Some(s) = place {
+                (alert.lat, alert.lon) = (Some(s.lat), Some(s.lon));
+            }
+            self.active
+                .insert(stop.clone(), (alert.alert_id.clone(), label));
             book.raise(alert, out);
         }
         admission
@@ -166,11 +178,11 @@ impl SurgeDetector {
             .cloned()
             .collect();
         for stop in calm {
-            if let Some(id) = self.active.remove(&stop) {
+            if let Some((id, label)) = self.active.remove(&stop) {
                 book.clear(
                     &id,
                     watermark,
-                    Some(format!("Passenger surge at {stop} is over")),
+                    Some(format!("Passenger surge at {label} is over")),
                     out,
                 );
             }
@@ -204,12 +216,12 @@ impl SurgeDetector {
         for stop in stops {
             self.partitions.remove(&stop);
             self.counts.remove_key(&stop);
-            if let Some(id) = self.active.remove(&stop) {
+            if let Some((id, label)) = self.active.remove(&stop) {
                 book.clear(
                     &id,
                     ts,
                     Some(format!(
-                        "Passenger surge at {stop}: handed over to another processor instance"
+                        "Passenger surge at {label}: handed over to another processor instance"
                     )),
                     out,
                 );
@@ -227,9 +239,11 @@ impl SurgeDetector {
         self.baselines.get(stop).and_then(|b| b.get(hour)).copied()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn alert(
         &self,
         stop: &Id,
+        label: &str,
         start: TimestampMs,
         end: TimestampMs,
         taps: u64,
@@ -268,10 +282,40 @@ impl SurgeDetector {
             raised_at: ts,
             timestamp: ts,
             message: format!(
-                "Passenger surge at {stop}: {taps} taps in {minutes} min (threshold {}{usual})",
+                "Passenger surge at {label}: {taps} taps in {minutes} min (threshold {}{usual})",
                 limit.taps
             ),
             evidence,
+        }
+    }
+}
+
+impl Detector for SurgeDetector {
+    fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let Event::Tap { tap, partition } = event else {
+            return;
+        };
+        self.note_partition(&tap.stop_id, *partition);
+        let place = cx.network.and_then(|n| n.stop(&tap.stop_id));
+        let watermark = cx.watermark;
+        let (book, out) = cx.book_and_out();
+        if self.on_tap(&tap.stop_id, tap.timestamp, watermark, place, book, out) == Admission::Late
+        {
+            cx.set_late();
+        }
+    }
+
+    fn on_watermark(&mut self, cx: &mut Context<'_>) {
+        let watermark = cx.watermark;
+        let (book, out) = cx.book_and_out();
+        SurgeDetector::on_watermark(self, watermark, book, out);
+    }
+
+    fn release(&mut self, handover: &Handover<'_>, cx: &mut Context<'_>) {
+        if let Handover::Taps(partition) = handover {
+            let ts = cx.watermark.max(0);
+            let (book, out) = cx.book_and_out();
+            self.release_partition(*partition, ts, book, out);
         }
     }
 }
@@ -292,7 +336,7 @@ mod tests {
         out: &mut Vec<Alert>,
     ) {
         for i in 0..n {
-            d.on_tap(stop, from + i * every, 0, book, out);
+            d.on_tap(stop, from + i * every, 0, None, book, out);
         }
     }
 
@@ -394,6 +438,7 @@ mod tests {
             &Id::from("S1"),
             T0,
             T0 + 3_600_000,
+            None,
             &mut AlertBook::default(),
             &mut out,
         );

@@ -1,10 +1,11 @@
-//! Tables: the latest value per key, as ksqlDB's `LATEST_BY_OFFSET` tables.
+//! Tables: the latest value per key, as ksqlDB's `LATEST_BY_OFFSET` tables; and the
+//! live vehicle table, the latest report of every vehicle by event time.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
-use streamcity_core::TimestampMs;
+use streamcity_core::{Id, TimestampMs, VehiclePosition};
 
 /// How a table decides which of two values for a key is the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -115,6 +116,39 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
     /// True when no rows are held.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+}
+
+/// A row of the live vehicle table: a vehicle's latest report, and the input
+/// partition its reports come from (released when another instance takes it over).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VehicleRow {
+    /// The latest report (by event time): the live table's value.
+    pub position: VehiclePosition,
+    /// The input partition its reports come from.
+    pub partition: i32,
+}
+
+/// The live vehicle table: the latest report per vehicle, by event time.
+pub type VehicleTable = LatestTable<Id, VehicleRow>;
+
+impl LatestTable<Id, VehicleRow> {
+    /// Takes a report read from `partition`: `None` when it is older than the vehicle's
+    /// row (ignored), otherwise the vehicle's previous report (`None` for a new vehicle).
+    pub fn accept(
+        &mut self,
+        p: &VehiclePosition,
+        partition: i32,
+    ) -> Option<Option<VehiclePosition>> {
+        let (row, how) = self.row_for(&p.vehicle_id, p.timestamp, || VehicleRow {
+            position: p.clone(),
+            partition,
+        })?;
+        row.partition = partition;
+        Some(match how {
+            Upsert::Updated => Some(std::mem::replace(&mut row.position, p.clone())),
+            Upsert::Inserted | Upsert::Stale => None,
+        })
     }
 }
 

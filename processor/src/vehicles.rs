@@ -1,8 +1,8 @@
-//! Detectors that follow each vehicle: delay, breakdown (reported, stranded, silent),
-//! crowding; and each line: bunching and gapping. They share one row per vehicle, the
-//! live table's row, so a position costs one lookup.
+//! Detectors that follow each vehicle: delay (with its likely cause), breakdown
+//! (reported, stranded between stops, or out of contact) and crowding. What they
+//! remember of each vehicle is kept in one entry, so a report costs one lookup here.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 
 use compact_str::format_compact;
 use serde::{Deserialize, Serialize};
@@ -10,17 +10,17 @@ use serde_json::json;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::{
     Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs, VehiclePosition,
-    VehicleStatus,
+    VehicleStatus, wire_name,
 };
 
-use crate::alerts::AlertBook;
-use crate::config::ProcessorConfig;
+use crate::detector::{Context, Detector, Event, Handover};
 
-/// A vehicle's row: its latest report and what its detectors remember.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VehicleRow {
-    /// The latest report (by event time): the live table's value.
-    pub position: VehiclePosition,
+/// How often (in event time) vehicles are checked for lost contact.
+const SILENCE_CHECK_MS: i64 = 5_000;
+
+/// What the detectors remember of one vehicle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Memory {
     /// Since when it has been later than the delay threshold.
     delay_since: Option<TimestampMs>,
     /// Since when, and where, it has been standing still in transit.
@@ -31,66 +31,18 @@ pub struct VehicleRow {
     stranded: Option<Id>,
     silent: Option<Id>,
     crowded: Option<Id>,
-    /// The input partition its reports come from (released when revoked).
-    #[serde(default)]
-    pub partition: i32,
 }
 
-impl VehicleRow {
-    /// A row for a vehicle's first report.
-    pub fn new(position: VehiclePosition) -> Self {
-        VehicleRow {
-            position,
-            delay_since: None,
-            still_since: None,
-            delay: None,
-            reported_breakdown: None,
-            stranded: None,
-            silent: None,
-            crowded: None,
-            partition: 0,
-        }
-    }
+/// Delay, breakdown, stranded, lost contact and crowding, per vehicle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VehicleDetector {
+    memory: HashMap<Id, Memory>,
+    /// Watermark at the last lost-contact check.
+    silence_checked: Option<TimestampMs>,
 }
 
-/// Hands a vehicle over to another processor instance (its partition was revoked): its
-/// active alerts end here, with a message saying so; the new owner raises its own if
-/// the condition holds there.
-pub fn release(row: &mut VehicleRow, ts: TimestampMs, book: &mut AlertBook, out: &mut Vec<Alert>) {
-    let id = row.position.vehicle_id.clone();
-    for slot in [
-        &mut row.delay,
-        &mut row.reported_breakdown,
-        &mut row.stranded,
-        &mut row.silent,
-        &mut row.crowded,
-    ] {
-        clear(
-            slot,
-            ts,
-            format!("{id}: handed over to another processor instance"),
-            book,
-            out,
-        );
-    }
-}
-
-/// An incident in force, for naming the likely cause of a delay.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IncidentArea {
-    /// Where.
-    pub lat: f64,
-    /// Where.
-    pub lon: f64,
-    /// Radius of the affected area, metres.
-    pub radius_m: f64,
-    /// Lines it affects by name (city incidents), beyond its area.
-    pub routes: Vec<Id>,
-    /// What it is, for people, e.g. `"accident TI-000017"`.
-    pub label: String,
-}
-
-fn base_alert(
+/// An alert about vehicle `p`, raised at its report's time.
+pub fn vehicle_alert(
     kind: AlertKind,
     severity: Severity,
     p: &VehiclePosition,
@@ -98,7 +50,7 @@ fn base_alert(
     message: String,
 ) -> Alert {
     Alert {
-        alert_id: format_compact!("{}:{}:{}", snake(kind), p.vehicle_id, p.timestamp),
+        alert_id: format_compact!("{}:{}:{}", wire_name(&kind), p.vehicle_id, p.timestamp),
         kind,
         state: AlertState::Raised,
         severity,
@@ -115,66 +67,107 @@ fn base_alert(
     }
 }
 
-fn snake(kind: AlertKind) -> &'static str {
-    match kind {
-        AlertKind::Surge => "surge",
-        AlertKind::Delay => "delay",
-        AlertKind::Breakdown => "breakdown",
-        AlertKind::Bunching => "bunching",
-        AlertKind::Gapping => "gapping",
-        AlertKind::Crowding => "crowding",
-        AlertKind::Incident => "incident",
+impl Detector for VehicleDetector {
+    fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let Event::Position { report: p, .. } = event else {
+            return;
+        };
+        let m = self.memory.entry(p.vehicle_id.clone()).or_default();
+        on_report(m, p, cx);
+    }
+
+    /// Raises lost-contact alerts for vehicles not heard from for `silent_ms` before the
+    /// watermark, every few seconds of event time. Vehicles are visited in id order, so
+    /// the output is deterministic.
+    fn on_watermark(&mut self, cx: &mut Context<'_>) {
+        let watermark = cx.watermark;
+        if self
+            .silence_checked
+            .is_some_and(|at| watermark.saturating_sub(at) < SILENCE_CHECK_MS)
+        {
+            return;
+        }
+        self.silence_checked = Some(watermark);
+        let silent_ms = cx.config.breakdown.silent_ms;
+        let mut silent: Vec<&VehiclePosition> = cx
+            .table
+            .iter()
+            .map(|(_, row)| &row.position)
+            .filter(|p| {
+                watermark.saturating_sub(p.timestamp) > silent_ms
+                    && self
+                        .memory
+                        .get(&p.vehicle_id)
+                        .is_none_or(|m| m.silent.is_none())
+            })
+            .collect();
+        silent.sort_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
+        for p in silent {
+            let id = &p.vehicle_id;
+            let mut a = vehicle_alert(
+                AlertKind::Breakdown,
+                Severity::Moderate,
+                p,
+                p.timestamp,
+                format!(
+                    "Lost contact with {id} on line {} (last seen {} s ago)",
+                    p.route_id,
+                    (watermark - p.timestamp) / 1000
+                ),
+            );
+            a.alert_id = format_compact!("silent:{id}:{}", p.timestamp);
+            a.timestamp = watermark;
+            a.raised_at = watermark;
+            a.window_end = watermark;
+            a.evidence.insert("reason".into(), json!("silent"));
+            a.evidence.insert("last_seen".into(), json!(p.timestamp));
+            let m = self.memory.entry(id.clone()).or_default();
+            cx.raise_into(&mut m.silent, a);
+        }
+    }
+
+    /// The vehicles go to another instance: their active alerts end here, with a
+    /// message saying so; the new owner raises its own if the condition holds there.
+    fn release(&mut self, handover: &Handover<'_>, cx: &mut Context<'_>) {
+        let Handover::Vehicles(vehicles) = handover else {
+            return;
+        };
+        let ts = cx.watermark.max(0);
+        for p in *vehicles {
+            let Some(mut m) = self.memory.remove(&p.vehicle_id) else {
+                continue;
+            };
+            let message = format!(
+                "{}: handed over to another processor instance",
+                p.vehicle_id
+            );
+            for slot in [
+                &mut m.delay,
+                &mut m.reported_breakdown,
+                &mut m.stranded,
+                &mut m.silent,
+                &mut m.crowded,
+            ] {
+                cx.clear_slot(slot, ts, message.clone());
+            }
+        }
     }
 }
 
-/// Raises `alert` into `slot` unless one is there.
-fn raise(slot: &mut Option<Id>, alert: Alert, book: &mut AlertBook, out: &mut Vec<Alert>) {
-    if slot.is_none() {
-        *slot = Some(alert.alert_id.clone());
-        book.raise(alert, out);
-    }
-}
-
-/// Clears the alert in `slot`, if any.
-fn clear(
-    slot: &mut Option<Id>,
-    ts: TimestampMs,
-    message: String,
-    book: &mut AlertBook,
-    out: &mut Vec<Alert>,
-) {
-    if let Some(id) = slot.take() {
-        book.clear(&id, ts, Some(message), out);
-    }
-}
-
-/// Runs the per-vehicle detectors on a new report. `row.position` still holds the
-/// previous report; it is replaced by `p` afterwards by the caller.
-pub fn on_position(
-    row: &mut VehicleRow,
-    p: &VehiclePosition,
-    config: &ProcessorConfig,
-    incidents: &BTreeMap<Id, IncidentArea>,
-    book: &mut AlertBook,
-    out: &mut Vec<Alert>,
-) {
+/// Runs the per-vehicle checks on a new report `p`.
+fn on_report(m: &mut Memory, p: &VehiclePosition, cx: &mut Context<'_>) {
     let ts = p.timestamp;
     let id = &p.vehicle_id;
+    let config = cx.config;
 
     // Heard from again.
-    if row.silent.is_some() {
-        clear(
-            &mut row.silent,
-            ts,
-            format!("Contact with {id} restored"),
-            book,
-            out,
-        );
+    if m.silent.is_some() {
+        cx.clear_slot(&mut m.silent, ts, format!("Contact with {id} restored"));
     }
 
     // Reported breakdowns.
     if p.status == VehicleStatus::BrokenDown {
-        let mut a = base_alert(
+        let mut a = vehicle_alert(
             AlertKind::Breakdown,
             Severity::High,
             p,
@@ -183,28 +176,26 @@ pub fn on_position(
         );
         a.evidence.insert("reason".into(), json!("reported"));
         a.evidence.insert("passengers".into(), json!(p.passengers));
-        raise(&mut row.reported_breakdown, a, book, out);
-    } else if row.reported_breakdown.is_some() {
-        clear(
-            &mut row.reported_breakdown,
+        cx.raise_into(&mut m.reported_breakdown, a);
+    } else if m.reported_breakdown.is_some() {
+        cx.clear_slot(
+            &mut m.reported_breakdown,
             ts,
             format!("{id} back in service"),
-            book,
-            out,
         );
     }
 
     // Standing still in transit, away from any stop: stranded.
     let in_transit = p.status == VehicleStatus::InTransitTo;
     if in_transit && p.speed_mps < 0.5 {
-        let moved = row.still_since.map(|(_, lat, lon)| {
+        let moved = m.still_since.map(|(_, lat, lon)| {
             distance_m(LatLon::new(lat, lon), p.position()) > config.breakdown.stationary_radius_m
         });
-        match (row.still_since, moved) {
-            (None, _) | (_, Some(true)) => row.still_since = Some((ts, p.lat, p.lon)),
+        match (m.still_since, moved) {
+            (None, _) | (_, Some(true)) => m.still_since = Some((ts, p.lat, p.lon)),
             (Some((since, _, _)), _) if ts - since >= config.breakdown.stationary_ms => {
                 let minutes = (ts - since) / 60_000;
-                let mut a = base_alert(
+                let mut a = vehicle_alert(
                     AlertKind::Breakdown,
                     Severity::High,
                     p,
@@ -214,40 +205,34 @@ pub fn on_position(
                 a.evidence.insert("reason".into(), json!("stationary"));
                 a.evidence
                     .insert("stationary_s".into(), json!((ts - since) / 1000));
-                raise(&mut row.stranded, a, book, out);
+                cx.raise_into(&mut m.stranded, a);
             }
             _ => {}
         }
     } else {
-        row.still_since = None;
-        if row.stranded.is_some() {
-            clear(
-                &mut row.stranded,
-                ts,
-                format!("{id} moving again"),
-                book,
-                out,
-            );
+        m.still_since = None;
+        if m.stranded.is_some() {
+            cx.clear_slot(&mut m.stranded, ts, format!("{id} moving again"));
         }
     }
 
     // Delay, sustained; cleared on recovery; with the likely cause.
     let d = &config.delay;
     if p.delay_s > d.threshold_s {
-        let since = *row.delay_since.get_or_insert(ts);
-        if row.delay.is_none() && ts - since >= d.sustain_ms {
+        let since = *m.delay_since.get_or_insert(ts);
+        if m.delay.is_none() && ts - since >= d.sustain_ms {
             let minutes = p.delay_s / 60;
             let severity = if p.delay_s >= 2 * d.threshold_s {
                 Severity::High
             } else {
                 Severity::Moderate
             };
-            let cause = likely_cause(p, incidents, d.cause_radius_m);
+            let cause = cx.areas.likely_cause(p, d.cause_radius_m);
             let because = cause
                 .as_ref()
                 .map(|(_, label, _)| format!("; likely cause: {label}"))
                 .unwrap_or_default();
-            let mut a = base_alert(
+            let mut a = vehicle_alert(
                 AlertKind::Delay,
                 severity,
                 p,
@@ -266,17 +251,15 @@ pub fn on_position(
                 a.evidence
                     .insert("cause_distance_m".into(), json!(metres.round()));
             }
-            raise(&mut row.delay, a, book, out);
+            cx.raise_into(&mut m.delay, a);
         }
     } else {
-        row.delay_since = None;
-        if p.delay_s < d.clear_below_s && row.delay.is_some() {
-            clear(
-                &mut row.delay,
+        m.delay_since = None;
+        if p.delay_s < d.clear_below_s && m.delay.is_some() {
+            cx.clear_slot(
+                &mut m.delay,
                 ts,
                 format!("{id} back on schedule ({} s late)", p.delay_s),
-                book,
-                out,
             );
         }
     }
@@ -284,7 +267,7 @@ pub fn on_position(
     // Crowding.
     let share = p.passengers as f64 / p.capacity.max(1) as f64;
     if share > config.crowding.share {
-        let mut a = base_alert(
+        let mut a = vehicle_alert(
             AlertKind::Crowding,
             if share >= 1.0 {
                 Severity::High
@@ -303,286 +286,8 @@ pub fn on_position(
         );
         a.evidence.insert("passengers".into(), json!(p.passengers));
         a.evidence.insert("capacity".into(), json!(p.capacity));
-        raise(&mut row.crowded, a, book, out);
-    } else if share < config.crowding.clear_share && row.crowded.is_some() {
-        clear(
-            &mut row.crowded,
-            ts,
-            format!("{id} no longer crowded"),
-            book,
-            out,
-        );
+        cx.raise_into(&mut m.crowded, a);
+    } else if share < config.crowding.clear_share && m.crowded.is_some() {
+        cx.clear_slot(&mut m.crowded, ts, format!("{id} no longer crowded"));
     }
-}
-
-/// The incident most likely behind a vehicle's delay: the nearest whose area (plus
-/// `radius_m`) contains it, or one that names its line. (id, label, distance).
-fn likely_cause(
-    p: &VehiclePosition,
-    incidents: &BTreeMap<Id, IncidentArea>,
-    radius_m: f64,
-) -> Option<(Id, String, f64)> {
-    incidents
-        .iter()
-        .filter_map(|(id, area)| {
-            let d = distance_m(LatLon::new(area.lat, area.lon), p.position());
-            let names_line = area.routes.contains(&p.route_id);
-            (d <= area.radius_m + radius_m || names_line)
-                .then(|| (id.clone(), area.label.clone(), d))
-        })
-        .min_by(|a, b| a.2.total_cmp(&b.2))
-}
-
-/// Raises lost-contact alerts for vehicles not heard from for `silent_ms` before the
-/// watermark. Vehicles are visited in id order, so the output is deterministic.
-pub fn check_silence<'a>(
-    rows: impl Iterator<Item = (&'a Id, &'a mut VehicleRow)>,
-    watermark: TimestampMs,
-    silent_ms: i64,
-    book: &mut AlertBook,
-    out: &mut Vec<Alert>,
-) {
-    let mut silent: Vec<(&Id, &mut VehicleRow)> = rows
-        .filter(|(_, r)| {
-            r.silent.is_none() && watermark.saturating_sub(r.position.timestamp) > silent_ms
-        })
-        .collect();
-    silent.sort_by(|a, b| a.0.cmp(b.0));
-    for (id, row) in silent {
-        let p = &row.position;
-        let mut a = base_alert(
-            AlertKind::Breakdown,
-            Severity::Moderate,
-            p,
-            p.timestamp,
-            format!(
-                "Lost contact with {id} on line {} (last seen {} s ago)",
-                p.route_id,
-                (watermark - p.timestamp) / 1000
-            ),
-        );
-        a.alert_id = format_compact!("silent:{id}:{}", p.timestamp);
-        a.timestamp = watermark;
-        a.raised_at = watermark;
-        a.window_end = watermark;
-        a.evidence.insert("reason".into(), json!("silent"));
-        a.evidence.insert("last_seen".into(), json!(p.timestamp));
-        raise(&mut row.silent, a, book, out);
-    }
-}
-
-/// One observed headway on a line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Passage {
-    ratio: f64,
-    headway_s: f64,
-    stop: Id,
-    leader: Id,
-    follower: Id,
-    ts: TimestampMs,
-}
-
-/// A line's recent headways and its bunching/gapping alerts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct LineState {
-    recent: VecDeque<Passage>,
-    bunching: Option<Id>,
-    gapping: Option<Id>,
-}
-
-/// Bunching and gapping: the time between consecutive vehicles of a line leaving the
-/// same stop in the same direction, against the line's scheduled headway.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Headways {
-    /// Last departure from each stop towards the next: (route|from>to) → (time, vehicle).
-    last_departure: HashMap<Id, (TimestampMs, Id)>,
-    lines: BTreeMap<Id, LineState>,
-}
-
-impl Headways {
-    /// Notes `p` after `prev` (the same vehicle's previous report): when its next stop
-    /// changed, it has just left the previous one.
-    pub fn on_position(
-        &mut self,
-        prev: &VehiclePosition,
-        p: &VehiclePosition,
-        config: &ProcessorConfig,
-        book: &mut AlertBook,
-        out: &mut Vec<Alert>,
-    ) {
-        if prev.next_stop_id == p.next_stop_id || prev.route_id != p.route_id {
-            return;
-        }
-        let Some(&scheduled) = config.headway.route_headways_s.get(&p.route_id) else {
-            return;
-        };
-        if scheduled <= 0.0 {
-            return;
-        }
-        let key = format_compact!("{}|{}>{}", p.route_id, prev.next_stop_id, p.next_stop_id);
-        let previous = self
-            .last_departure
-            .insert(key, (p.timestamp, p.vehicle_id.clone()));
-        let Some((then, leader)) = previous else {
-            return;
-        };
-        if leader == p.vehicle_id || then >= p.timestamp {
-            return;
-        }
-        let headway_s = (p.timestamp - then) as f64 / 1000.0;
-        let h = &config.headway;
-        let line = self.lines.entry(p.route_id.clone()).or_default();
-        line.recent.push_back(Passage {
-            ratio: headway_s / scheduled,
-            headway_s,
-            stop: prev.next_stop_id.clone(),
-            leader,
-            follower: p.vehicle_id.clone(),
-            ts: p.timestamp,
-        });
-        while line.recent.len() > h.recent.max(1) {
-            line.recent.pop_front();
-        }
-        let worst_close = line
-            .recent
-            .iter()
-            .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
-            .filter(|x| x.ratio < h.bunching_ratio)
-            .cloned();
-        let worst_far = line
-            .recent
-            .iter()
-            .max_by(|a, b| a.ratio.total_cmp(&b.ratio))
-            .filter(|x| x.ratio > h.gapping_ratio)
-            .cloned();
-        let route = &p.route_id;
-        let ts = p.timestamp;
-        match worst_close {
-            Some(x) if line.bunching.is_none() => {
-                let a = line_alert(
-                    AlertKind::Bunching,
-                    route,
-                    &x,
-                    scheduled,
-                    p,
-                    format!(
-                        "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
-                        x.follower,
-                        x.stop,
-                        duration(x.headway_s),
-                        x.leader,
-                        duration(scheduled)
-                    ),
-                );
-                raise(&mut line.bunching, a, book, out);
-            }
-            None if line.bunching.is_some() => clear(
-                &mut line.bunching,
-                ts,
-                format!("Line {route} no longer bunched"),
-                book,
-                out,
-            ),
-            _ => {}
-        }
-        match worst_far {
-            Some(x) if line.gapping.is_none() => {
-                let a = line_alert(
-                    AlertKind::Gapping,
-                    route,
-                    &x,
-                    scheduled,
-                    p,
-                    format!(
-                        "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
-                        duration(x.headway_s),
-                        x.leader,
-                        x.follower,
-                        x.stop,
-                        duration(scheduled)
-                    ),
-                );
-                raise(&mut line.gapping, a, book, out);
-            }
-            None if line.gapping.is_some() => clear(
-                &mut line.gapping,
-                ts,
-                format!("Line {route} back to its headway"),
-                book,
-                out,
-            ),
-            _ => {}
-        }
-    }
-}
-
-impl Headways {
-    /// Hands a line over to another processor instance (the partition its vehicles are
-    /// in was revoked): forgets its departures and headways, and ends its alerts with a
-    /// message saying so; the new owner raises its own if the condition holds there.
-    pub fn release_line(
-        &mut self,
-        route: &Id,
-        ts: TimestampMs,
-        book: &mut AlertBook,
-        out: &mut Vec<Alert>,
-    ) {
-        self.last_departure
-            .retain(|k, _| k.split_once('|').is_none_or(|(r, _)| r != route.as_str()));
-        if let Some(mut line) = self.lines.remove(route) {
-            for slot in [&mut line.bunching, &mut line.gapping] {
-                clear(
-                    slot,
-                    ts,
-                    format!("Line {route}: handed over to another processor instance"),
-                    book,
-                    out,
-                );
-            }
-        }
-    }
-
-    /// Lines with headway state (for tests and diagnostics).
-    pub fn lines(&self) -> usize {
-        self.lines.len()
-    }
-}
-
-/// "40 s", "6 min" or "2 min 30 s", for people.
-fn duration(secs: f64) -> String {
-    let s = secs.round() as i64;
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s} s"),
-        (m, 0) => format!("{m} min"),
-        (m, s) => format!("{m} min {s} s"),
-    }
-}
-
-fn line_alert(
-    kind: AlertKind,
-    route: &Id,
-    x: &Passage,
-    scheduled: f64,
-    p: &VehiclePosition,
-    message: String,
-) -> Alert {
-    let mut a = base_alert(
-        kind,
-        Severity::Moderate,
-        p,
-        x.ts - (x.headway_s * 1000.0) as i64,
-        message,
-    );
-    a.alert_id = format_compact!("{}:{route}:{}", snake(kind), x.ts);
-    a.subject_kind = SubjectKind::Route;
-    a.subject_id = route.clone();
-    a.evidence.insert("headway_s".into(), json!(x.headway_s));
-    a.evidence
-        .insert("scheduled_headway_s".into(), json!(scheduled));
-    a.evidence
-        .insert("ratio".into(), json!((x.ratio * 100.0).round() / 100.0));
-    a.evidence.insert("stop_id".into(), json!(x.stop));
-    a.evidence.insert("leader".into(), json!(x.leader));
-    a.evidence.insert("follower".into(), json!(x.follower));
-    a
 }

@@ -3,9 +3,12 @@
 //! Each input partition's watermark is the highest event time seen on it, less the
 //! allowed lateness. The processor's watermark is the lowest among partitions that are
 //! active, so a partition lagging behind holds windows open for it. A partition that has
-//! been quiet for the idle timeout (measured on the clock) stops holding the others
-//! back; when every partition is quiet, the watermark advances with the clock, so that
-//! windows close when traffic stops. The watermark never goes back.
+//! been quiet for the idle timeout (measured in processing time) stops holding the
+//! others back; when every partition is quiet, event time moves on from the latest
+//! event seen at the pace of the stream's clock (`speed` event-time seconds per
+//! processing second), so that windows close when traffic stops. Nothing here compares
+//! an event time with the processor's own clock: a backfill of yesterday or a stream
+//! at 3600× is judged as a live one. The watermark never goes back.
 
 use serde::{Deserialize, Serialize};
 use streamcity_core::TimestampMs;
@@ -19,12 +22,22 @@ struct Partition {
     seen_at: TimestampMs,
 }
 
+/// Records in a row that were too far ahead of a partition's stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AheadRun {
+    topic: String,
+    partition: i32,
+    records: u32,
+}
+
 /// Per-partition watermark tracking.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Watermarks {
     lateness_ms: i64,
     idle_ms: i64,
     partitions: Vec<Partition>,
+    #[serde(default)]
+    ahead: Vec<AheadRun>,
     current: TimestampMs,
     #[serde(skip)]
     last_hit: usize,
@@ -37,6 +50,7 @@ impl Watermarks {
             lateness_ms,
             idle_ms,
             partitions: Vec::new(),
+            ahead: Vec::new(),
             current: TimestampMs::MIN,
             last_hit: 0,
         }
@@ -47,7 +61,58 @@ impl Watermarks {
         self.current
     }
 
-    /// Notes a record of `topic`/`partition` at event time `ts`, seen at clock time `now`.
+    /// The highest event time seen on any partition, if any.
+    pub fn max_seen(&self) -> Option<TimestampMs> {
+        self.partitions.iter().map(|p| p.max_ts).max()
+    }
+
+    /// The event time the stream has reached by processing time `now`: the latest
+    /// event seen, moved on at `speed` since the last arrival (and never behind what the
+    /// watermark already stands for). `None` before the first event.
+    pub fn event_clock(&self, now: TimestampMs, speed: f64) -> Option<TimestampMs> {
+        let latest = self.max_seen()?;
+        let arrived = self
+            .partitions
+            .iter()
+            .map(|p| p.seen_at)
+            .max()
+            .unwrap_or(now);
+        let idle = now.saturating_sub(arrived).max(0) as f64;
+        let speed = if speed.is_finite() {
+            speed.max(0.0)
+        } else {
+            1.0
+        };
+        let moved_on =
+            latest.saturating_add((idle * speed).min(i64::MAX as f64 / 2.0) as TimestampMs);
+        Some(moved_on.max(self.current.saturating_add(self.lateness_ms)))
+    }
+
+    /// Notes a record of `topic`/`partition` too far ahead of the stream; returns how
+    /// many have been in a row on that partition.
+    pub fn note_ahead(&mut self, topic: &str, partition: i32) -> u32 {
+        match self
+            .ahead
+            .iter_mut()
+            .find(|a| a.partition == partition && a.topic == topic)
+        {
+            Some(a) => {
+                a.records += 1;
+                a.records
+            }
+            None => {
+                self.ahead.push(AheadRun {
+                    topic: topic.to_owned(),
+                    partition,
+                    records: 1,
+                });
+                1
+            }
+        }
+    }
+
+    /// Notes a record of `topic`/`partition` at event time `ts`, seen at processing
+    /// time `now`.
     pub fn observe(&mut self, topic: &str, partition: i32, ts: TimestampMs, now: TimestampMs) {
         // Records arrive in runs from one partition: try the last one first.
         let i = match self.partitions.get(self.last_hit) {
@@ -73,10 +138,17 @@ impl Watermarks {
         let p = &mut self.partitions[i];
         p.max_ts = p.max_ts.max(ts);
         p.seen_at = now;
+        if !self.ahead.is_empty() {
+            self.ahead
+                .retain(|a| !(a.partition == partition && a.topic == topic));
+        }
     }
 
-    /// Recomputes the watermark at clock time `now` and returns it.
-    pub fn advance(&mut self, now: TimestampMs) -> TimestampMs {
+    /// Recomputes the watermark at processing time `now` and returns it. `speed` is
+    /// how many ms of event time pass per ms of processing time while every partition
+    /// is quiet (the producer's clock: 1 in real time, 10 at `--speed 10`, 0 once it
+    /// has stopped).
+    pub fn advance(&mut self, now: TimestampMs, speed: f64) -> TimestampMs {
         let active = self
             .partitions
             .iter()
@@ -85,14 +157,11 @@ impl Watermarks {
             .min();
         let candidate = match active {
             Some(ts) => ts,
-            // Everything is quiet: event time moves on with the clock.
-            None => now.max(
-                self.partitions
-                    .iter()
-                    .map(|p| p.max_ts)
-                    .max()
-                    .unwrap_or(now),
-            ),
+            // Everything is quiet: event time moves on from the latest event seen.
+            None => match self.event_clock(now, speed) {
+                Some(ts) => ts,
+                None => return self.current, // nothing seen yet: nothing to go on
+            },
         };
         self.current = self.current.max(candidate.saturating_sub(self.lateness_ms));
         self.current
@@ -108,23 +177,45 @@ mod tests {
         let mut w = Watermarks::new(1_000, 5_000);
         w.observe("a", 0, 10_000, 0);
         w.observe("a", 1, 50_000, 0);
-        assert_eq!(w.advance(0), 9_000);
+        assert_eq!(w.advance(0, 1.0), 9_000);
         w.observe("a", 0, 60_000, 1);
-        assert_eq!(w.advance(1), 49_000);
+        assert_eq!(w.advance(1, 1.0), 49_000);
     }
 
     #[test]
-    fn idle_partitions_stop_holding_it_back_and_the_clock_takes_over() {
+    fn idle_partitions_stop_holding_it_back_and_event_time_moves_on_from_the_last_event() {
         let mut w = Watermarks::new(1_000, 5_000);
         w.observe("a", 0, 10_000, 0);
         w.observe("b", 0, 50_000, 4_000);
-        assert_eq!(w.advance(4_000), 9_000);
-        // Partition a has been quiet for 5 s of clock time.
-        assert_eq!(w.advance(5_000), 49_000);
-        // Both quiet: the clock moves it on.
-        assert_eq!(w.advance(100_000), 99_000);
+        assert_eq!(w.advance(4_000, 1.0), 9_000);
+        // Partition a has been quiet for 5 s of processing time.
+        assert_eq!(w.advance(5_000, 1.0), 49_000);
+        // Both quiet: event time moves on from the last event, at the stream's pace.
+        assert_eq!(w.advance(10_000, 1.0), 55_000);
+        assert_eq!(w.advance(11_000, 10.0), 119_000);
         // Never backwards.
-        w.observe("a", 0, 20_000, 100_001);
-        assert_eq!(w.advance(100_001), 99_000);
+        w.observe("a", 0, 20_000, 11_001);
+        assert_eq!(w.advance(11_001, 1.0), 119_000);
+    }
+
+    #[test]
+    fn the_processors_own_clock_does_not_matter() {
+        // Yesterday's records read today, or a year ahead of them: the same watermark.
+        for now in [0, 1_763_884_800_000, 1_800_000_000_000] {
+            let mut w = Watermarks::new(1_000, 5_000);
+            assert_eq!(
+                w.advance(now, 1.0),
+                TimestampMs::MIN,
+                "nothing seen, nothing known"
+            );
+            w.observe("a", 0, 1_700_000_000_000, now);
+            assert_eq!(w.advance(now, 1.0), 1_699_999_999_000);
+            assert_eq!(w.advance(now + 60_000, 1.0), 1_700_000_059_000);
+            assert_eq!(
+                w.advance(now + 120_000, 0.0),
+                1_700_000_059_000,
+                "a stopped clock"
+            );
+        }
     }
 }

@@ -15,10 +15,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use streamcity_core::{Record, Topics};
+use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_processor::window::{Admission, WindowSpec, WindowedCount};
 use streamcity_processor::{Processor, ProcessorConfig};
 
@@ -97,13 +99,15 @@ fn window_fixtures() {
 #[test]
 fn detector_fixtures() {
     let topics = Topics::default();
+    let network = Arc::new(synthetic::generate(SyntheticConfig::default()));
     for case in cases("detectors") {
         let config: ProcessorConfig = match std::fs::read_to_string(case.join("config.json")) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             Err(_) => ProcessorConfig::default(),
         };
         config.validate().unwrap();
-        let mut core = Processor::new(topics.clone(), config);
+        // Alerts name and place stops after the default city's network.
+        let mut core = Processor::new(topics.clone(), config).with_network(Arc::clone(&network));
         let mut out = Vec::new();
         for line in read_lines(&case.join("input.jsonl")) {
             if let Some(clock) = line["advance"].as_i64() {

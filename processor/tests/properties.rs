@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use streamcity_core::{Record, Topics};
+use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_processor::window::{
     Admission, EmitMode, WindowKind, WindowResult, WindowSpec, WindowedCount,
 };
 use streamcity_processor::{Processor, ProcessorConfig};
 use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
-use streamcity_producers::{City, CityConfig};
 
 fn spec() -> impl Strategy<Value = WindowSpec> {
     prop_oneof![
@@ -93,10 +93,10 @@ proptest! {
 
 /// A few minutes of a small city's records, as the processor would read them.
 fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
-    let city = Arc::new(City::generate(CityConfig {
+    let city = Arc::new(synthetic::generate(SyntheticConfig {
         seed,
         vehicles: 40,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }));
     let mut config = SimConfig {
         seed,
@@ -127,10 +127,10 @@ fn simulated_input(seed: u64, seconds: i64) -> Vec<(Record, i32, i64)> {
 }
 
 fn config_for(seed: u64) -> ProcessorConfig {
-    let city = City::generate(CityConfig {
+    let city = synthetic::generate(SyntheticConfig {
         seed,
         vehicles: 40,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     });
     let mut config = ProcessorConfig::default();
     config.surge.threshold = 12;

@@ -9,7 +9,8 @@
 mod counting_alloc;
 
 use std::sync::Arc;
-use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+use streamcity_network::{SyntheticConfig, synthetic};
+use streamcity_producers::{SimConfig, Simulation};
 
 #[global_allocator]
 static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
@@ -21,9 +22,9 @@ fn main() {
     } else {
         100_000
     };
-    let city = Arc::new(City::generate(CityConfig {
+    let city = Arc::new(synthetic::generate(SyntheticConfig {
         vehicles: fleet,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }));
     let before = counting_alloc::live_bytes();
     let mut sim = Simulation::new(city, SimConfig::default());

@@ -9,15 +9,16 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use streamcity_core::Topics;
+use streamcity_network::{Network, SyntheticConfig, synthetic};
 use streamcity_producers::runner::to_record;
-use streamcity_producers::{City, CityConfig, SimConfig, Simulation};
+use streamcity_producers::{SimConfig, Simulation};
 
 const FLEET: usize = 100_000;
 
 /// A live run's tick at speed 1, ms.
 const LIVE_TICK_MS: i64 = 10;
 
-fn simulation(city: &Arc<City>, tick_ms: i64) -> Simulation {
+fn simulation(city: &Arc<Network>, tick_ms: i64) -> Simulation {
     let config = SimConfig {
         tick_ms,
         ..SimConfig::default()
@@ -42,9 +43,9 @@ fn events_per_second(sim: &mut Simulation) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let city = Arc::new(City::generate(CityConfig {
+    let city = Arc::new(synthetic::generate(SyntheticConfig {
         vehicles: FLEET,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }));
     let mut sim = simulation(&city, SimConfig::default().tick_ms);
     let per_second = events_per_second(&mut sim);

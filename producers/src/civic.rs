@@ -12,7 +12,8 @@ use streamcity_core::{
     TransitEffect, TransportMode,
 };
 
-use crate::city::{City, round6};
+use streamcity_network::Network;
+use streamcity_network::geometry::round6;
 
 /// How often each kind occurs, relative to the others.
 const KINDS: [(CityIncidentKind, u32); 7] = [
@@ -59,11 +60,19 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// A new city incident somewhere in `city`, starting at `now`. `no` numbers it.
-pub fn generate<R: Rng>(rng: &mut R, city: &City, now: TimestampMs, no: u64) -> CityIncident {
+/// A new city incident somewhere in `network`, starting at `now`. `no` numbers it; `None`
+/// when the network has no districts to place it in.
+pub fn generate<R: Rng>(
+    rng: &mut R,
+    network: &Network,
+    now: TimestampMs,
+    no: u64,
+) -> Option<CityIncident> {
     let kind = pick_kind(rng);
     let severity = pick_severity(rng);
-    let district = &city.districts[rng.random_range(0..city.districts.len())];
+    let district = network
+        .districts
+        .get(rng.random_range(0..network.districts.len().max(1)))?;
     let area = district.name.clone();
     // Somewhere in the district; weather covers the whole of it.
     let (radius_m, spread) = match kind {
@@ -80,7 +89,7 @@ pub fn generate<R: Rng>(rng: &mut R, city: &City, now: TimestampMs, no: u64) -> 
         district.x + rng.random_range(-1.0..=1.0) * spread,
         district.y + rng.random_range(-1.0..=1.0) * spread,
     );
-    let at = city.projection.to_latlon(x, y);
+    let at = network.projection.to_latlon(x, y);
     let hours = rng.random_range(0.5..4.0);
     let ends = now + (hours * 3_600_000.0) as i64;
     let pick = |rng: &mut R, items: &[&str]| -> String {
@@ -178,16 +187,16 @@ pub fn generate<R: Rng>(rng: &mut R, city: &City, now: TimestampMs, no: u64) -> 
     };
 
     // What it does to transit.
-    let near = city.routes_near(x, y, radius_m);
+    let near = network.routes_near(x, y, radius_m);
     let street: Vec<usize> = near
         .iter()
         .copied()
-        .filter(|&r| city.routes[r].mode != TransportMode::Rail)
+        .filter(|&r| network.routes[r].mode != TransportMode::Rail)
         .collect();
     let rail: Vec<usize> = near
         .iter()
         .copied()
-        .filter(|&r| city.routes[r].mode == TransportMode::Rail)
+        .filter(|&r| network.routes[r].mode == TransportMode::Rail)
         .collect();
     let (transit_effect, speed_factor, affected) = match kind {
         CityIncidentKind::RoadClosure if !street.is_empty() => {
@@ -236,7 +245,7 @@ pub fn generate<R: Rng>(rng: &mut R, city: &City, now: TimestampMs, no: u64) -> 
         _ => (None, None, None),
     };
     let prefix = if infrastructure { "INF" } else { "EMG" };
-    CityIncident {
+    Some(CityIncident {
         event_id: format_compact!("{prefix}-{no:06}"),
         category: kind.category(),
         kind,
@@ -256,13 +265,13 @@ pub fn generate<R: Rng>(rng: &mut R, city: &City, now: TimestampMs, no: u64) -> 
         speed_factor,
         affected_routes: affected
             .iter()
-            .map(|&r| city.routes[r].route_id.clone())
+            .map(|&r| network.routes[r].route_id.clone())
             .collect(),
         started_at: now,
         expires_at: (!infrastructure).then_some(ends),
         estimated_restoration: infrastructure.then_some(ends),
         timestamp: now,
-    }
+    })
 }
 
 /// When the incident ends.

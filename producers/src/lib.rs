@@ -1,6 +1,6 @@
-//! StreamCity's city model and simulators.
+//! StreamCity's simulators: the twin's events, made from a transit network
+//! (`streamcity-network`).
 //!
-//! - [`city`]: the transit network (routes, shapes, stops, headways), built from a seed;
 //! - [`sim`]: the simulation core, a plain state machine stepped through time;
 //! - [`arrivals`]: when discrete events happen (Poisson or uniform gaps, bursts);
 //! - [`civic`]: city incidents after the CivicSense seed, with their transit effects;
@@ -8,10 +8,8 @@
 //!   events to the bus.
 
 pub mod arrivals;
-pub mod city;
 pub mod civic;
 pub mod runner;
 pub mod sim;
 
-pub use city::{City, CityConfig};
 pub use sim::{SimConfig, SimEvent, Simulation};

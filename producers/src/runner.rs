@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use streamcity_core::{Bus, BusError, CancellationToken, Record, SharedClock, Topics, encode};
+use streamcity_core::{
+    Bus, BusError, CancellationToken, ClockReading, Record, SharedClock, Topics, encode,
+};
+use streamcity_network::topic::publish_clock;
 
 use crate::sim::{SimEvent, Simulation};
 
@@ -85,17 +88,25 @@ pub enum Ending {
 /// Runs the simulation in step with `clock`, publishing everything it produces, until
 /// `stop` is cancelled or a limit is reached; then flushes the bus.
 ///
+/// With `share_clock`, the clock is published on the `network` topic when the run
+/// starts (and with speed 0 when it ends), so that the other stages follow it.
+///
 /// When the simulation cannot keep up with the clock (a huge fleet at a high speed-up),
 /// it runs flat out and the simulated time falls behind the clock rather than skipping.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<B: Bus>(
     mut sim: Simulation,
     bus: B,
     topics: Topics,
     clock: SharedClock,
     limits: Limits,
+    share_clock: bool,
     stop: CancellationToken,
     stats: Arc<ProducerStats>,
 ) -> Result<Ending, BusError> {
+    if share_clock {
+        publish_clock(&bus, &topics, ClockReading::of(&*clock)).await?;
+    }
     let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
     let mut remaining = limits.max_events.unwrap_or(u64::MAX);
     let mut events = Vec::new();
@@ -140,6 +151,9 @@ pub async fn run<B: Bus>(
             .sim_time_ms
             .store(sim.now().max(0) as u64, Ordering::Relaxed);
     };
+    if share_clock {
+        publish_clock(&bus, &topics, ClockReading::stopped(sim.now())).await?;
+    }
     bus.flush().await?;
     Ok(ending)
 }

@@ -11,18 +11,19 @@ use streamcity_core::{
     CityIncident, CityIncidentKind, Id, IncidentStatus, Severity, TrafficIncident,
     TrafficIncidentKind, TransitEffect, TransportMode, VehiclePosition, VehicleStatus,
 };
+use streamcity_network::geometry::segment_distance2;
+use streamcity_network::{Network, SyntheticConfig, synthetic};
 use streamcity_producers::arrivals::Gaps;
-use streamcity_producers::city::segment_distance2;
 use streamcity_producers::sim::{CrowdEvent, SimEvent};
-use streamcity_producers::{City, CityConfig, SimConfig, Simulation, civic};
+use streamcity_producers::{SimConfig, Simulation, civic};
 
 /// 2025-11-23 at 12:00 UTC: midday, demand factor about 1.
 const NOON: i64 = 1_763_899_200_000;
 
-fn city(seed: u64) -> Arc<City> {
-    Arc::new(City::generate(CityConfig {
+fn city(seed: u64) -> Arc<Network> {
+    Arc::new(synthetic::generate(SyntheticConfig {
         seed,
-        ..CityConfig::default()
+        ..SyntheticConfig::default()
     }))
 }
 
@@ -375,6 +376,9 @@ fn a_power_outage_suspends_the_rail_line_through_it_until_restored() {
         .iter()
         .find(|r| r.mode == TransportMode::Rail)
         .unwrap();
+    let mut hint = 0;
+    let (x, y, _) = rail.path.point_at(rail.length_m() / 2.0, &mut hint);
+    let middle = city.projection.to_latlon(x, y);
     let outage = CityIncident {
         event_id: "INF-TEST".into(),
         category: CityIncidentKind::PowerOutage.category(),
@@ -383,8 +387,8 @@ fn a_power_outage_suspends_the_rail_line_through_it_until_restored() {
         severity: Severity::High,
         message: "Power outage".into(),
         area: "Downtown".into(),
-        lat: rail.shape[rail.shape.len() / 2][0],
-        lon: rail.shape[rail.shape.len() / 2][1],
+        lat: middle.lat,
+        lon: middle.lon,
         radius_m: 1_000.0,
         affected_groups: Vec::new(),
         instructions: Vec::new(),
@@ -439,7 +443,7 @@ fn city_incidents_have_the_seed_fields_and_kind_mix() {
     let n = 4_000;
     let mut kinds: HashMap<CityIncidentKind, usize> = HashMap::new();
     for no in 0..n {
-        let i = civic::generate(&mut rng, &city, NOON, no);
+        let i = civic::generate(&mut rng, &city, NOON, no).expect("the city has districts");
         *kinds.entry(i.kind).or_default() += 1;
         assert!(city.districts.iter().any(|d| d.name == i.area));
         assert!(distance_m(LatLon::new(i.lat, i.lon), city.centre) < 12_000.0);

@@ -1,0 +1,146 @@
+//! The dashboard's live state: the vehicle table, alerts, stop activity and incidents,
+//! materialised from the bus, and the conflated deltas `/ws` clients receive.
+//!
+//! Rows and alerts are kept as the JSON bytes they arrived in, so snapshots, deltas and
+//! REST answers splice them together without re-encoding. Each delta is serialised once
+//! for every client that takes everything; a client with filters gets the delta's
+//! matching items spliced together, still without re-encoding.
+
+mod config;
+mod feed;
+mod filter;
+mod ingest;
+mod queries;
+mod views;
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use streamcity_core::{CancellationToken, Topics};
+use streamcity_network::Network;
+use tokio::sync::broadcast;
+
+pub use config::LiveConfig;
+pub use feed::{Delta, Start};
+pub use filter::{ClientFilter, ClientTopic};
+pub use ingest::{GROUP, run_ingest, subscribe, subscribe_replaying};
+
+use crate::metrics::Metrics;
+
+/// Everything the live state holds, under one lock: the views and the feed change
+/// together, so that a snapshot and its sequence number agree.
+#[derive(Debug, Default)]
+struct State {
+    views: views::Views,
+    feed: feed::Feed,
+}
+
+/// The live picture, shared by the ingest task, `/ws` clients and `/api` handlers.
+#[derive(Debug)]
+pub struct Live {
+    /// The network being shown.
+    pub network: Arc<Network>,
+    /// `/api/routes`, serialised once.
+    pub routes_json: Bytes,
+    /// `/api/stops`, serialised once.
+    pub stops_json: Bytes,
+    /// The dashboard's metrics.
+    pub metrics: Metrics,
+    /// Its records-read counters for the input topics, in the order of [`Live::inputs`]
+    /// (looked up once, not per record).
+    records_in: [Counter; 6],
+    config: LiveConfig,
+    topics: Topics,
+    state: RwLock<State>,
+    deltas: broadcast::Sender<Arc<Delta>>,
+    closing: CancellationToken,
+    /// Identifies this run's stream of sequence numbers (its start time, ms): a client
+    /// resuming with another epoch is talking about another run, and gets a snapshot.
+    epoch: u64,
+}
+
+/// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
+/// array, as they are: no copy of the items but into `out`, no re-validation.
+fn splice<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Bytes>) {
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+}
+
+/// The topics the dashboard reads, in the order [`Live::apply`] dispatches on.
+fn input_topics(t: &Topics) -> [&Arc<str>; 6] {
+    [
+        &t.live_vehicle_table,
+        &t.alerts,
+        &t.rider_tapped_on,
+        &t.traffic_incidents,
+        &t.city_incidents,
+        &t.network,
+    ]
+}
+
+impl Live {
+    /// An empty live state for `network`, fed from `topics`.
+    pub fn new(network: Arc<Network>, topics: Topics, config: LiveConfig) -> Self {
+        let (deltas, _) = broadcast::channel(config.client_queue.max(1));
+        let metrics = Metrics::new();
+        let records_in = input_topics(&topics).map(|topic| metrics.records_in(topic));
+        Live {
+            routes_json: queries::routes_json(&network),
+            stops_json: queries::stops_json(&network),
+            metrics,
+            records_in,
+            network,
+            config,
+            topics,
+            state: RwLock::new(State::default()),
+            deltas,
+            closing: CancellationToken::new(),
+            epoch: streamcity_core::clock::wall_clock_ms().max(0) as u64,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> LiveConfig {
+        self.config
+    }
+
+    /// Tells every `/ws` client that the server is going away (close code 1001).
+    pub fn close_clients(&self) {
+        self.closing.cancel();
+    }
+
+    /// Cancelled when the server is going away.
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The topics the dashboard reads.
+    pub fn inputs(&self) -> [&Arc<str>; 6] {
+        input_topics(&self.topics)
+    }
+
+    /// This run's epoch: snapshots carry it, and a resume must name it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Vehicles in the table.
+    pub fn vehicle_count(&self) -> usize {
+        self.read().views.vehicles.len()
+    }
+}

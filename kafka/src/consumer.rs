@@ -1,0 +1,272 @@
+//! Consuming: consumer groups whose offsets are committed only once the subscriber has
+//! processed a record (stored on commit, written by librdkafka's auto-commit), broker
+//! outages waited out, and the partitions rebalances revoke and assign reported.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use streamcity_core::{BusError, Delivery, Record, StartFrom, Subscribe, Subscription};
+
+use crate::{KafkaConfig, backend};
+
+/// Logs partition assignments, so that a rebalance is visible, and notes the revoked
+/// partitions for the subscriber.
+struct Rebalances {
+    revoked: Pending,
+    assigned: Pending,
+}
+
+/// Partitions named by a rebalance, waiting for the subscriber.
+type Pending = Arc<std::sync::Mutex<Vec<(String, i32)>>>;
+
+fn note(pending: &Pending, tpl: &TopicPartitionList) {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition())),
+        );
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            note(&self.revoked, tpl);
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                note(&self.assigned, tpl);
+                tracing::info!(partitions = tpl.count(), "Partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = tpl.count(), "Partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed"),
+        }
+    }
+}
+
+/// Subscribes to `spec` with a consumer of its own.
+pub(crate) fn subscribe(
+    config: &KafkaConfig,
+    spec: Subscribe,
+) -> Result<KafkaSubscription, BusError> {
+    let mut c = config.client_config();
+    c.set("group.id", &spec.group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
+        // A member that dies hands its partitions on within seconds.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        // A live twin: a fetch with nothing new returns within 10 ms rather than
+        // librdkafka's 500 (tansu holds a fetch that long; each hop paid it).
+        .set("fetch.wait.max.ms", "10")
+        .set(
+            "auto.offset.reset",
+            match spec.start {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        );
+    let (revoked, assigned) = (Pending::default(), Pending::default());
+    let consumer: StreamConsumer<Rebalances> = config
+        .overridden(c)
+        .create_with_context(Rebalances {
+            revoked: Arc::clone(&revoked),
+            assigned: Arc::clone(&assigned),
+        })
+        .map_err(|e| backend("Kafka consumer", e))?;
+    let names: Vec<&str> = spec.topics.iter().map(|t| &**t).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|e| backend("subscribing", e))?;
+    Ok(KafkaSubscription {
+        consumer,
+        topics: spec.topics,
+        processed: HashMap::new(),
+        revoked,
+        assigned,
+    })
+}
+
+/// Whether a consumer error ends the subscription: librdkafka's fatal errors and
+/// failures that waiting will not fix (credentials, permissions). Everything else, such
+/// as all brokers being down for a moment, is retried.
+pub(crate) fn is_fatal(e: &KafkaError) -> bool {
+    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+        return true;
+    }
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
+
+/// A subscription to Kafka topics in a consumer group. Dropping it commits what was
+/// processed and closes the consumer; its partitions go to the group's other members at
+/// the next rebalance (at most the 10 s session timeout).
+pub struct KafkaSubscription {
+    consumer: StreamConsumer<Rebalances>,
+    /// The subscribed names, so deliveries share them instead of allocating.
+    topics: Vec<Arc<str>>,
+    /// The next offset to read per partition, after what was processed.
+    processed: HashMap<(Arc<str>, i32), i64>,
+    /// Partitions revoked by rebalances, not yet taken by the subscriber.
+    revoked: Pending,
+    /// Partitions assigned by rebalances, not yet taken by the subscriber.
+    assigned: Pending,
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        if !self.processed.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, partition), next) in &self.processed {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!(error = %e, "Committing on close failed; the group re-reads from its last commit");
+            }
+        }
+        // rdkafka's own drop then closes the consumer, which leaves the group.
+    }
+}
+
+impl std::fmt::Debug for KafkaSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubscription")
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSubscription {
+    /// The subscription's shared name for `topic`, so deliveries need not allocate one.
+    fn shared_name(&self, topic: &str) -> Arc<str> {
+        self.topics
+            .iter()
+            .find(|t| ***t == *topic)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(topic))
+    }
+
+    fn delivery(&self, m: &BorrowedMessage<'_>) -> Delivery {
+        Delivery {
+            record: record_of(self.shared_name(m.topic()), m),
+            partition: m.partition(),
+            offset: m.offset(),
+        }
+    }
+
+    /// Empties `pending`, naming the topics with the subscription's shared names.
+    fn take(&self, pending: &Pending) -> Vec<(Arc<str>, i32)> {
+        let taken = std::mem::take(
+            &mut *pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        taken
+            .into_iter()
+            .map(|(topic, partition)| (self.shared_name(&topic), partition))
+            .collect()
+    }
+}
+
+/// A consumed message as a bus record on `topic`.
+pub(crate) fn record_of(topic: Arc<str>, m: &BorrowedMessage<'_>) -> Record {
+    Record::new(
+        &topic,
+        Bytes::copy_from_slice(m.key().unwrap_or_default()),
+        Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        m.timestamp().to_millis().unwrap_or(0),
+    )
+}
+
+impl Subscription for KafkaSubscription {
+    async fn recv_many(
+        &mut self,
+        buf: &mut Vec<Delivery>,
+        limit: usize,
+    ) -> Result<usize, BusError> {
+        // Transient errors (a broker restarting, a connection lost) are logged and
+        // waited out: librdkafka reconnects and resumes from the stored offsets.
+        let first = loop {
+            match self.consumer.recv().await {
+                Ok(m) => break m,
+                Err(e) if is_fatal(&e) => return Err(backend("consuming", e)),
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error; retrying"),
+            }
+        };
+        buf.push(self.delivery(&first));
+        drop(first);
+        let mut n = 1;
+        // Whatever else is already waiting, without waiting for more.
+        while n < limit {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => {
+                    buf.push(self.delivery(&m));
+                    n += 1;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(n)
+    }
+
+    fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
+        let revoked = Arc::clone(&self.revoked);
+        self.take(&revoked)
+    }
+
+    fn take_assigned(&mut self) -> Vec<(Arc<str>, i32)> {
+        let assigned = Arc::clone(&self.assigned);
+        self.take(&assigned)
+    }
+
+    fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        // Stores offset + 1 (the next to read); librdkafka's auto-commit writes it.
+        self.consumer
+            .store_offset(&delivery.record.topic, delivery.partition, delivery.offset)
+            .map_err(|e| backend("storing the offset", e))?;
+        let next = self
+            .processed
+            .entry((Arc::clone(&delivery.record.topic), delivery.partition))
+            .or_insert(0);
+        *next = (*next).max(delivery.offset + 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! StreamCity's transit network: the reference data every stage shares.
+//!
+//! - [`model`]: the network, shaped after GTFS static (agencies, routes, stops with
+//!   parent stations, shapes, trips with stop times and frequencies, services), checked
+//!   and prepared for use;
+//! - [`synthetic`]: the built-in city, generated from a seed around a centre;
+//! - [`topic`]: the network and the simulated clock on the bus, so that stages running
+//!   apart share one world;
+//! - [`geometry`]: polylines in local metres; [`calendar`]: dates and service days.
+//!
+//! In one process every stage holds the same [`Network`] by reference; on Kafka the
+//! producer publishes it and `process` and `serve` read it back ([`topic::wait_for`]).
+
+pub mod calendar;
+pub mod geometry;
+pub mod model;
+pub mod synthetic;
+pub mod topic;
+
+pub use calendar::Date;
+pub use model::{Network, NetworkError, Route, Stop};
+pub use synthetic::SyntheticConfig;

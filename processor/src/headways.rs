@@ -1,0 +1,238 @@
+//! Bunching and gapping, per line: the time between consecutive vehicles of a line
+//! leaving the same stop in the same direction, against the line's scheduled headway.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use compact_str::format_compact;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use streamcity_core::{
+    Alert, AlertKind, Id, Severity, SubjectKind, TimestampMs, VehiclePosition, wire_name,
+};
+
+use crate::detector::{Context, Detector, Event, Handover};
+use crate::vehicles::vehicle_alert;
+
+/// One observed headway on a line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Passage {
+    ratio: f64,
+    headway_s: f64,
+    stop: Id,
+    leader: Id,
+    follower: Id,
+    ts: TimestampMs,
+}
+
+/// A line's recent headways and its bunching/gapping alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct LineState {
+    recent: VecDeque<Passage>,
+    bunching: Option<Id>,
+    gapping: Option<Id>,
+}
+
+/// Bunching and gapping: the time between consecutive vehicles of a line leaving the
+/// same stop in the same direction, against the line's scheduled headway.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeadwayDetector {
+    /// Last departure from each stop towards the next: (route|from>to) → (time, vehicle).
+    last_departure: HashMap<Id, (TimestampMs, Id)>,
+    lines: BTreeMap<Id, LineState>,
+}
+
+impl Detector for HeadwayDetector {
+    fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        if let Event::Position {
+            report,
+            previous: Some(previous),
+            ..
+        } = event
+        {
+            self.on_position(previous, report, cx);
+        }
+    }
+
+    /// The lines of the vehicles handed over go with them (reports are partitioned by
+    /// line).
+    fn release(&mut self, handover: &Handover<'_>, cx: &mut Context<'_>) {
+        let Handover::Vehicles(vehicles) = handover else {
+            return;
+        };
+        let lines: BTreeSet<&Id> = vehicles.iter().map(|p| &p.route_id).collect();
+        let ts = cx.watermark.max(0);
+        for route in lines {
+            self.release_line(route, ts, cx);
+        }
+    }
+}
+
+impl HeadwayDetector {
+    /// Notes `p` after `prev` (the same vehicle's previous report): when its next stop
+    /// changed, it has just left the previous one.
+    fn on_position(&mut self, prev: &VehiclePosition, p: &VehiclePosition, cx: &mut Context<'_>) {
+        let config = cx.config;
+        if prev.next_stop_id == p.next_stop_id || prev.route_id != p.route_id {
+            return;
+        }
+        let Some(&scheduled) = config.headway.route_headways_s.get(&p.route_id) else {
+            return;
+        };
+        if scheduled <= 0.0 {
+            return;
+        }
+        let key = format_compact!("{}|{}>{}", p.route_id, prev.next_stop_id, p.next_stop_id);
+        let previous = self
+            .last_departure
+            .insert(key, (p.timestamp, p.vehicle_id.clone()));
+        let Some((then, leader)) = previous else {
+            return;
+        };
+        if leader == p.vehicle_id || then >= p.timestamp {
+            return;
+        }
+        let headway_s = (p.timestamp - then) as f64 / 1000.0;
+        let h = &config.headway;
+        let line = self.lines.entry(p.route_id.clone()).or_default();
+        line.recent.push_back(Passage {
+            ratio: headway_s / scheduled,
+            headway_s,
+            stop: prev.next_stop_id.clone(),
+            leader,
+            follower: p.vehicle_id.clone(),
+            ts: p.timestamp,
+        });
+        while line.recent.len() > h.recent.max(1) {
+            line.recent.pop_front();
+        }
+        let worst_close = line
+            .recent
+            .iter()
+            .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
+            .filter(|x| x.ratio < h.bunching_ratio)
+            .cloned();
+        let worst_far = line
+            .recent
+            .iter()
+            .max_by(|a, b| a.ratio.total_cmp(&b.ratio))
+            .filter(|x| x.ratio > h.gapping_ratio)
+            .cloned();
+        let route = &p.route_id;
+        let ts = p.timestamp;
+        match worst_close {
+            Some(x) if line.bunching.is_none() => {
+                let a = line_alert(
+                    AlertKind::Bunching,
+                    route,
+                    &x,
+                    scheduled,
+                    p,
+                    format!(
+                        "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
+                        x.follower,
+                        x.stop,
+                        duration(x.headway_s),
+                        x.leader,
+                        duration(scheduled)
+                    ),
+                );
+                cx.raise_into(&mut line.bunching, a);
+            }
+            None if line.bunching.is_some() => cx.clear_slot(
+                &mut line.bunching,
+                ts,
+                format!("Line {route} no longer bunched"),
+            ),
+            _ => {}
+        }
+        match worst_far {
+            Some(x) if line.gapping.is_none() => {
+                let a = line_alert(
+                    AlertKind::Gapping,
+                    route,
+                    &x,
+                    scheduled,
+                    p,
+                    format!(
+                        "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
+                        duration(x.headway_s),
+                        x.leader,
+                        x.follower,
+                        x.stop,
+                        duration(scheduled)
+                    ),
+                );
+                cx.raise_into(&mut line.gapping, a);
+            }
+            None if line.gapping.is_some() => cx.clear_slot(
+                &mut line.gapping,
+                ts,
+                format!("Line {route} back to its headway"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+impl HeadwayDetector {
+    /// Hands a line over to another processor instance (the partition its vehicles are
+    /// in was revoked): forgets its departures and headways, and ends its alerts with a
+    /// message saying so; the new owner raises its own if the condition holds there.
+    fn release_line(&mut self, route: &Id, ts: TimestampMs, cx: &mut Context<'_>) {
+        self.last_departure
+            .retain(|k, _| k.split_once('|').is_none_or(|(r, _)| r != route.as_str()));
+        if let Some(mut line) = self.lines.remove(route) {
+            for slot in [&mut line.bunching, &mut line.gapping] {
+                cx.clear_slot(
+                    slot,
+                    ts,
+                    format!("Line {route}: handed over to another processor instance"),
+                );
+            }
+        }
+    }
+
+    /// Lines with headway state (for tests and diagnostics).
+    pub fn lines(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// "40 s", "6 min" or "2 min 30 s", for people.
+fn duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
+}
+
+fn line_alert(
+    kind: AlertKind,
+    route: &Id,
+    x: &Passage,
+    scheduled: f64,
+    p: &VehiclePosition,
+    message: String,
+) -> Alert {
+    let mut a = vehicle_alert(
+        kind,
+        Severity::Moderate,
+        p,
+        x.ts - (x.headway_s * 1000.0) as i64,
+        message,
+    );
+    a.alert_id = format_compact!("{}:{route}:{}", wire_name(&kind), x.ts);
+    a.subject_kind = SubjectKind::Route;
+    a.subject_id = route.clone();
+    a.evidence.insert("headway_s".into(), json!(x.headway_s));
+    a.evidence
+        .insert("scheduled_headway_s".into(), json!(scheduled));
+    a.evidence
+        .insert("ratio".into(), json!((x.ratio * 100.0).round() / 100.0));
+    a.evidence.insert("stop_id".into(), json!(x.stop));
+    a.evidence.insert("leader".into(), json!(x.leader));
+    a.evidence.insert("follower".into(), json!(x.follower));
+    a
+}
