@@ -71,6 +71,78 @@ fn css_urls(css: &str, base: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every module a JavaScript module imports statically (`import … from '…'`, `import '…'`,
+/// `export … from '…'`, on one line or over several), resolved against the module's
+/// folder. Bare specifiers (neither `/`, `./` nor `../`) are not URLs and are skipped.
+fn js_imports(js: &str, base: &str) -> Vec<String> {
+    let folder = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+    let starts = [
+        "import ", "import{", "import*", "import'", "import\"", "export {", "export{", "export *",
+        "export*",
+    ];
+    let mut out = Vec::new();
+    let mut statement = String::new();
+    for line in js.lines().map(str::trim) {
+        if statement.is_empty() && !starts.iter().any(|s| line.starts_with(s)) {
+            continue;
+        }
+        statement.push_str(line);
+        statement.push('\n');
+        match specifier(&statement) {
+            Some(spec) => {
+                if spec.starts_with('/') {
+                    out.push(normalize(spec));
+                } else if spec.starts_with("./") || spec.starts_with("../") {
+                    out.push(normalize(&format!("{folder}{spec}")));
+                }
+                statement.clear();
+            }
+            // `export { a, b };` and the like: no module named.
+            None if line.ends_with(';') => statement.clear(),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The quoted module specifier of an import or re-export statement, once it is complete.
+fn specifier(statement: &str) -> Option<&str> {
+    let quoted = |s: &str| s.starts_with(['\'', '"']);
+    let after = statement
+        .strip_prefix("import")
+        .map(str::trim_start)
+        .filter(|s| quoted(s))
+        .or_else(|| {
+            statement
+                .match_indices("from")
+                .map(|(i, _)| statement[i + 4..].trim_start())
+                .find(|s| quoted(s))
+        })?;
+    let quote = after.chars().next()?;
+    let end = after[1..].find(quote)?;
+    Some(&after[1..=end])
+}
+
+/// `/a/./b/../c.js` → `/a/c.js`.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
 #[tokio::test]
 async fn the_map_page_and_every_asset_it_references_are_served() {
     let (status, ctype, body) = get("/").await;
@@ -100,6 +172,7 @@ async fn the_map_page_and_every_asset_it_references_are_served() {
     );
 
     let mut checked = 0;
+    let mut modules: Vec<(String, String)> = Vec::new(); // (imported module, importer)
     for path in &local {
         let (status, ctype, body) = get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -107,6 +180,11 @@ async fn the_map_page_and_every_asset_it_references_are_served() {
         let ctype = ctype.unwrap();
         if path.ends_with(".js") {
             assert!(ctype.starts_with("text/javascript"), "{path}: {ctype}");
+            if !path.starts_with("/vendor/") {
+                for module in js_imports(std::str::from_utf8(&body).unwrap(), path) {
+                    modules.push((module, path.clone()));
+                }
+            }
         }
         if path.ends_with(".css") {
             assert!(ctype.starts_with("text/css"), "{path}: {ctype}");
@@ -115,6 +193,23 @@ async fn the_map_page_and_every_asset_it_references_are_served() {
                 assert_eq!(status, StatusCode::OK, "{url}, referenced by {path}");
                 checked += 1;
             }
+        }
+        checked += 1;
+    }
+    // The page's ES modules and theirs in turn: the browser refuses a module script that
+    // is not served with a JavaScript type.
+    let mut seen = std::collections::HashSet::new();
+    while let Some((path, importer)) = modules.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let (status, ctype, body) = get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}, imported by {importer}");
+        assert!(!body.is_empty(), "{path} is empty");
+        let ctype = ctype.unwrap();
+        assert!(ctype.starts_with("text/javascript"), "{path}: {ctype}");
+        for module in js_imports(&String::from_utf8(body).unwrap(), &path) {
+            modules.push((module, path.clone()));
         }
         checked += 1;
     }

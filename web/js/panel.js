@@ -1,0 +1,166 @@
+// The side panel: the live alerts list and its kind filter, the line filter, the
+// headline counters, and the panel's show/hide toggle.
+
+import { ON_TIME_S, SILENT_MS, ALERT_KINDS, SEVERITIES } from './constants.js';
+import { $, esc, formatAgo } from './format.js';
+import { state, serverNow } from './state.js';
+import { map, flashRenderer, routeLines } from './map.js';
+import { trackPosition } from './tracks.js';
+import { vehiclePopup, agoText } from './popups.js';
+import { vehicleLayer } from './vehicle-layer.js';
+import { incidentCircles, openIncidentPopup, applyIncidentVisibility } from './incidents.js';
+
+let alertsDirty = true;
+const alertEls = new Map(); // alert_id -> <li>, reused so focus survives updates
+
+export function sortedAlerts() {
+  return [...state.alerts.values()].sort((a, b) => (b.raised_at - a.raised_at) || (b.timestamp - a.timestamp));
+}
+
+function alertElement(a) {
+  let li = alertEls.get(a.alert_id);
+  if (!li) {
+    li = document.createElement('li');
+    li.className = 'alert-item';
+    li.tabIndex = 0;
+    li.setAttribute('role', 'button');
+    li.dataset.alertId = a.alert_id;
+    li.dataset.kind = a.kind;
+    li.innerHTML = `<span class="badge kind-${esc(a.kind)}">${esc(a.kind)}</span><span class="msg"></span><time class="rel"></time>`;
+    li.addEventListener('click', () => focusAlert(li.dataset.alertId));
+    li.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); focusAlert(li.dataset.alertId); }
+    });
+    alertEls.set(a.alert_id, li);
+  }
+  li.className = `alert-item sev-${SEVERITIES.includes(a.severity) ? a.severity : 'low'}` + (li.classList.contains('flash') ? ' flash' : '');
+  li.querySelector('.msg').textContent = a.message;
+  li.title = `${a.kind} · ${a.severity} · ${a.subject_kind} ${a.subject_id}`;
+  return li;
+}
+
+// Keyed update: create/remove only what changed and move an item only when out of place.
+export function renderAlerts() {
+  const list = $('alerts'), wanted = sortedAlerts().filter((a) => !state.hiddenKinds.has(a.kind)).slice(0, 200);
+  const keep = new Set(wanted.map((a) => a.alert_id));
+  for (const [id, li] of alertEls) if (!keep.has(id)) { li.remove(); alertEls.delete(id); }
+  wanted.forEach((a, i) => {
+    const li = alertElement(a);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
+  $('alerts-empty').hidden = wanted.length > 0;
+  updateRelativeTimes();
+}
+
+export function updateRelativeTimes() {
+  const now = serverNow();
+  for (const li of alertEls.values()) {
+    const a = state.alerts.get(li.dataset.alertId);
+    if (a) li.querySelector('.rel').textContent = formatAgo(now - a.raised_at);
+  }
+  // Relative times inside open popups (stop taps, surge and incident "raised …").
+  for (const t of map.getPane('popupPane').querySelectorAll('time[data-ts]')) {
+    const text = agoText(Number(t.dataset.ts));
+    if (t.textContent !== text) t.textContent = text;
+  }
+}
+
+// Pan/zoom to an alert (its lat/lon, else its subject) and flash it; an incident
+// also gets its area's popup, zoomed so that the whole area fits.
+function focusAlert(id) {
+  const a = state.alerts.get(id);
+  if (!a) return;
+  let target = a.lat != null && a.lon != null ? L.latLng(a.lat, a.lon) : null;
+  if (!target && a.subject_kind === 'stop' && state.stops.has(a.subject_id)) {
+    const s = state.stops.get(a.subject_id); target = L.latLng(s.lat, s.lon);
+  }
+  if (!target && a.subject_kind === 'vehicle' && state.tracks.has(a.subject_id)) {
+    const tr = state.tracks.get(a.subject_id); trackPosition(tr, performance.now());
+    target = map.unproject([tr.px, tr.py], 0);
+  }
+  if (!target && a.subject_kind === 'route' && routeLines.has(a.subject_id)) {
+    map.fitBounds(routeLines.get(a.subject_id).getBounds(), { padding: [30, 30] });
+  }
+  if (target) {
+    let zoom = Math.max(map.getZoom(), 15);
+    const circle = incidentCircles.get(id);
+    if (circle) zoom = Math.min(zoom, map.getBoundsZoom(circle.getLatLng().toBounds(2 * circle.getRadius()), false, L.point(60, 60)));
+    map.setView(target, zoom);
+    if (circle && map.hasLayer(circle)) openIncidentPopup(id, target);
+    const ring = L.circleMarker(target, { renderer: flashRenderer, radius: 22, weight: 4, fill: false, className: `flash-ring sev-${a.severity}`, interactive: false }).addTo(map);
+    setTimeout(() => ring.remove(), 2600);
+  }
+  const li = alertEls.get(id);
+  if (li) { li.classList.remove('flash'); void li.offsetWidth; li.classList.add('flash'); }
+}
+
+export function buildKindFilter() {
+  const box = $('kind-filter');
+  box.innerHTML = '<legend class="sr-only">Alert kinds</legend>' + ALERT_KINDS.map((k) =>
+    `<label class="chip"><input type="checkbox" value="${k}" checked><span class="badge kind-${k}">${k}</span></label>`).join('');
+  box.addEventListener('change', (e) => {
+    if (e.target.checked) state.hiddenKinds.delete(e.target.value); else state.hiddenKinds.add(e.target.value);
+    renderAlerts();
+    if (e.target.value === 'incident') applyIncidentVisibility();
+  });
+}
+
+export function buildLineFilter(routes) {
+  const box = $('line-filter');
+  box.innerHTML = '<legend class="sr-only">Lines</legend>' + routes.map((r) =>
+    `<label class="line-option" title="${esc(r.name)} (${esc(r.mode)})"><input type="checkbox" value="${esc(r.route_id)}" ${state.hiddenLines.has(r.route_id) ? '' : 'checked'}>
+      <i class="sw" style="--c:${esc(r.color)}"></i><span>${esc(r.short_name || r.route_id)}</span></label>`).join('');
+}
+
+function setLinesVisible(visible) {
+  state.hiddenLines.clear();
+  if (!visible) for (const id of state.routes.keys()) state.hiddenLines.add(id);
+  for (const input of $('line-filter').querySelectorAll('input')) input.checked = visible;
+  applyLineFilter();
+}
+
+// Hidden lines: their vehicles are not drawn and their route lines are dimmed.
+export function applyLineFilter() {
+  for (const [id, line] of routeLines) line.setStyle({ opacity: state.hiddenLines.has(id) ? 0.12 : 0.8 });
+  const sel = state.selectedId && state.vehicles.get(state.selectedId);
+  if (sel && state.hiddenLines.has(sel.route_id)) map.closePopup(vehiclePopup);
+  if (map.hasLayer(vehicleLayer)) vehicleLayer._reset();
+}
+
+$('line-filter').addEventListener('change', (e) => {
+  if (e.target.checked) state.hiddenLines.delete(e.target.value); else state.hiddenLines.add(e.target.value);
+  applyLineFilter();
+});
+$('lines-all').addEventListener('click', () => setLinesVisible(true));
+$('lines-none').addEventListener('click', () => setLinesVisible(false));
+
+// Small screens start with the panel collapsed so the map is visible.
+if (window.matchMedia('(max-width: 760px)').matches) document.body.classList.add('panel-collapsed');
+$('panel-toggle').setAttribute('aria-expanded', String(!document.body.classList.contains('panel-collapsed')));
+$('panel-toggle').addEventListener('click', () => {
+  const collapsed = document.body.classList.toggle('panel-collapsed');
+  $('panel-toggle').setAttribute('aria-expanded', String(!collapsed));
+});
+
+export function updateCounters() {
+  let onTime = 0, silent = 0, broken = 0;
+  for (const v of state.vehicles.values()) {
+    if (Math.abs(v.delay_s) < ON_TIME_S) onTime++;
+    if (v.status === 'broken_down') broken++;
+    else if (state.serverTime - v.timestamp > SILENT_MS) silent++;
+  }
+  const n = state.vehicles.size;
+  $('vehicle-count').textContent = n.toLocaleString('en-US');
+  $('ontime-share').textContent = n ? `${((100 * onTime) / n).toFixed(1)}%` : '–';
+  $('alert-count').textContent = String(state.alerts.size);
+  $('event-rate').textContent = state.eventRate === null ? '–' : Math.round(state.eventRate).toLocaleString('en-US');
+  $('substats').textContent = `${broken} broken down · ${silent} silent · ${state.gaps} gaps · ${vehicleLayer.fps} fps`;
+}
+
+// A message changed the alerts: render the list on the next panel tick.
+export function markAlertsDirty() { alertsDirty = true; }
+
+// The panel tick's alerts step: render the list if it changed since.
+export function renderAlertsIfDirty() {
+  if (alertsDirty) { alertsDirty = false; renderAlerts(); }
+}

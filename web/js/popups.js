@@ -1,0 +1,67 @@
+// The vehicle popup (opened on a vehicle, following it while it moves) and the small
+// HTML pieces the other popups share: relative times, line chips, severity classes.
+
+import { ON_TIME_S, SEVERITIES } from './constants.js';
+import { esc, words, formatDelay, formatAgo } from './format.js';
+import { state, serverNow } from './state.js';
+import { map } from './map.js';
+
+export const vehiclePopup = L.popup({ className: 'vehicle-popup', autoPan: true, maxWidth: 320 });
+let lastPopupVehicle = null; // the report the open popup shows
+
+function vehiclePopupHtml(v) {
+  const route = state.routes.get(v.route_id), stop = state.stops.get(v.next_stop_id);
+  const pct = v.capacity ? Math.round((100 * v.passengers) / v.capacity) : 0;
+  const late = v.delay_s >= ON_TIME_S ? 'late' : v.delay_s <= -ON_TIME_S ? 'early' : 'ok';
+  return `<div class="popup" data-vehicle-id="${esc(v.vehicle_id)}">
+    <h3><i class="sw" style="--c:${esc(route ? route.color : '#888')}"></i>Line ${esc(v.route_id)}${route ? ` <small>${esc(route.name)}</small>` : ''}</h3>
+    <dl>
+      <dt>Vehicle</dt><dd>${esc(v.vehicle_id)}</dd>
+      <dt>Trip</dt><dd>${esc(v.trip_id)}</dd>
+      <dt>Next stop</dt><dd>${esc(stop ? stop.name : v.next_stop_id)} <small>${esc(v.next_stop_id)}</small></dd>
+      <dt>Delay</dt><dd class="delay-${late}">${esc(formatDelay(v.delay_s))}</dd>
+      <dt>Occupancy</dt><dd>${v.passengers}/${v.capacity} (${pct}%) — ${esc(words(v.occupancy_status))}</dd>
+      <dt>Speed</dt><dd>${Math.round((v.speed_mps || 0) * 3.6)} km/h</dd>
+      <dt>Status</dt><dd>${esc(words(v.status))}${/_(to|at)$/.test(v.status) && stop ? ` ${esc(stop.name)}` : ''}</dd>
+      <dt>Last report</dt><dd>${formatAgo(state.serverTime - v.timestamp)}</dd>
+    </dl></div>`;
+}
+
+export function openVehiclePopup(id) {
+  const v = state.vehicles.get(id), tr = state.tracks.get(id);
+  if (!v || !tr) return;
+  state.selectedId = id;
+  vehiclePopup.options.autoPan = true;
+  vehiclePopup.setLatLng(map.unproject([tr.px, tr.py], 0)).setContent(vehiclePopupHtml(v)).openOn(map);
+  vehiclePopup.options.autoPan = false; // it follows the vehicle every frame: don't pan each time
+  lastPopupVehicle = v;
+}
+
+// Relative time of a server timestamp, as a <time> that updateRelativeTimes keeps fresh.
+export function agoHtml(ts) {
+  return `<time data-ts="${Number(ts)}" datetime="${new Date(ts).toISOString()}">${esc(agoText(ts))}</time>`;
+}
+export function agoText(ts) {
+  // Before the first WebSocket message there is no server clock: show the time of day (UTC).
+  return state.serverTime ? formatAgo(serverNow() - ts) : `at ${new Date(ts).toISOString().slice(11, 19)} UTC`;
+}
+
+export function lineChips(routeIds) {
+  return (routeIds || []).map((id) => {
+    const r = state.routes.get(id);
+    return `<span class="line-chip" style="--c:${esc(r ? r.color : '#888')}">${esc(r ? r.short_name || id : id)}</span>`;
+  }).join(' ');
+}
+
+export const sevClass = (sev) => `sev-${SEVERITIES.includes(sev) ? sev : 'low'}`;
+
+vehiclePopup.on('remove', () => { state.selectedId = null; });
+
+// After a message: if the open popup's vehicle has a newer report, show it.
+export function refreshVehiclePopup() {
+  const sel = state.selectedId && state.vehicles.get(state.selectedId);
+  if (sel && vehiclePopup.isOpen() && sel !== lastPopupVehicle) {
+    vehiclePopup.setContent(vehiclePopupHtml(sel));
+    lastPopupVehicle = sel;
+  }
+}
