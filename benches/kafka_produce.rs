@@ -31,14 +31,10 @@ use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_producers::runner::to_record;
 use streamcity_producers::sim::{SimConfig, Simulation};
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/tansu.rs"]
-mod tansu;
 use broker::Broker;
 use results::write_results;
+use streamcity_testkit::broker;
+use streamcity_testkit::results;
 
 /// `n` of the twin's records: a 20,000-vehicle city's events, as the producers make them.
 fn records(topics: &Topics, n: usize) -> Vec<Record> {

@@ -16,14 +16,9 @@
 
 use std::time::Duration;
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/tansu.rs"]
-mod tansu;
-#[path = "support/twin.rs"]
-mod twin;
+use streamcity_testkit::broker;
+use streamcity_testkit::results;
+use streamcity_testkit::twin;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -68,7 +63,7 @@ fn main() {
                 } else {
                     server_args.extend(["--bus", "memory"]);
                 }
-                let server = twin::Server::start(&server_args);
+                let server = twin::Server::start(env!("CARGO_BIN_EXE_streamcity"), &server_args);
                 // The fleet's first reports, and topics on Kafka.
                 std::thread::sleep(Duration::from_secs(3));
                 let r = rt.block_on(twin::measure(&server, clients, seconds, 1));

@@ -20,10 +20,8 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/twin.rs"]
-mod twin;
+use streamcity_testkit::results;
+use streamcity_testkit::twin;
 
 /// One curve of a panel: a name and its points.
 struct Curve {
@@ -69,7 +67,10 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: |");
     let mut by_fleet = Vec::new();
     for &vehicles in &fleets {
-        let server = twin::Server::start(&["--bus", "memory", "--vehicles", &vehicles.to_string()]);
+        let server = twin::Server::start(
+            env!("CARGO_BIN_EXE_streamcity"),
+            &["--bus", "memory", "--vehicles", &vehicles.to_string()],
+        );
         std::thread::sleep(Duration::from_secs(3));
         let r = rt.block_on(twin::measure(&server, 2, seconds, 1));
         drop(server);
@@ -86,7 +87,7 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut by_clients = Vec::new();
     for &n in &clients {
-        let server = twin::Server::start(&["--bus", "memory"]);
+        let server = twin::Server::start(env!("CARGO_BIN_EXE_streamcity"), &["--bus", "memory"]);
         std::thread::sleep(Duration::from_secs(2));
         let r = rt.block_on(twin::measure(&server, n, seconds, (n / 50).max(1)));
         drop(server);

@@ -15,10 +15,8 @@
 
 use std::time::Duration;
 
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/twin.rs"]
-mod twin;
+use streamcity_testkit::results;
+use streamcity_testkit::twin;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +35,10 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut runs = Vec::new();
     for n in clients {
-        let server = twin::Server::start(&["--vehicles", &vehicles.to_string()]);
+        let server = twin::Server::start(
+            env!("CARGO_BIN_EXE_streamcity"),
+            &["--vehicles", &vehicles.to_string()],
+        );
         std::thread::sleep(Duration::from_secs(2));
         let r = rt.block_on(twin::measure(&server, n, seconds, (n / 50).max(1)));
         drop(server);

@@ -2,19 +2,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use streamcity_testkit::stage::{Binary, finish, stderr};
 
 /// 2025-11-23T08:00:00Z: a fixed start, so runs are comparable.
 const START: &str = "1763884800000";
 
+fn bin() -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_streamcity"))
+}
+
 fn streamcity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    bin().run(args)
 }
 
 fn lines(out: &Output) -> Vec<Value> {
@@ -23,10 +24,6 @@ fn lines(out: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -243,18 +240,17 @@ fn processor_settings_come_from_a_file_with_clear_errors() {
 #[test]
 fn produce_stops_quietly_when_its_reader_goes_away() {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(["produce", "all", "--speed", "100"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = bin().spawn(&["produce", "all", "--speed", "100"]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for _ in 0..3 {
         serde_json::from_str::<Value>(&lines.next().unwrap().unwrap()).unwrap();
     }
     drop(lines); // like `| head -3`
-    let out = child.wait_with_output().unwrap();
+    let out = finish(
+        &mut child,
+        std::time::Duration::from_secs(30),
+        "produce after its reader went away",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Done (stopped)"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
@@ -270,15 +266,22 @@ fn settings_are_read_from_a_dotenv_file() {
     )
     .unwrap();
     let run = |cwd: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_streamcity"))
-            .args([
+        let mut child = bin()
+            .command(&[
                 "produce", "vehicles", "--max", "60", "--start", START, "--speed", "1000",
             ])
             .current_dir(cwd)
             .env_remove("STREAMCITY_SEED")
             .env_remove("STREAMCITY_VEHICLES")
-            .output()
-            .unwrap()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        finish(
+            &mut child,
+            std::time::Duration::from_secs(60),
+            "produce with a .env",
+        )
     };
     let with = run(&dir);
     assert!(with.status.success(), "{}", stderr(&with));

@@ -6,85 +6,34 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::Value;
 use streamcity_core::{Bus, Record, StartFrom, Subscribe, Subscription, Topics};
 use streamcity_kafka::{KafkaBus, KafkaConfig};
-use tokio_tungstenite::tungstenite::Message;
+use streamcity_testkit::broker::test_brokers as brokers;
+use streamcity_testkit::stage::{
+    Binary, dashboard_port, finish, sorted_lines as rows, stderr, stop, stop_collect, unique,
+    without_colours,
+};
+use streamcity_testkit::twin::live_vehicles;
 
-#[path = "../benches/support/tansu.rs"]
-mod tansu;
-
-fn brokers() -> String {
-    std::env::var("STREAMCITY_TEST_BROKERS").expect(
-        "STREAMCITY_TEST_BROKERS is not set: these tests need a Kafka-protocol broker; run them with scripts/test.sh, which starts tansu",
-    )
-}
-
-fn unique(name: &str) -> String {
-    format!(
-        "{name}{}x{}-",
-        std::process::id(),
-        streamcity_core::clock::wall_clock_ms() % 1_000_000_000
-    )
+/// The binary on the test broker, with topics behind `prefix`.
+fn bin(prefix: &str) -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_streamcity"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
+        .env("STREAMCITY_TOPIC_PREFIX", prefix)
 }
 
 fn streamcity(args: &[&str], prefix: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
-        .env("STREAMCITY_TOPIC_PREFIX", prefix)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    bin(prefix).run(args)
 }
 
 fn spawn(args: &[&str], prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
-        .env("STREAMCITY_TOPIC_PREFIX", prefix)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut child: Child) -> String {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut err = String::new();
-    if let Some(e) = child.stderr.take() {
-        for line in BufReader::new(e).lines() {
-            err.push_str(&line.unwrap());
-            err.push('\n');
-        }
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{err}");
-    err
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn rows(out: &Output) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
+    bin(prefix).spawn(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,13 +204,7 @@ fn read_all<const N: usize>(reads: [(&str, &str); N]) -> [Vec<String>; N] {
     use std::sync::atomic::{AtomicU64, Ordering};
     let seen = Arc::new(AtomicU64::new(0));
     let tails = reads.map(|(prefix, topic)| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcity"))
-            .args(["tail", &format!("{prefix}{topic}"), "--from-beginning"])
-            .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = bin("").spawn(&["tail", &format!("{prefix}{topic}"), "--from-beginning"]);
         let stdout = child.stdout.take().unwrap();
         let (prefix, seen) = (prefix.to_owned(), Arc::clone(&seen));
         let reader = std::thread::spawn(move || {
@@ -306,13 +249,7 @@ fn a_rebalance_hands_vehicles_over_without_false_lost_contact_alerts() {
     std::thread::sleep(Duration::from_secs(15));
     let (e1, e2) = (stop(first), stop(second));
     stop(producers);
-    let tail = Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(["tail", &format!("{prefix}alerts"), "--from-beginning"])
-        .env("KAFKA_BOOTSTRAP_SERVERS", brokers())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let tail = bin("").spawn(&["tail", &format!("{prefix}alerts"), "--from-beginning"]);
     std::thread::sleep(Duration::from_secs(5));
     let raised_silent = {
         let text = stop_collect(tail);
@@ -346,36 +283,6 @@ fn a_rebalance_hands_vehicles_over_without_false_lost_contact_alerts() {
         .sum();
     assert!(restored >= 50, "restored {restored} vehicles\n{e2}");
     std::fs::remove_file(&config).unwrap();
-}
-
-/// `text` without its terminal colour codes (tracing colours its output).
-fn without_colours(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("\x1b[") {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Stops a child and returns what it printed.
-fn stop_collect(mut child: Child) -> String {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut out = String::new();
-    if let Some(o) = child.stdout.take() {
-        for line in BufReader::new(o).lines() {
-            out.push_str(&line.unwrap());
-            out.push('\n');
-        }
-    }
-    let _ = child.wait();
-    out
 }
 
 /// A service of docker-compose.yml: its `command` (a JSON-style array) and its
@@ -424,11 +331,11 @@ fn start_service(name: &str, prefix: &str, state: &std::path::Path) -> Child {
             _ => {}
         }
     }
-    let mut c = Command::new(env!("CARGO_BIN_EXE_streamcity"));
-    c.args(&command)
+    let mut c = Binary::new(env!("CARGO_BIN_EXE_streamcity"))
         .env("STREAMCITY_TOPIC_PREFIX", prefix)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .command(&command.iter().map(String::as_str).collect::<Vec<_>>());
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (k, v) in env {
         let v = match k.as_str() {
             "KAFKA_BOOTSTRAP_SERVERS" => brokers(),
@@ -439,50 +346,6 @@ fn start_service(name: &str, prefix: &str, state: &std::path::Path) -> Child {
         c.env(k, v);
     }
     c.spawn().unwrap()
-}
-
-/// The port in the URL a twin or dashboard prints on its first line, and the rest of
-/// what it prints.
-fn dashboard_port(child: &mut Child) -> (String, BufReader<std::process::ChildStdout>) {
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split("localhost:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (port, out)
-}
-
-/// Vehicles in a snapshot from `/ws` once the fleet is in (up to 15 s), after checking
-/// that deltas follow: the picture is live.
-async fn live_vehicles(port: &str) -> usize {
-    let mut vehicles = 0;
-    for _ in 0..30 {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
-            .await
-            .unwrap();
-        let Some(Ok(Message::Text(text))) = ws.next().await else {
-            panic!("no snapshot")
-        };
-        let snap: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(snap["type"], "snapshot");
-        vehicles = snap["vehicles"].as_array().unwrap().len();
-        if vehicles >= 200 {
-            let Some(Ok(Message::Text(text))) = ws.next().await else {
-                panic!("no delta")
-            };
-            assert_eq!(
-                serde_json::from_str::<Value>(&text).unwrap()["type"],
-                "delta"
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    vehicles
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,53 +408,45 @@ fn start_tansu(dir: &std::path::Path, port: u16) -> Child {
     let tansu = std::env::var("STREAMCITY_TANSU").expect(
         "STREAMCITY_TANSU is not set: the restart test starts a broker of its own; run it with scripts/test.sh, which installs tansu",
     );
-    tansu::start(&tansu, dir, port, "sqlite://restart.db")
+    streamcity_testkit::tansu::start(&tansu, dir, port, "sqlite://restart.db")
 }
 
 #[test]
 fn a_broker_restart_in_the_middle_of_a_stream_loses_nothing() {
     let dir = std::env::temp_dir().join(unique("restart"));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = streamcity_testkit::stage::free_port();
     let mut broker = start_tansu(&dir, port);
-    let brokers = format!("127.0.0.1:{port}");
-    let run = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_streamcity"));
-        c.args(args)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &brokers)
-            .env_remove("STREAMCITY_TOPIC_PREFIX")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    };
+    let own = Binary::new(env!("CARGO_BIN_EXE_streamcity"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{port}"))
+        .env("STREAMCITY_TOPIC_PREFIX", "")
+        .env("RUST_LOG", "error");
     // 3,600 records at 240 a second: 15 s of stream, with the broker down in the middle.
     let total = 3600;
-    let producer = run(&["produce", "vehicles", "--max", &total.to_string()])
-        .spawn()
-        .unwrap();
+    let mut producer = own.spawn(&[
+        "produce",
+        "vehicles",
+        "--max",
+        &total.to_string(),
+        "--port",
+        "0",
+    ]);
     std::thread::sleep(Duration::from_secs(3));
     // A consumer reading through the restart.
-    let reader = run(&[
+    let mut reader = own.spawn(&[
         "tail",
         "vehicle_locations",
         "--from-beginning",
         "-n",
         &total.to_string(),
-    ])
-    .spawn()
-    .unwrap();
+    ]);
     std::thread::sleep(Duration::from_secs(3));
     // The broker dies without warning and comes back on the same port and storage.
     broker.kill().unwrap();
     broker.wait().unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let mut broker = start_tansu(&dir, port);
-    let produced = producer.wait_with_output().unwrap();
+    let produced = finish(&mut producer, Duration::from_secs(120), "the producer");
     let report = String::from_utf8_lossy(&produced.stderr).into_owned();
     assert!(produced.status.success(), "{report}");
     let done = report
@@ -603,15 +458,7 @@ fn a_broker_restart_in_the_middle_of_a_stream_loses_nothing() {
         "{done}"
     );
     // The reader ends by itself once it has every record; give it a minute.
-    let reader_pid = reader.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill")
-            .args(["-TERM", &reader_pid.to_string()])
-            .status();
-    });
-    let read = reader.wait_with_output().unwrap();
-    drop(watchdog);
+    let read = finish(&mut reader, Duration::from_secs(60), "the reader");
     let lines: Vec<Value> = String::from_utf8(read.stdout)
         .unwrap()
         .lines()

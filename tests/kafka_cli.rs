@@ -3,44 +3,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
+use streamcity_testkit::stage::{Binary, sorted_lines, stderr, stop};
 
 const START: &str = "1763884800000";
 
 fn streamcity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    Binary::new(env!("CARGO_BIN_EXE_streamcity")).run(args)
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_streamcity"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn sorted_lines(out: &Output) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
+    Binary::new(env!("CARGO_BIN_EXE_streamcity")).spawn(args)
 }
 
 /// A mock cluster with every topic of `prefix` created (the mock answers no admin
@@ -167,7 +143,15 @@ fn the_processor_runs_as_its_own_process_on_kafka() {
     ]);
     assert!(produced.status.success(), "{}", stderr(&produced));
     // A new processor group starts from the oldest records: it processes what is there.
-    let mut process = spawn(&["process", "--brokers", &brokers, "--topic-prefix", &prefix]);
+    let process = spawn(&[
+        "process",
+        "--brokers",
+        &brokers,
+        "--topic-prefix",
+        &prefix,
+        "--port",
+        "0",
+    ]);
     let table = format!("{prefix}live_vehicle_table");
     let tail = streamcity(&[
         "tail",
@@ -186,17 +170,7 @@ fn the_processor_runs_as_its_own_process_on_kafka() {
     assert_eq!(rows.len(), 480);
     assert!(rows.iter().all(|r| r["key"] == r["value"]["vehicle_id"]));
     // SIGTERM: it stops cleanly and reports.
-    Command::new("kill")
-        .args(["-TERM", &process.id().to_string()])
-        .status()
-        .unwrap();
-    let mut err = String::new();
-    for line in BufReader::new(process.stderr.take().unwrap()).lines() {
-        err.push_str(&line.unwrap());
-        err.push('\n');
-    }
-    let status = process.wait().unwrap();
-    assert!(status.success(), "{err}");
+    let err = stop(process);
     assert!(err.contains("Done: processed"), "{err}");
 }
 

@@ -119,8 +119,7 @@ fn bench(c: &mut Criterion) -> u64 {
     n
 }
 
-#[path = "../../benches/support/results.rs"]
-mod results;
+use streamcity_testkit::results;
 
 const GROUP: &str = "processor_20k_vehicles";
 const FUNCTIONS: [&str; 3] = [

@@ -3,9 +3,7 @@
 //!
 //! `cargo bench -p streamcity-processor --bench state_memory`
 
-#[allow(unsafe_code)] // the allocator wrapper is unsafe by definition; it only counts
-#[path = "../../benches/support/counting_alloc.rs"]
-mod counting_alloc;
+use streamcity_testkit::alloc as counting_alloc;
 
 use bytes::Bytes;
 use streamcity_core::{

@@ -4,9 +4,7 @@
 //!
 //! `cargo bench -p streamcity-producers --bench sim_memory`
 
-#[allow(unsafe_code)] // the allocator wrapper is unsafe by definition; it only counts
-#[path = "../../benches/support/counting_alloc.rs"]
-mod counting_alloc;
+use streamcity_testkit::alloc as counting_alloc;
 
 use std::sync::Arc;
 use streamcity_network::{SyntheticConfig, synthetic};

@@ -1,7 +1,6 @@
 //! A Kafka-protocol broker for the benchmarks: `STREAMCITY_TEST_BROKERS` when set,
 //! otherwise a tansu started on a free loopback port (`tansu` on the PATH;
-//! `scripts/test.sh` installs it) and stopped when dropped. Needs `support/tansu.rs`
-//! as the crate's `tansu` module.
+//! `scripts/test.sh` installs it) and stopped when dropped.
 
 use std::process::Child;
 
@@ -30,6 +29,14 @@ impl Broker {
             child: Some(child),
         }
     }
+}
+
+/// The broker of the tests: `STREAMCITY_TEST_BROKERS`, which `scripts/test.sh` sets to a
+/// tansu it started. Without it the test fails, saying how to run it; it never skips.
+pub fn test_brokers() -> String {
+    std::env::var("STREAMCITY_TEST_BROKERS").expect(
+        "STREAMCITY_TEST_BROKERS is not set: these tests need a Kafka-protocol broker; run them with scripts/test.sh, which starts tansu",
+    )
 }
 
 impl Drop for Broker {

@@ -1,6 +1,6 @@
 //! A global allocator that counts live heap bytes, for the memory benchmarks
-//! (`producers/benches/sim_memory.rs`, `processor/benches/state_memory.rs`), which
-//! include this file. It forwards every call to the system allocator unchanged.
+//! (`producers/benches/sim_memory.rs`, `processor/benches/state_memory.rs`). It
+//! forwards every call to the system allocator unchanged.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

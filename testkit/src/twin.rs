@@ -21,9 +21,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `streamcity --port 0 ARGS...` and waits until it says where it listens.
-    pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcity"))
+    /// Starts `BIN --port 0 ARGS...` (`BIN` the `streamcity` binary) and waits until it
+    /// says where it listens.
+    pub fn start(bin: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(bin)
             .args(["--port", "0"])
             .args(args)
             .env_remove("RUST_LOG")
@@ -267,6 +268,43 @@ pub async fn measure(
             / connected.max(1) as f64,
         closed: counters.closed.load(Ordering::Relaxed),
     }
+}
+
+/// Vehicles in a snapshot from `/ws` on `127.0.0.1:port` once at least 200 are in
+/// (trying for up to 15 s), after checking that deltas follow: the picture is live.
+/// Every wait has a deadline.
+pub async fn live_vehicles(port: &str) -> usize {
+    let mut vehicles = 0;
+    for _ in 0..30 {
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let (mut ws, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        .expect("the dashboard accepts within 10 s")
+        .expect("a WebSocket");
+        let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+        else {
+            panic!("no snapshot within 10 s")
+        };
+        let snap: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(snap["type"], "snapshot");
+        vehicles = snap["vehicles"].as_array().map_or(0, Vec::len);
+        if vehicles >= 200 {
+            let Ok(Some(Ok(Message::Text(text)))) =
+                tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+            else {
+                panic!("no delta within 10 s")
+            };
+            let delta: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert_eq!(delta["type"], "delta");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    vehicles
 }
 
 /// The value after `name` on the command line, parsed.

@@ -1,0 +1,287 @@
+//! The `streamcity` binary as a test subject: run to completion or started in the
+//! background, stopped with SIGTERM, its output read; every wait has a deadline, so a
+//! stage that hangs fails the test with what it printed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a command run to completion may take by default.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(180);
+/// How long a stage may take to stop after SIGTERM.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The binary under test, with the environment every run of it gets.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    path: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Binary {
+    /// The binary at `path` (a test passes `env!("CARGO_BIN_EXE_streamcity")`).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Binary {
+            path: path.into(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The same binary, run with `key=value` in its environment.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// A command running it with `args` (its default log level: `RUST_LOG` removed).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.path);
+        c.args(args).env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs it with `args` to completion, within [`RUN_DEADLINE`].
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_within(args, RUN_DEADLINE)
+    }
+
+    /// Runs it with `args` to completion; kills it and fails when it takes longer than
+    /// `deadline`.
+    pub fn run_within(&self, args: &[&str], deadline: Duration) -> Output {
+        let mut child = self.spawn(args);
+        finish(
+            &mut child,
+            deadline,
+            &format!("streamcity {}", args.join(" ")),
+        )
+    }
+
+    /// Starts it with `args` in the background, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.path.display()))
+    }
+}
+
+/// Reads a child's stdout and stderr to their end while waiting for it, within
+/// `deadline`; kills it and panics with what it printed when it takes longer.
+pub fn finish(child: &mut Child, deadline: Duration, what: &str) -> Output {
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = wait_within(child, deadline);
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "`{what}` did not finish within {deadline:?}; it printed:\n{}\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
+/// Waits for `child` up to `deadline`; kills it and returns `None` when it takes longer.
+pub fn wait_within(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + deadline;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Sends SIGTERM to a running stage.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+/// Stops a stage with SIGTERM, checks that it exits cleanly (within
+/// [`STOP_DEADLINE`]), and returns what it printed on stderr.
+pub fn stop(mut child: Child) -> String {
+    terminate(&child);
+    let out = finish(&mut child, STOP_DEADLINE, "a stage stopped with SIGTERM");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "the stage did not stop cleanly: {err}"
+    );
+    err
+}
+
+/// Stops a stage with SIGTERM, whatever its exit, and returns what it printed on stdout.
+pub fn stop_collect(mut child: Child) -> String {
+    terminate(&child);
+    let out = finish(&mut child, STOP_DEADLINE, "a stage stopped with SIGTERM");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a finished run printed on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What a finished run printed on stdout, line by line, sorted.
+pub fn sorted_lines(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `text` without its terminal colour codes (tracing colours its output).
+pub fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A name no other test run uses: `name`, the process id and the time, then `-`
+/// (topic prefixes, consumer groups, temporary files).
+pub fn unique(name: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{name}{}x{}-", std::process::id(), ms % 1_000_000_000)
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The port in the URL a twin or dashboard prints on its first line (within 60 s), and
+/// the rest of what it prints.
+pub fn dashboard_port(child: &mut Child) -> (String, BufReader<ChildStdout>) {
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let _ = tx.send((line, out));
+    });
+    let (line, out) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stage says where it listens within 60 s");
+    let port = line
+        .split("localhost:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (port, out)
+}
+
+/// An HTTP GET of `path` on `127.0.0.1:port`, within 10 s: the status and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("a request");
+    let mut page = String::new();
+    stream.read_to_string(&mut page).expect("an answer");
+    let status = page
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = page
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    let body = if page
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+/// The body of a chunked HTTP answer.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The sum of every sample of `name` in a Prometheus text page.
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
