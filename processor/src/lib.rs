@@ -288,6 +288,12 @@ impl Processor {
         self.state.detectors.surge.open_windows()
     }
 
+    /// Notes that a rebalance assigned `partition` of `topic` at processing time `now`:
+    /// it holds the watermark back until it delivers (see [`Watermarks::expect`]).
+    pub fn expect_partition(&mut self, topic: &str, partition: i32, now: TimestampMs) {
+        self.state.watermarks.expect(topic, partition, now);
+    }
+
     /// Decodes and validates a record of one of the input topics read at processing
     /// time `now`, judging its time against the event time the input has reached.
     pub fn decode(&self, record: &Record, now: TimestampMs) -> Result<Decoded, InvalidEvent> {
@@ -664,6 +670,36 @@ pub(crate) mod tests {
             "{}",
             alert.message
         );
+    }
+
+    #[test]
+    fn lost_contact_is_judged_on_the_vehicles_own_stream() {
+        // V1 falls silent for 90 s and comes back within one batch, before any
+        // watermark check could see it: the gap itself says contact was lost.
+        let topics = Topics::default();
+        let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+        let mut out = Vec::new();
+        let report = |ts| report_on(&topics.vehicle_locations, "V1", "S1", 0, ts);
+        p.on_record(&report(T0), 0, T0, &mut out);
+        p.on_record(&report(T0 + 90_000), 0, T0, &mut out);
+        let alerts: Vec<Alert> = out
+            .iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .collect();
+        let states: Vec<(&str, AlertState)> = alerts
+            .iter()
+            .map(|a| (a.alert_id.as_str(), a.state))
+            .collect();
+        let id = format!("silent:V1:{T0}");
+        assert_eq!(
+            states,
+            [
+                (id.as_str(), AlertState::Raised),
+                (id.as_str(), AlertState::Cleared)
+            ]
+        );
+        assert_eq!(alerts[0].raised_at, T0 + 60_000);
     }
 
     #[test]

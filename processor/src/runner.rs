@@ -186,15 +186,18 @@ async fn save(core: &Processor, path: &PathBuf) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Restores the vehicles of the partitions a rebalance gave to this instance from the
-/// live table, before anything from them is processed.
+/// Takes on the partitions a rebalance gave to this instance, before anything from them
+/// is processed: each holds the watermark back until it delivers, and the vehicles of
+/// the vehicle topic's are restored from the live table.
 async fn restore_assigned<B: Bus>(
     bus: &B,
     sub: &mut B::Subscription,
     core: &mut Processor,
     topics: &Topics,
+    now: TimestampMs,
 ) -> Result<(), BusError> {
     for (topic, partition) in sub.take_assigned() {
+        core.expect_partition(&topic, partition, now);
         if topic == topics.vehicle_locations {
             let rows = bus
                 .read_partition(&topics.live_vehicle_table, partition)
@@ -222,7 +225,7 @@ async fn step<B: Bus>(
     now: TimestampMs,
     out: &mut Vec<Record>,
 ) -> Result<(), BusError> {
-    restore_assigned(bus, sub, core, topics).await?;
+    restore_assigned(bus, sub, core, topics, now).await?;
     for delivery in batch {
         core.on_record(&delivery.record, delivery.partition, now, out);
     }

@@ -69,10 +69,25 @@ pub fn vehicle_alert(
 
 impl Detector for VehicleDetector {
     fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
-        let Event::Position { report: p, .. } = event else {
+        let Event::Position {
+            report: p,
+            previous,
+            ..
+        } = event
+        else {
             return;
         };
         let m = self.memory.entry(p.vehicle_id.clone()).or_default();
+        // Silent for longer than allowed before this report: contact was lost, whether
+        // or not the watermark got there first (judged on the vehicle's own stream, so
+        // the same whatever the batching).
+        if let Some(prev) = previous
+            && p.timestamp.saturating_sub(prev.timestamp) > cx.config.breakdown.silent_ms
+            && m.silent.is_none()
+        {
+            let at = prev.timestamp + cx.config.breakdown.silent_ms;
+            cx.raise_into(&mut m.silent, lost_contact(prev, at));
+        }
         on_report(m, p, cx);
     }
 
@@ -103,26 +118,8 @@ impl Detector for VehicleDetector {
             .collect();
         silent.sort_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
         for p in silent {
-            let id = &p.vehicle_id;
-            let mut a = vehicle_alert(
-                AlertKind::Breakdown,
-                Severity::Moderate,
-                p,
-                p.timestamp,
-                format!(
-                    "Lost contact with {id} on line {} (last seen {} s ago)",
-                    p.route_id,
-                    (watermark - p.timestamp) / 1000
-                ),
-            );
-            a.alert_id = format_compact!("silent:{id}:{}", p.timestamp);
-            a.timestamp = watermark;
-            a.raised_at = watermark;
-            a.window_end = watermark;
-            a.evidence.insert("reason".into(), json!("silent"));
-            a.evidence.insert("last_seen".into(), json!(p.timestamp));
-            let m = self.memory.entry(id.clone()).or_default();
-            cx.raise_into(&mut m.silent, a);
+            let m = self.memory.entry(p.vehicle_id.clone()).or_default();
+            cx.raise_into(&mut m.silent, lost_contact(p, watermark));
         }
     }
 
@@ -152,6 +149,29 @@ impl Detector for VehicleDetector {
             }
         }
     }
+}
+
+/// The lost-contact alert of a vehicle last heard from in `p`, noticed at `at`.
+fn lost_contact(p: &VehiclePosition, at: TimestampMs) -> Alert {
+    let id = &p.vehicle_id;
+    let mut a = vehicle_alert(
+        AlertKind::Breakdown,
+        Severity::Moderate,
+        p,
+        p.timestamp,
+        format!(
+            "Lost contact with {id} on line {} (last seen {} s ago)",
+            p.route_id,
+            (at - p.timestamp) / 1000
+        ),
+    );
+    a.alert_id = format_compact!("silent:{id}:{}", p.timestamp);
+    a.timestamp = at;
+    a.raised_at = at;
+    a.window_end = at;
+    a.evidence.insert("reason".into(), json!("silent"));
+    a.evidence.insert("last_seen".into(), json!(p.timestamp));
+    a
 }
 
 /// Runs the per-vehicle checks on a new report `p`.

@@ -63,7 +63,30 @@ impl Watermarks {
 
     /// The highest event time seen on any partition, if any.
     pub fn max_seen(&self) -> Option<TimestampMs> {
-        self.partitions.iter().map(|p| p.max_ts).max()
+        self.partitions
+            .iter()
+            .map(|p| p.max_ts)
+            .filter(|&ts| ts > TimestampMs::MIN)
+            .max()
+    }
+
+    /// Notes that `topic`/`partition` was assigned at processing time `now`: until it
+    /// delivers a record (or has been quiet for the idle timeout) it holds the watermark
+    /// back, so that a partition read in full from a backlog does not push the records
+    /// of those not read yet out as late.
+    pub fn expect(&mut self, topic: &str, partition: i32, now: TimestampMs) {
+        if !self
+            .partitions
+            .iter()
+            .any(|p| p.partition == partition && p.topic == topic)
+        {
+            self.partitions.push(Partition {
+                topic: topic.to_owned(),
+                partition,
+                max_ts: TimestampMs::MIN,
+                seen_at: now,
+            });
+        }
     }
 
     /// The event time the stream has reached by processing time `now`: the latest
@@ -196,6 +219,26 @@ mod tests {
         // Never backwards.
         w.observe("a", 0, 20_000, 11_001);
         assert_eq!(w.advance(11_001, 1.0), 119_000);
+    }
+
+    #[test]
+    fn an_assigned_partition_not_read_yet_holds_the_watermark_back() {
+        let mut w = Watermarks::new(1_000, 5_000);
+        w.expect("a", 1, 0);
+        w.observe("a", 0, 60_000, 100);
+        assert_eq!(
+            w.advance(100, 1.0),
+            TimestampMs::MIN,
+            "partition 1 may be behind"
+        );
+        w.observe("a", 1, 10_000, 200);
+        assert_eq!(w.advance(200, 1.0), 9_000);
+        // An assigned partition that never delivers stops holding it after the timeout.
+        let mut w = Watermarks::new(1_000, 5_000);
+        w.expect("a", 1, 0);
+        w.observe("a", 0, 60_000, 100);
+        assert_eq!(w.advance(5_000, 1.0), 59_000);
+        assert_eq!(w.max_seen(), Some(60_000));
     }
 
     #[test]

@@ -70,6 +70,127 @@ impl Binary {
     }
 }
 
+/// A stage running in the background whose stderr is collected as it prints, so that
+/// a test can wait for a line while it runs.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Binary {
+    /// Starts it with `args`, collecting its stderr as it goes (stdout stays piped, for
+    /// [`Running::dashboard_port`]).
+    pub fn start(&self, args: &[&str]) -> Running {
+        let mut child = self.spawn(args);
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let sink = std::sync::Arc::clone(&printed);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                text.push_str(&without_colours(&line));
+                text.push('\n');
+            }
+        });
+        Running {
+            child,
+            printed,
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Running {
+    /// What it has printed on stderr so far.
+    pub fn printed(&self) -> String {
+        self.printed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until it has printed a line containing `needle` (within `deadline`) and
+    /// returns that line; fails with what it printed otherwise.
+    pub fn wait_for(&self, needle: &str, deadline: Duration) -> String {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(line) = self.printed().lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < until,
+                "no line with `{needle}` within {deadline:?}; it printed:\n{}",
+                self.printed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port its `/metrics` listens on, from the line it prints at start.
+    pub fn metrics_port(&self) -> u16 {
+        let line = self.wait_for("/metrics", Duration::from_secs(60));
+        line.split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+    }
+
+    /// The port of the dashboard it serves, from the first line it prints on stdout.
+    pub fn dashboard_port(&mut self) -> String {
+        dashboard_port(&mut self.child).0
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for it to exit by itself (within `deadline`); returns its status and what
+    /// it printed on stderr.
+    pub fn exit(mut self, deadline: Duration) -> (ExitStatus, String) {
+        let status = wait_within(&mut self.child, deadline);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        match status {
+            Some(status) => (status, self.printed()),
+            None => panic!(
+                "the stage did not exit within {deadline:?}; it printed:\n{}",
+                self.printed()
+            ),
+        }
+    }
+
+    /// Stops it with SIGTERM, checks that it exits cleanly (within [`STOP_DEADLINE`])
+    /// and returns what it printed on stderr.
+    pub fn stop(self) -> String {
+        terminate(&self.child);
+        let (status, printed) = self.exit(STOP_DEADLINE);
+        assert!(
+            status.success(),
+            "the stage did not stop cleanly: {printed}"
+        );
+        printed
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that failed half-way leaves nothing running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Reads a child's stdout and stderr to their end while waiting for it, within
 /// `deadline`; kills it and panics with what it printed when it takes longer.
 pub fn finish(child: &mut Child, deadline: Duration, what: &str) -> Output {
