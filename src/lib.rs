@@ -287,11 +287,6 @@ impl<B: TwinBus> Embedded<B> {
         })
     }
 
-    /// The token that stops every stage.
-    pub fn stop_token(&self) -> CancellationToken {
-        self.stop.clone()
-    }
-
     /// Waits until a stage fails (an error), the producers reach their limits (Ok), or
     /// the twin is stopped (Ok). Call [`Embedded::shutdown`] afterwards.
     pub async fn wait(&mut self) -> anyhow::Result<()> {

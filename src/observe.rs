@@ -114,6 +114,15 @@ pub fn processor_metrics(stats: &ProcessorStats) -> Vec<Sample> {
             n,
         ));
     }
+    let seen = stats.event_time_ms.load(Ordering::Relaxed);
+    if seen > 0 {
+        out.push(Sample::gauge(
+            "streamcity_processor_event_time_seconds",
+            "The latest event time the processor has seen, seconds since the epoch",
+            &[],
+            seen as f64 / 1000.0,
+        ));
+    }
     let watermark = stats.watermark_ms.load(Ordering::Relaxed);
     if watermark > 0 {
         out.push(Sample::gauge(

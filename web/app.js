@@ -1,5 +1,5 @@
 // StreamCity — live map page. Consumes the contract in dashboard/PROTOCOL.md:
-// GET /api/routes, GET /api/stops, and the /ws snapshot + delta stream.
+// GET /api/status, GET /api/routes, GET /api/stops, and the /ws snapshot + delta stream.
 // Plain ES2020 modules (js/), no build step; Leaflet 1.9 is the only dependency (global `L`,
 // loaded by a classic script before this entry module). This module wires the others
 // together: the layer control, the panel's timers, the test hooks; then it starts.
@@ -11,6 +11,7 @@ import { renderAlerts, renderAlertsIfDirty, updateRelativeTimes, buildKindFilter
 import { loadNetwork } from './js/network.js';
 import { connect, updateConnectionState } from './js/stream.js';
 import { exposeTestHooks } from './js/test-hooks.js';
+import { startClock } from './js/clock.js';
 
 const overlays = { 'Routes': routesLayer, 'Stops': stopsLayer, 'Vehicles': vehicleLayer, 'Incident areas': incidentsLayer,
   'OpenStreetMap basemap (online)': osm };
@@ -31,7 +32,8 @@ setInterval(updateRelativeTimes, 1000);
 // Read-only test hooks: window.streamcity.
 exposeTestHooks();
 
-buildKindFilter();
+// The alert kinds offered as filters are the server's (from /api/status).
+startClock((status) => buildKindFilter(status.alert_kinds || []));
 renderAlerts();
 loadNetwork();
 connect();

@@ -36,6 +36,18 @@ pub enum VehicleStatus {
     Suspended,
 }
 
+impl VehicleStatus {
+    /// Every status, in declaration order: the one list the API, its documentation and
+    /// the page take them from.
+    pub const ALL: [VehicleStatus; 5] = [
+        VehicleStatus::InTransitTo,
+        VehicleStatus::StoppedAt,
+        VehicleStatus::Layover,
+        VehicleStatus::BrokenDown,
+        VehicleStatus::Suspended,
+    ];
+}
+
 /// How full a vehicle is, after GTFS-realtime's `OccupancyStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -343,6 +355,20 @@ pub enum AlertKind {
     Crowding,
     /// A traffic or city incident affecting service.
     Incident,
+}
+
+impl AlertKind {
+    /// Every kind, in declaration order: the one list the API, its documentation and
+    /// the page take them from.
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::Surge,
+        AlertKind::Delay,
+        AlertKind::Breakdown,
+        AlertKind::Bunching,
+        AlertKind::Gapping,
+        AlertKind::Crowding,
+        AlertKind::Incident,
+    ];
 }
 
 /// An alert's transition.
@@ -670,6 +696,33 @@ mod tests {
             OccupancyStatus::CrushedStandingRoomOnly
         );
         assert_eq!(OccupancyStatus::from_load(80, 80), OccupancyStatus::Full);
+    }
+
+    #[test]
+    fn the_lists_of_every_kind_and_status_are_complete() {
+        // A new variant fails to compile here until it is given its place in `ALL`.
+        let place = |k: AlertKind| match k {
+            AlertKind::Surge => 0,
+            AlertKind::Delay => 1,
+            AlertKind::Breakdown => 2,
+            AlertKind::Bunching => 3,
+            AlertKind::Gapping => 4,
+            AlertKind::Crowding => 5,
+            AlertKind::Incident => 6,
+        };
+        for (i, k) in AlertKind::ALL.into_iter().enumerate() {
+            assert_eq!(place(k), i);
+        }
+        let place = |s: VehicleStatus| match s {
+            VehicleStatus::InTransitTo => 0,
+            VehicleStatus::StoppedAt => 1,
+            VehicleStatus::Layover => 2,
+            VehicleStatus::BrokenDown => 3,
+            VehicleStatus::Suspended => 4,
+        };
+        for (i, s) in VehicleStatus::ALL.into_iter().enumerate() {
+            assert_eq!(place(s), i);
+        }
     }
 
     #[test]

@@ -8,11 +8,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::query::{BoundingBox, VehicleFilter};
-use streamcity_core::{AlertKind, VehicleStatus};
+use streamcity_core::{AlertKind, VehicleStatus, wire_name};
 
 use crate::live::Live;
 
@@ -55,32 +55,21 @@ fn params<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T,
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-/// An enum value from its wire name (`broken_down`), or a 400 listing the valid ones.
-fn parse_enum<T: DeserializeOwned>(what: &str, value: &str, valid: &[&str]) -> Result<T, ApiError> {
+/// An enum value from its wire name (`broken_down`), or a 400 listing the valid ones
+/// (`all`, by their wire names).
+fn parse_enum<T: DeserializeOwned + Serialize>(
+    what: &str,
+    value: &str,
+    all: &[T],
+) -> Result<T, ApiError> {
     serde_json::from_value(json!(value)).map_err(|_| {
+        let valid: Vec<String> = all.iter().map(wire_name).collect();
         ApiError::BadRequest(format!(
             "unknown {what} `{value}`; expected one of: {}",
             valid.join(", ")
         ))
     })
 }
-
-const STATUSES: [&str; 5] = [
-    "in_transit_to",
-    "stopped_at",
-    "layover",
-    "broken_down",
-    "suspended",
-];
-const KINDS: [&str; 7] = [
-    "surge",
-    "delay",
-    "breakdown",
-    "bunching",
-    "gapping",
-    "crowding",
-    "incident",
-];
 
 /// `GET /api/status`: the network, the simulated clock (time, speed, service day) and
 /// what is live.
@@ -128,7 +117,7 @@ pub async fn vehicles(
         route: p.line.map(Into::into),
         status: p
             .status
-            .map(|s| parse_enum::<VehicleStatus>("status", &s, &STATUSES))
+            .map(|s| parse_enum("status", &s, &VehicleStatus::ALL))
             .transpose()?,
         bbox: p
             .bbox
@@ -164,7 +153,7 @@ pub async fn alerts(
 ) -> Result<Response, ApiError> {
     let kind = params(q)?
         .kind
-        .map(|k| parse_enum::<AlertKind>("kind", &k, &KINDS))
+        .map(|k| parse_enum("kind", &k, &AlertKind::ALL))
         .transpose()?;
     Ok(json_body(live.alerts_json(kind)))
 }

@@ -500,6 +500,7 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
     for route in [
+        "/api/status",
         "/api/routes",
         "/api/stops",
         "/api/stops/{id}",
@@ -527,6 +528,73 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         let (status, body) = s.get(&url).await;
         assert!(status == 200 || status == 503, "{url}: {status} {body}");
     }
+}
+
+/// Every `enum` list in the OpenAPI document that names `what` (by a path parameter's
+/// or a schema property's name).
+fn enums<'a>(doc: &'a Value, name: &str, out: &mut Vec<&'a Value>) {
+    match doc {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == name && v["enum"].is_array() {
+                    out.push(&v["enum"]);
+                }
+                if k == name && v["items"]["enum"].is_array() {
+                    out.push(&v["items"]["enum"]);
+                }
+                if map.get("name").and_then(Value::as_str) == Some(name)
+                    && k == "schema"
+                    && v["enum"].is_array()
+                {
+                    out.push(&v["enum"]);
+                }
+                enums(v, name, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| enums(v, name, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_alert_kinds_and_statuses_are_documented_as_the_code_has_them() {
+    use streamcity_core::{AlertKind, VehicleStatus, wire_name};
+    let kinds: Vec<String> = AlertKind::ALL.iter().map(wire_name).collect();
+    let statuses: Vec<String> = VehicleStatus::ALL.iter().map(wire_name).collect();
+    // The OpenAPI document: every list of kinds and of statuses is the code's.
+    let s = server(LiveConfig::default()).await;
+    let (_, doc) = s.get("/api/openapi.json").await;
+    for (name, want, at_least) in [
+        ("kind", &kinds, 2),
+        ("alert_kinds", &kinds, 1),
+        ("status", &statuses, 2),
+    ] {
+        let mut found = Vec::new();
+        enums(&doc, name, &mut found);
+        assert!(found.len() >= at_least, "{name}: {found:?}");
+        for list in found {
+            assert_eq!(list, &serde_json::json!(want), "{name}");
+        }
+    }
+    // The page takes its kinds from /api/status.
+    let (_, status) = s.get("/api/status").await;
+    assert_eq!(status["alert_kinds"], serde_json::json!(kinds));
+    // PROTOCOL.md names each of them.
+    let protocol = include_str!("../PROTOCOL.md");
+    for name in kinds.iter().chain(&statuses) {
+        assert!(
+            protocol.contains(&format!("`{name}`")),
+            "PROTOCOL.md omits `{name}`"
+        );
+    }
+    // And nothing else in the code lists them: the error for a bad kind is built from
+    // the same list.
+    let (code, err) = s.get("/api/alerts?kind=nope").await;
+    assert_eq!(code, 400);
+    assert!(
+        err["error"].as_str().unwrap().ends_with(&kinds.join(", ")),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -45,24 +45,9 @@ impl AlertBook {
         true
     }
 
-    /// Whether `id` is active.
-    pub fn is_active(&self, id: &str) -> bool {
-        self.active.contains_key(id)
-    }
-
-    /// The active alert `id`.
-    pub fn get(&self, id: &str) -> Option<&Alert> {
-        self.active.get(id)
-    }
-
     /// Every active alert.
     pub fn active(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()
-    }
-
-    /// Active alerts.
-    pub fn len(&self) -> usize {
-        self.active.len()
     }
 
     /// True when nothing is active.

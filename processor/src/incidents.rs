@@ -195,16 +195,6 @@ impl IncidentAreas {
             })
             .min_by(|a, b| a.2.total_cmp(&b.2))
     }
-
-    /// Incidents held.
-    pub fn len(&self) -> usize {
-        self.areas.len()
-    }
-
-    /// True when none is held.
-    pub fn is_empty(&self) -> bool {
-        self.areas.is_empty()
-    }
 }
 
 /// Raises an incident alert when an incident first becomes active and clears it when

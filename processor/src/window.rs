@@ -409,11 +409,6 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
     pub fn open_window_count(&self) -> usize {
         self.open.values().map(Vec::len).sum()
     }
-
-    /// Keys with open windows.
-    pub fn key_count(&self) -> usize {
-        self.open.len()
-    }
 }
 
 #[cfg(test)]

@@ -147,11 +147,6 @@ impl Running {
         dashboard_port(&mut self.child).0
     }
 
-    /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
     /// Waits for it to exit by itself (within `deadline`); returns its status and what
     /// it printed on stderr.
     pub fn exit(mut self, deadline: Duration) -> (ExitStatus, String) {

@@ -79,11 +79,24 @@ test('the map shows the city moving, vehicle details and an injected surge', asy
     const { page, problems } = await open(twin.url);
     await page.waitForFunction(() => window.streamcity && window.streamcity.vehicles.size >= 100, null, { timeout: 20_000 });
 
+    // The simulated clock shows 08:0x on today's service day, and runs at 5x.
+    const clock = page.locator('#sim-clock');
+    await page.waitForFunction(() => document.getElementById('sim-clock').dataset.ms, null, { timeout: 20_000 });
+    const t0 = Number(await clock.getAttribute('data-ms'));
+    assert.match(await page.locator('#sim-time').innerText(), /^08:0\d:\d\d$/);
+    assert.match(await page.locator('#sim-speed').innerText(), /×5/);
+    assert.match(await page.locator('#sim-day').innerText(), new RegExp(new Date().toISOString().slice(0, 10)));
+    // Every alert kind the server raises is offered as a filter.
+    assert.equal(await page.locator('#kind-filter input').count(), 7);
+
     // Vehicles move.
     const before = await page.evaluate(() => Object.fromEntries([...window.streamcity.vehicles].map(([id, v]) => [id, [v.lat, v.lon]])));
     await page.waitForTimeout(2_000);
     const moved = await page.evaluate((before) => [...window.streamcity.vehicles].filter(([id, v]) => before[id] && (before[id][0] !== v.lat || before[id][1] !== v.lon)).length, before);
     assert.ok(moved >= 50, `only ${moved} vehicles moved in 2 s`);
+
+    const t1 = Number(await clock.getAttribute('data-ms'));
+    assert.ok(t1 - t0 >= 5_000, `the simulated clock advanced ${t1 - t0} ms in over 2 s at 5x`);
 
     // Clicking vehicles anywhere in view, edges included (opening a popup there pans
     // the map while the vehicle layer redraws), never throws.

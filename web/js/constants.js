@@ -1,5 +1,6 @@
-// Constants: thresholds and timings, alert kinds and severities, and the vehicle draw
-// styles with their colours (read once from style.css's :root custom properties).
+// Constants: thresholds and timings, severities, and the vehicle draw styles with their
+// colours (read once from style.css's :root custom properties). The alert kinds come
+// from the server (/api/status), not from here.
 
 export const ON_TIME_S = 120;            // |delay_s| below this counts as on time
 export const VERY_LATE_S = 300;          // darker "late" colour from here
@@ -14,7 +15,6 @@ export const STOP_REFRESH_MS = 5000;     // open stop popup: refetch its activit
 export const STOP_FETCH_TIMEOUT_MS = 8000;
 export const STOP_TAPS_SHOWN = 8;        // most recent taps listed in a stop popup
 export const INCIDENT_DEFAULT_RADIUS_M = 150; // incident alert without evidence.radius_m
-export const ALERT_KINDS = ['surge', 'delay', 'breakdown', 'bunching', 'gapping', 'crowding', 'incident'];
 export const SEVERITIES = ['low', 'moderate', 'high', 'critical'];
 
 // Vehicle draw styles; the colours live in style.css (:root custom properties)

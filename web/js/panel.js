@@ -1,7 +1,7 @@
 // The side panel: the live alerts list and its kind filter, the line filter, the
 // headline counters, and the panel's show/hide toggle.
 
-import { ON_TIME_S, SILENT_MS, ALERT_KINDS, SEVERITIES } from './constants.js';
+import { ON_TIME_S, SILENT_MS, SEVERITIES } from './constants.js';
 import { $, esc, formatAgo } from './format.js';
 import { state, serverNow } from './state.js';
 import { map, flashRenderer, routeLines } from './map.js';
@@ -94,10 +94,11 @@ function focusAlert(id) {
   if (li) { li.classList.remove('flash'); void li.offsetWidth; li.classList.add('flash'); }
 }
 
-export function buildKindFilter() {
+/** The alert kind filter, one chip per kind the server raises (`kinds`). */
+export function buildKindFilter(kinds) {
   const box = $('kind-filter');
-  box.innerHTML = '<legend class="sr-only">Alert kinds</legend>' + ALERT_KINDS.map((k) =>
-    `<label class="chip"><input type="checkbox" value="${k}" checked><span class="badge kind-${k}">${k}</span></label>`).join('');
+  box.innerHTML = '<legend class="sr-only">Alert kinds</legend>' + kinds.map((k) =>
+    `<label class="chip"><input type="checkbox" value="${esc(k)}" ${state.hiddenKinds.has(k) ? '' : 'checked'}><span class="badge kind-${esc(k)}">${esc(k)}</span></label>`).join('');
   box.addEventListener('change', (e) => {
     if (e.target.checked) state.hiddenKinds.delete(e.target.value); else state.hiddenKinds.add(e.target.value);
     renderAlerts();

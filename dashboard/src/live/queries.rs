@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::query::VehicleFilter;
-use streamcity_core::{AlertKind, Id, TransportMode};
+use streamcity_core::{AlertKind, Id, TransportMode, wire_name};
 use streamcity_network::calendar::iso8601;
 use streamcity_network::{Date, Network};
 
@@ -121,6 +121,7 @@ impl Live {
             "latest_event": (views.time > 0).then_some(views.time),
             "vehicles": views.vehicles.len(),
             "active_alerts": views.active.len(),
+            "alert_kinds": AlertKind::ALL.map(|k| wire_name(&k)),
         })
     }
 

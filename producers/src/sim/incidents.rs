@@ -79,7 +79,7 @@ impl Simulation {
             incident
                 .affected_routes
                 .iter()
-                .filter_map(|id| self.network.routes.iter().position(|r| r.route_id == *id))
+                .filter_map(|id| self.network.route_position(id))
                 .map(|r| r as u16)
                 .collect()
         } else {

@@ -115,12 +115,7 @@ impl Simulation {
             let Some(c) = self.pending_crowds.pop() else {
                 break;
             };
-            let Some(stop) = self
-                .network
-                .stops
-                .iter()
-                .position(|s| s.stop_id == c.stop_id)
-            else {
+            let Some(stop) = self.network.stop_position(&c.stop_id) else {
                 continue;
             };
             let Some((route, k)) = self
