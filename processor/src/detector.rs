@@ -4,13 +4,16 @@
 //! event to each detector in turn; each raises and clears its alerts through the
 //! [`Context`].
 
+use std::cell::RefCell;
+
 use streamcity_core::{Alert, Id, RiderTap, TimestampMs, VehiclePosition};
 use streamcity_network::Network;
 
 use crate::alerts::AlertBook;
 use crate::config::ProcessorConfig;
 use crate::incidents::{IncidentAreas, IncidentReport};
-use crate::table::VehicleTable;
+use crate::table::{VehicleRow, VehicleTable};
+use crate::vehicles::VehicleMemory;
 
 /// What a detector is told of one input record.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +26,8 @@ pub enum Event<'a> {
         previous: Option<&'a VehiclePosition>,
         /// The input partition it came from.
         partition: i32,
+        /// What the per-vehicle detectors remember of the vehicle (its table row's).
+        memory: &'a RefCell<VehicleMemory>,
     },
     /// A rider tapping on.
     Tap {
@@ -40,13 +45,13 @@ pub enum Event<'a> {
 pub enum Handover<'a> {
     /// The vehicles of a revoked partition of the vehicle topic, whose rows have just
     /// left the live table (reports are partitioned by line: their lines go too).
-    Vehicles(&'a [VehiclePosition]),
+    Vehicles(&'a [VehicleRow]),
     /// A revoked partition of the tap topic: the stops whose taps it carried.
     Taps(i32),
 }
 
 /// What a detector works with: the settings, the network, the incidents in force, the
-/// live table, the watermark, and the alert book through which it raises and clears.
+/// watermark, and the alert book through which it raises and clears.
 pub struct Context<'a> {
     /// The settings.
     pub config: &'a ProcessorConfig,
@@ -54,8 +59,6 @@ pub struct Context<'a> {
     pub network: Option<&'a Network>,
     /// Incidents in force: the likely causes of delays.
     pub areas: &'a IncidentAreas,
-    /// The live vehicle table.
-    pub table: &'a VehicleTable,
     /// The watermark, ms since the epoch.
     pub watermark: TimestampMs,
     book: &'a mut AlertBook,
@@ -70,7 +73,6 @@ impl<'a> Context<'a> {
         config: &'a ProcessorConfig,
         network: Option<&'a Network>,
         areas: &'a IncidentAreas,
-        table: &'a VehicleTable,
         watermark: TimestampMs,
         book: &'a mut AlertBook,
         out: &'a mut Vec<Alert>,
@@ -79,7 +81,6 @@ impl<'a> Context<'a> {
             config,
             network,
             areas,
-            table,
             watermark,
             book,
             out,
@@ -134,9 +135,10 @@ pub trait Detector {
     /// An input event.
     fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>);
 
-    /// The watermark moved to `cx.watermark`: close what it passed.
-    fn on_watermark(&mut self, cx: &mut Context<'_>) {
-        let _ = cx;
+    /// The watermark moved to `cx.watermark`: close what it passed. `table` is the live
+    /// vehicle table.
+    fn on_watermark(&mut self, table: &VehicleTable, cx: &mut Context<'_>) {
+        let _ = (table, cx);
     }
 
     /// A partition went to another instance: forget what it brought, ending its alerts

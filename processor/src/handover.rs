@@ -6,6 +6,7 @@ use streamcity_core::{Id, Record, TimestampMs, Validate, VehiclePosition, decode
 
 use crate::Processor;
 use crate::detector::Handover;
+use crate::table::VehicleRow;
 
 /// How far back from the latest event time a restored live-table row may be, ms: older
 /// rows are vehicles that stopped long ago, in an earlier run.
@@ -19,7 +20,7 @@ impl Processor {
     pub fn release(&mut self, topic: &str, partition: i32, out: &mut Vec<Record>) {
         let before = out.len();
         let s = &mut self.state;
-        let handover_vehicles: Vec<VehiclePosition>;
+        let handover_vehicles: Vec<VehicleRow>;
         let handover = if *topic == *self.topics.vehicle_locations {
             let mut ids: Vec<Id> = s
                 .table
@@ -28,10 +29,7 @@ impl Processor {
                 .map(|(id, _)| id.clone())
                 .collect();
             ids.sort();
-            handover_vehicles = ids
-                .iter()
-                .filter_map(|id| s.table.delete(id).map(|row| row.position))
-                .collect();
+            handover_vehicles = ids.iter().filter_map(|id| s.table.delete(id)).collect();
             Handover::Vehicles(&handover_vehicles)
         } else if *topic == *self.topics.rider_tapped_on {
             Handover::Taps(partition)
@@ -42,7 +40,7 @@ impl Processor {
             &self.config,
             self.network.as_deref(),
             &mut self.alerts,
-            |d, cx| d.release(&handover, cx),
+            |d, _, cx| d.release(&handover, cx),
         );
         tracing::info!(
             topic,
@@ -78,8 +76,10 @@ impl Processor {
             if p.timestamp < latest.saturating_sub(RESTORE_WINDOW_MS) {
                 continue;
             }
-            if let Some(None) = self.state.table.accept(&p, partition) {
-                restored += 1;
+            match self.state.table.accept(&p, partition) {
+                Some((_, true)) => restored += 1,
+                Some((row, false)) => row.update(&p),
+                None => {}
             }
         }
         restored

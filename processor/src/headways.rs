@@ -59,7 +59,7 @@ impl Detector for HeadwayDetector {
         let Handover::Vehicles(vehicles) = handover else {
             return;
         };
-        let lines: BTreeSet<&Id> = vehicles.iter().map(|p| &p.route_id).collect();
+        let lines: BTreeSet<&Id> = vehicles.iter().map(|r| &r.position.route_id).collect();
         let ts = cx.watermark.max(0);
         for route in lines {
             self.release_line(route, ts, cx);

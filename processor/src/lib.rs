@@ -133,14 +133,14 @@ struct State {
 }
 
 impl State {
-    /// Runs `f` on every detector with one context; returns whether one marked the
-    /// event late.
+    /// Runs `f` on every detector in turn with one context (and the live table);
+    /// returns whether one marked the event late.
     fn each(
         &mut self,
         config: &ProcessorConfig,
         network: Option<&Network>,
         alerts: &mut Vec<Alert>,
-        mut f: impl FnMut(&mut dyn Detector, &mut Context<'_>),
+        mut f: impl FnMut(&mut dyn Detector, &VehicleTable, &mut Context<'_>),
     ) -> bool {
         let State {
             table,
@@ -150,17 +150,9 @@ impl State {
             watermarks,
             ..
         } = self;
-        let mut cx = Context::new(
-            config,
-            network,
-            areas,
-            table,
-            watermarks.current(),
-            book,
-            alerts,
-        );
+        let mut cx = Context::new(config, network, areas, watermarks.current(), book, alerts);
         for d in detectors.all() {
-            f(d, &mut cx);
+            f(d, table, &mut cx);
         }
         cx.is_late()
     }
@@ -297,12 +289,20 @@ impl Processor {
     /// Decodes and validates a record of one of the input topics read at processing
     /// time `now`, judging its time against the event time the input has reached.
     pub fn decode(&self, record: &Record, now: TimestampMs) -> Result<Decoded, InvalidEvent> {
-        decode::decode_input(
+        let bound = self.config.max_future_ms;
+        // Within bounds of the latest event seen (the usual case): no more to check.
+        match decode::decode_input(
             &self.topics,
             record,
-            self.reference(now),
-            self.config.max_future_ms,
-        )
+            self.state.watermarks.max_seen(),
+            bound,
+        ) {
+            Err(InvalidEvent::Ahead { .. }) => {
+                // Ahead of it: judged against where event time has got to since.
+                decode::decode_input(&self.topics, record, self.reference(now), bound)
+            }
+            decoded => decoded,
+        }
     }
 
     /// Processes one record read from `partition` of its topic at processing time
@@ -380,20 +380,37 @@ impl Processor {
         partition: i32,
         out: &mut Vec<Record>,
     ) {
-        let Some(previous) = self.state.table.accept(p, partition) else {
+        let State {
+            table,
+            detectors,
+            areas,
+            book,
+            watermarks,
+            ..
+        } = &mut self.state;
+        let Some((row, new)) = table.accept(p, partition) else {
             return; // older than the row: the table keeps the latest by event time
         };
         let event = Event::Position {
             report: p,
-            previous: previous.as_ref(),
+            previous: (!new).then_some(&row.position),
             partition,
+            memory: &row.memory,
         };
-        self.state.each(
+        let mut cx = Context::new(
             &self.config,
             self.network.as_deref(),
+            areas,
+            watermarks.current(),
+            book,
             &mut self.alerts,
-            |d, cx| d.on_event(&event, cx),
         );
+        for d in detectors.all() {
+            d.on_event(&event, &mut cx);
+        }
+        if !new {
+            row.update(p);
+        }
         // The table row is the report itself: forward its bytes, no re-encoding. It goes
         // to the partition of the report (by line), so that partition p of the table
         // holds the vehicles of partition p of the reports.
@@ -414,7 +431,7 @@ impl Processor {
             &self.config,
             self.network.as_deref(),
             &mut self.alerts,
-            |d, cx| d.on_event(&event, cx),
+            |d, _, cx| d.on_event(&event, cx),
         );
         if late {
             self.state.counts.late += 1;
@@ -436,7 +453,7 @@ impl Processor {
             &self.config,
             self.network.as_deref(),
             &mut self.alerts,
-            |d, cx| d.on_event(&event, cx),
+            |d, _, cx| d.on_event(&event, cx),
         );
     }
 
@@ -483,7 +500,7 @@ impl Processor {
             &self.config,
             self.network.as_deref(),
             &mut self.alerts,
-            |d, cx| d.on_watermark(cx),
+            |d, table, cx| d.on_watermark(table, cx),
         );
         self.flush_alerts(out);
         self.state.counts.records_out += (out.len() - before) as u64;

@@ -172,8 +172,8 @@ fn load(options: &RunOptions) -> Result<Processor, RunError> {
     }
 }
 
-async fn save(core: &Processor, path: &PathBuf) -> Result<(), RunError> {
-    let bytes = core.checkpoint();
+/// Writes a checkpoint (taken before: the state is not held across the write).
+async fn save(bytes: Vec<u8>, path: &PathBuf) -> Result<(), RunError> {
     let tmp = path.with_extension("tmp");
     let err = |e: std::io::Error| RunError::Checkpoint {
         path: path.clone(),
@@ -348,7 +348,7 @@ pub async fn run<B: Bus>(
             }
             _ = checkpoint.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {
-                    save(&core, path).await?;
+                    save(core.checkpoint(), path).await?;
                 }
             }
             _ = stop.cancelled() => break,
@@ -357,7 +357,7 @@ pub async fn run<B: Bus>(
     }
     bus.flush().await?;
     if let Some(path) = &options.checkpoint {
-        save(&core, path).await?;
+        save(core.checkpoint(), path).await?;
     }
     Ok(core.counts().since(&baseline))
 }

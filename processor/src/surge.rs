@@ -19,6 +19,7 @@ use streamcity_network::Stop;
 use crate::alerts::AlertBook;
 use crate::config::SurgeConfig;
 use crate::detector::{Context, Detector, Event, Handover};
+use crate::table::VehicleTable;
 use crate::window::{Admission, WindowResult, WindowedCount};
 
 /// A stop's usual count of taps per window, for one hour of the day.
@@ -305,7 +306,7 @@ impl Detector for SurgeDetector {
         }
     }
 
-    fn on_watermark(&mut self, cx: &mut Context<'_>) {
+    fn on_watermark(&mut self, _table: &VehicleTable, cx: &mut Context<'_>) {
         let watermark = cx.watermark;
         let (book, out) = cx.book_and_out();
         SurgeDetector::on_watermark(self, watermark, book, out);

@@ -4,8 +4,12 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 use streamcity_core::{Id, TimestampMs, VehiclePosition};
+
+use crate::vehicles::VehicleMemory;
 
 /// How a table decides which of two values for a key is the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -66,7 +70,7 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
 
     /// The row of `key` to update in place for a value at event time `ts`: `None` when
     /// the value is stale (older by event time than the row); otherwise the row,
-    /// created with `new` for a new key (one lookup for an existing key).
+    /// created with `new` for a new key.
     pub fn row_for(
         &mut self,
         key: &K,
@@ -76,16 +80,21 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
     where
         K: Clone,
     {
-        if !self.rows.contains_key(key) {
-            let row = self.rows.entry(key.clone()).or_insert_with(|| (ts, new()));
-            return Some((&mut row.1, Upsert::Inserted));
+        // One hash and one probe, new key or not (the key is cloned for the entry:
+        // short ids are stored inline, so that is a copy).
+        match self.rows.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let row = e.into_mut();
+                if self.mode == Latest::ByEventTime && row.0 > ts {
+                    return None;
+                }
+                row.0 = ts;
+                Some((&mut row.1, Upsert::Updated))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                Some((&mut e.insert((ts, new())).1, Upsert::Inserted))
+            }
         }
-        let row = self.rows.get_mut(key)?;
-        if self.mode == Latest::ByEventTime && row.0 > ts {
-            return None;
-        }
-        row.0 = ts;
-        Some((&mut row.1, Upsert::Updated))
     }
 
     /// Every row, mutable, in no particular order.
@@ -119,14 +128,19 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
     }
 }
 
-/// A row of the live vehicle table: a vehicle's latest report, and the input
-/// partition its reports come from (released when another instance takes it over).
+/// A row of the live vehicle table: a vehicle's latest report, the input partition its
+/// reports come from (released when another instance takes it over), and what the
+/// per-vehicle detectors remember of it (kept here, so that a report costs one lookup;
+/// a cell, so that they can change it through the event that carries it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VehicleRow {
     /// The latest report (by event time): the live table's value.
     pub position: VehiclePosition,
     /// The input partition its reports come from.
     pub partition: i32,
+    /// The per-vehicle detectors' memory.
+    #[serde(default)]
+    pub memory: RefCell<VehicleMemory>,
 }
 
 /// The live vehicle table: the latest report per vehicle, by event time.
@@ -134,21 +148,29 @@ pub type VehicleTable = LatestTable<Id, VehicleRow>;
 
 impl LatestTable<Id, VehicleRow> {
     /// Takes a report read from `partition`: `None` when it is older than the vehicle's
-    /// row (ignored), otherwise the vehicle's previous report (`None` for a new vehicle).
+    /// row (ignored), otherwise the vehicle's row and whether it is new. A new row holds
+    /// the report already; an existing one still holds the report before it, for the
+    /// detectors to compare with: the caller puts the new one in with
+    /// [`VehicleRow::update`].
     pub fn accept(
         &mut self,
         p: &VehiclePosition,
         partition: i32,
-    ) -> Option<Option<VehiclePosition>> {
+    ) -> Option<(&mut VehicleRow, bool)> {
         let (row, how) = self.row_for(&p.vehicle_id, p.timestamp, || VehicleRow {
             position: p.clone(),
             partition,
+            memory: RefCell::default(),
         })?;
         row.partition = partition;
-        Some(match how {
-            Upsert::Updated => Some(std::mem::replace(&mut row.position, p.clone())),
-            Upsert::Inserted | Upsert::Stale => None,
-        })
+        Some((row, how == Upsert::Inserted))
+    }
+}
+
+impl VehicleRow {
+    /// Puts report `p` in, reusing the row's storage.
+    pub fn update(&mut self, p: &VehiclePosition) {
+        self.position.clone_from(p);
     }
 }
 

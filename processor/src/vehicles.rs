@@ -1,8 +1,7 @@
 //! Detectors that follow each vehicle: delay (with its likely cause), breakdown
 //! (reported, stranded between stops, or out of contact) and crowding. What they
-//! remember of each vehicle is kept in one entry, so a report costs one lookup here.
-
-use std::collections::HashMap;
+//! remember of each vehicle ([`VehicleMemory`]) is kept in its row of the live table
+//! and reaches them with each report, so a report costs no lookup here.
 
 use compact_str::format_compact;
 use serde::{Deserialize, Serialize};
@@ -14,13 +13,14 @@ use streamcity_core::{
 };
 
 use crate::detector::{Context, Detector, Event, Handover};
+use crate::table::{VehicleRow, VehicleTable};
 
 /// How often (in event time) vehicles are checked for lost contact.
 const SILENCE_CHECK_MS: i64 = 5_000;
 
 /// What the detectors remember of one vehicle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Memory {
+pub struct VehicleMemory {
     /// Since when it has been later than the delay threshold.
     delay_since: Option<TimestampMs>,
     /// Since when, and where, it has been standing still in transit.
@@ -36,7 +36,6 @@ struct Memory {
 /// Delay, breakdown, stranded, lost contact and crowding, per vehicle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VehicleDetector {
-    memory: HashMap<Id, Memory>,
     /// Watermark at the last lost-contact check.
     silence_checked: Option<TimestampMs>,
 }
@@ -72,12 +71,13 @@ impl Detector for VehicleDetector {
         let Event::Position {
             report: p,
             previous,
+            memory,
             ..
         } = event
         else {
             return;
         };
-        let m = self.memory.entry(p.vehicle_id.clone()).or_default();
+        let m = &mut *memory.borrow_mut();
         // Silent for longer than allowed before this report: contact was lost, whether
         // or not the watermark got there first (judged on the vehicle's own stream, so
         // the same whatever the batching).
@@ -94,7 +94,7 @@ impl Detector for VehicleDetector {
     /// Raises lost-contact alerts for vehicles not heard from for `silent_ms` before the
     /// watermark, every few seconds of event time. Vehicles are visited in id order, so
     /// the output is deterministic.
-    fn on_watermark(&mut self, cx: &mut Context<'_>) {
+    fn on_watermark(&mut self, table: &VehicleTable, cx: &mut Context<'_>) {
         let watermark = cx.watermark;
         if self
             .silence_checked
@@ -104,22 +104,18 @@ impl Detector for VehicleDetector {
         }
         self.silence_checked = Some(watermark);
         let silent_ms = cx.config.breakdown.silent_ms;
-        let mut silent: Vec<&VehiclePosition> = cx
-            .table
+        let mut silent: Vec<&VehicleRow> = table
             .iter()
-            .map(|(_, row)| &row.position)
-            .filter(|p| {
-                watermark.saturating_sub(p.timestamp) > silent_ms
-                    && self
-                        .memory
-                        .get(&p.vehicle_id)
-                        .is_none_or(|m| m.silent.is_none())
+            .map(|(_, row)| row)
+            .filter(|row| {
+                watermark.saturating_sub(row.position.timestamp) > silent_ms
+                    && row.memory.borrow().silent.is_none()
             })
             .collect();
-        silent.sort_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
-        for p in silent {
-            let m = self.memory.entry(p.vehicle_id.clone()).or_default();
-            cx.raise_into(&mut m.silent, lost_contact(p, watermark));
+        silent.sort_by(|a, b| a.position.vehicle_id.cmp(&b.position.vehicle_id));
+        for row in silent {
+            let alert = lost_contact(&row.position, watermark);
+            cx.raise_into(&mut row.memory.borrow_mut().silent, alert);
         }
     }
 
@@ -130,13 +126,11 @@ impl Detector for VehicleDetector {
             return;
         };
         let ts = cx.watermark.max(0);
-        for p in *vehicles {
-            let Some(mut m) = self.memory.remove(&p.vehicle_id) else {
-                continue;
-            };
+        for row in *vehicles {
+            let m = &mut *row.memory.borrow_mut();
             let message = format!(
                 "{}: handed over to another processor instance",
-                p.vehicle_id
+                row.position.vehicle_id
             );
             for slot in [
                 &mut m.delay,
@@ -175,7 +169,7 @@ fn lost_contact(p: &VehiclePosition, at: TimestampMs) -> Alert {
 }
 
 /// Runs the per-vehicle checks on a new report `p`.
-fn on_report(m: &mut Memory, p: &VehiclePosition, cx: &mut Context<'_>) {
+fn on_report(m: &mut VehicleMemory, p: &VehiclePosition, cx: &mut Context<'_>) {
     let ts = p.timestamp;
     let id = &p.vehicle_id;
     let config = cx.config;

@@ -30,6 +30,10 @@ struct AheadRun {
     records: u32,
 }
 
+fn never() -> TimestampMs {
+    TimestampMs::MIN
+}
+
 /// Per-partition watermark tracking.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Watermarks {
@@ -38,6 +42,9 @@ pub struct Watermarks {
     partitions: Vec<Partition>,
     #[serde(default)]
     ahead: Vec<AheadRun>,
+    /// The highest event time seen on any partition (`MIN` before the first).
+    #[serde(default = "never")]
+    latest: TimestampMs,
     current: TimestampMs,
     #[serde(skip)]
     last_hit: usize,
@@ -51,6 +58,7 @@ impl Watermarks {
             idle_ms,
             partitions: Vec::new(),
             ahead: Vec::new(),
+            latest: TimestampMs::MIN,
             current: TimestampMs::MIN,
             last_hit: 0,
         }
@@ -63,11 +71,7 @@ impl Watermarks {
 
     /// The highest event time seen on any partition, if any.
     pub fn max_seen(&self) -> Option<TimestampMs> {
-        self.partitions
-            .iter()
-            .map(|p| p.max_ts)
-            .filter(|&ts| ts > TimestampMs::MIN)
-            .max()
+        (self.latest > TimestampMs::MIN).then_some(self.latest)
     }
 
     /// Notes that `topic`/`partition` was assigned at processing time `now`: until it
@@ -161,6 +165,7 @@ impl Watermarks {
         let p = &mut self.partitions[i];
         p.max_ts = p.max_ts.max(ts);
         p.seen_at = now;
+        self.latest = self.latest.max(ts);
         if !self.ahead.is_empty() {
             self.ahead
                 .retain(|a| !(a.partition == partition && a.topic == topic));
