@@ -3,7 +3,6 @@
 //! updates, and the latency from each update's creation (its report's timestamp) to its
 //! receipt.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,17 +31,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("the streamcity binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the server says where it listens");
-        let port = line
-            .split("localhost:")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no port in {line:?}"))
-            .to_owned();
+        let (port, _) = crate::stage::dashboard_port(&mut child);
         Server {
             child,
             addr: format!("127.0.0.1:{port}"),
@@ -63,25 +52,14 @@ impl Server {
 
     /// The sum of every sample of `name` on its `/metrics` page.
     pub fn metric(&self, name: &str) -> f64 {
-        let mut stream = std::net::TcpStream::connect(&self.addr).expect("the dashboard");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("a timeout");
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .expect("a request");
-        let mut page = String::new();
-        stream.read_to_string(&mut page).expect("the metrics page");
-        page.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let port = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        let (_, page) = crate::stage::http_get(port, "/metrics");
+        crate::stage::metric(&page, name)
     }
 }
 

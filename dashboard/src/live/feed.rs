@@ -201,41 +201,15 @@ impl Live {
             "{{\"type\":\"snapshot\",\"epoch\":{},\"seq\":{},\"time\":{},\"vehicles\":",
             self.epoch, state.feed.seq, state.views.time
         );
-        splice(
-            &mut text,
-            state
-                .views
-                .vehicles
-                .values()
-                .filter(|v| {
-                    filter.vehicle(
-                        Some(&v.position.route_id),
-                        Some((v.position.lat, v.position.lon)),
-                    )
-                })
-                .map(|v| &v.raw),
-        );
-        let alert_ok = |kind: AlertKind, at: Option<(f64, f64)>| filter.alert(Some(kind), at);
+        state.views.splice_vehicles(&mut text, |p| {
+            filter.vehicle(Some(&p.route_id), Some((p.lat, p.lon)))
+        });
         text.extend_from_slice(b",\"alerts\":");
-        splice(
-            &mut text,
-            state
-                .views
-                .active
-                .values()
-                .filter(|(a, _)| alert_ok(a.kind, a.lat.zip(a.lon)))
-                .map(|(_, raw)| raw),
-        );
-        text.extend_from_slice(b",\"recent_alerts\":");
-        splice(
-            &mut text,
-            state
-                .views
-                .recent
-                .iter()
-                .filter(|(kind, _)| alert_ok(*kind, None))
-                .map(|(_, raw)| raw),
-        );
+        state
+            .views
+            .splice_alerts(&mut text, "recent_alerts", |kind, at| {
+                filter.alert(Some(kind), at)
+            });
         text.push(b'}');
         (state.feed.seq, Bytes::from(text))
     }

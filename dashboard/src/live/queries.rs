@@ -9,7 +9,7 @@ use streamcity_core::{AlertKind, Id, TransportMode, wire_name};
 use streamcity_network::calendar::iso8601;
 use streamcity_network::{Date, Network};
 
-use super::{Live, splice};
+use super::Live;
 
 /// `/api/routes`: every route with its shape (`[lat, lon]` points; without a shape, its
 /// stops') and its stops.
@@ -129,15 +129,9 @@ impl Live {
     pub fn vehicles_json(&self, filter: &VehicleFilter) -> Vec<u8> {
         let state = self.read();
         let mut text = Vec::with_capacity(2 + state.views.vehicles.len() * 340);
-        splice(
-            &mut text,
-            state
-                .views
-                .vehicles
-                .values()
-                .filter(|v| filter.matches(&v.position))
-                .map(|v| &v.raw),
-        );
+        state
+            .views
+            .splice_vehicles(&mut text, |p| filter.matches(p));
         text
     }
 
@@ -149,27 +143,10 @@ impl Live {
     /// `{"active": [...], "recent": [...]}`, optionally of one kind only.
     pub fn alerts_json(&self, kind: Option<AlertKind>) -> Vec<u8> {
         let state = self.read();
-        let wanted = |k: AlertKind| kind.is_none_or(|want| want == k);
         let mut text = b"{\"active\":".to_vec();
-        splice(
-            &mut text,
-            state
-                .views
-                .active
-                .values()
-                .filter(|(a, _)| wanted(a.kind))
-                .map(|(_, raw)| raw),
-        );
-        text.extend_from_slice(b",\"recent\":");
-        splice(
-            &mut text,
-            state
-                .views
-                .recent
-                .iter()
-                .filter(|(k, _)| wanted(*k))
-                .map(|(_, raw)| raw),
-        );
+        state.views.splice_alerts(&mut text, "recent", |k, _| {
+            kind.is_none_or(|want| want == k)
+        });
         text.push(b'}');
         text
     }

@@ -58,6 +58,49 @@ pub(super) struct Views {
     pub(super) clock: Option<ClockReading>,
 }
 
+impl Views {
+    /// Writes the vehicles' latest reports that pass `wanted`, as a JSON array.
+    pub(super) fn splice_vehicles(
+        &self,
+        out: &mut Vec<u8>,
+        wanted: impl Fn(&VehiclePosition) -> bool,
+    ) {
+        super::splice(
+            out,
+            self.vehicles
+                .values()
+                .filter(|v| wanted(&v.position))
+                .map(|v| &v.raw),
+        );
+    }
+
+    /// Writes the active alerts, then `,"<recent_key>":` and the recent alert records,
+    /// each list as a JSON array of those `wanted` (by kind, and place when it has one;
+    /// recent records are judged by kind alone).
+    pub(super) fn splice_alerts(
+        &self,
+        out: &mut Vec<u8>,
+        recent_key: &str,
+        wanted: impl Fn(AlertKind, Option<(f64, f64)>) -> bool,
+    ) {
+        super::splice(
+            out,
+            self.active
+                .values()
+                .filter(|(a, _)| wanted(a.kind, a.lat.zip(a.lon)))
+                .map(|(_, raw)| raw),
+        );
+        out.extend_from_slice(format!(",\"{recent_key}\":").as_bytes());
+        super::splice(
+            out,
+            self.recent
+                .iter()
+                .filter(|(kind, _)| wanted(*kind, None))
+                .map(|(_, raw)| raw),
+        );
+    }
+}
+
 impl Live {
     /// Applies one record from the bus. Records that do not decode are counted and
     /// skipped (the processor has already validated what it publishes).
