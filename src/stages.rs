@@ -105,12 +105,18 @@ pub async fn process(
         stop.clone(),
     ));
     // Joins the consumer group first, so that instances started together settle on a
-    // split of the partitions while they wait for the network.
-    let sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+    // split of the partitions while they wait for the network. After a long wait it
+    // joins afresh: a member that has not read for minutes has been dropped.
+    let waiting = std::time::Instant::now();
+    let mut sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
     let Some((network, clock)) = network_from_bus(&bus, &topics, twin, "process", &stop).await?
     else {
         return Ok(());
     };
+    if waiting.elapsed() > Duration::from_secs(60) {
+        drop(sub);
+        sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+    }
     let options = RunOptions {
         topics,
         config: streamcity::processor_config(config, &network),

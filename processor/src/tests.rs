@@ -1,0 +1,252 @@
+//! The processor core's own tests: decoding and dead letters, event time, surges, late
+//! taps, lost contact, likely causes; and the helpers the other modules' tests share.
+
+use streamcity_core::{DeadLetter, IncidentStatus, RiderTap, Severity, TrafficIncident, decode};
+
+use super::*;
+
+pub(crate) const T0: i64 = 1_763_884_800_000;
+
+pub(crate) fn tap(topics: &Topics, stop: &str, ts: i64) -> Record {
+    let t = RiderTap {
+        rider_id: "C1".into(),
+        stop_id: stop.into(),
+        route_id: None,
+        timestamp: ts,
+    };
+    Record::new(&topics.rider_tapped_on, stop.to_owned(), encode(&t), ts)
+}
+
+/// A report of vehicle `id` of line B01, as JSON on `topic`: at one place, heading
+/// for `next`, `delay_s` late.
+pub(crate) fn report_on(topic: &Arc<str>, id: &str, next: &str, delay_s: i32, ts: i64) -> Record {
+    let json = format!(
+        r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":{delay_s},"status":"in_transit_to"}}"#
+    );
+    Record::new(topic, id.to_owned(), Bytes::from(json), ts)
+}
+
+#[test]
+fn malformed_records_go_to_dead_letters_and_nothing_else_is_lost() {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    // The first record sets the event time the others are judged by.
+    p.on_record(&tap(&topics, "S1", T0), 0, T0, &mut out);
+    let bad = [
+        &b"{not json"[..],
+        br#"{"rider_id":"C1","timestamp":1763884800000}"#,
+        br#"{"rider_id":"C1","stop_id":"S1","timestamp":99999999999999}"#,
+        // An hour ahead of the stream.
+        br#"{"rider_id":"C1","stop_id":"S1","timestamp":1763888400000}"#,
+    ];
+    for payload in bad {
+        p.on_record(
+            &Record::new(
+                &topics.rider_tapped_on,
+                "k",
+                Bytes::from_static(payload),
+                T0,
+            ),
+            0,
+            T0,
+            &mut out,
+        );
+    }
+    let nan = br#"{"vehicle_id":"V1","route_id":"B01","trip_id":"t","timestamp":1763884800000,"lat":null,"lon":0,"bearing":0,"speed_mps":0,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"}"#;
+    p.on_record(
+        &Record::new(&topics.vehicle_locations, "V1", Bytes::from_static(nan), T0),
+        0,
+        T0,
+        &mut out,
+    );
+    assert_eq!(p.counts().dead_letters, 5);
+    assert_eq!(p.counts().dead_letter_reasons, [3, 0, 1, 1, 0]);
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|r| r.topic == topics.dead_letters));
+    let letter: DeadLetter = decode(&out[2].payload).unwrap();
+    assert!(letter.error.contains("timestamp"), "{}", letter.error);
+    let letter: DeadLetter = decode(&out[3].payload).unwrap();
+    assert!(
+        letter.error.contains("1763888400000 out of range"),
+        "{}",
+        letter.error
+    );
+    out.clear();
+    p.on_record(&tap(&topics, "S1", T0 + 1_000), 0, T0, &mut out);
+    assert_eq!(p.counts().records_in, 7);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn yesterdays_records_read_today_are_processed_like_live_ones() {
+    // Nothing is judged by the processor's clock: a day-old stream read a day later
+    // raises the same surge as when it was live.
+    let topics = Topics::default();
+    let surges = |lag: i64| {
+        let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+        let mut out = Vec::new();
+        p.advance(T0 + lag, &mut out);
+        for i in 0..200 {
+            let ts = T0 + i * 50;
+            p.on_record(&tap(&topics, "S0042", ts), 0, ts + lag, &mut out);
+            p.advance(ts + lag, &mut out);
+        }
+        assert_eq!(p.counts().dead_letters + p.counts().late, 0, "lag {lag}");
+        out.into_iter()
+            .filter(|r| r.topic == topics.surge_alerts)
+            .map(|r| r.payload)
+            .collect::<Vec<_>>()
+    };
+    let live = surges(0);
+    assert_eq!(live.len(), 1);
+    assert_eq!(surges(86_400_000), live);
+    assert_eq!(surges(-86_400_000), live, "or a day before it happens");
+}
+
+#[test]
+fn a_burst_of_taps_raises_a_surge_on_both_alert_topics_named_and_placed() {
+    let topics = Topics::default();
+    let network = Arc::new(streamcity_network::synthetic::generate(
+        streamcity_network::SyntheticConfig::default(),
+    ));
+    let stop = network.stop("S0042").unwrap().clone();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default()).with_network(network);
+    let mut out = Vec::new();
+    for i in 0..200 {
+        p.on_record(&tap(&topics, "S0042", T0 + i * 50), 0, T0, &mut out);
+    }
+    let surge: Vec<_> = out
+        .iter()
+        .filter(|r| r.topic == topics.surge_alerts)
+        .collect();
+    let alerts: Vec<_> = out.iter().filter(|r| r.topic == topics.alerts).collect();
+    assert_eq!((surge.len(), alerts.len()), (1, 1));
+    assert_eq!(&surge[0].key[..], b"S0042");
+    let alert: Alert = decode(&alerts[0].payload).unwrap();
+    assert_eq!(
+        (alert.kind, alert.state),
+        (AlertKind::Surge, AlertState::Raised)
+    );
+    assert_eq!((alert.lat, alert.lon), (Some(stop.lat), Some(stop.lon)));
+    assert!(
+        alert.message.contains(&format!("{} (S0042)", stop.name)),
+        "{}",
+        alert.message
+    );
+}
+
+#[test]
+fn lost_contact_is_judged_on_the_vehicles_own_stream() {
+    // V1 falls silent for 90 s and comes back within one batch, before any
+    // watermark check could see it: the gap itself says contact was lost.
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    let report = |ts| report_on(&topics.vehicle_locations, "V1", "S1", 0, ts);
+    p.on_record(&report(T0), 0, T0, &mut out);
+    p.on_record(&report(T0 + 90_000), 0, T0, &mut out);
+    let alerts: Vec<Alert> = out
+        .iter()
+        .filter(|r| r.topic == topics.alerts)
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    let states: Vec<(&str, AlertState)> = alerts
+        .iter()
+        .map(|a| (a.alert_id.as_str(), a.state))
+        .collect();
+    let id = format!("silent:V1:{T0}");
+    assert_eq!(
+        states,
+        [
+            (id.as_str(), AlertState::Raised),
+            (id.as_str(), AlertState::Cleared)
+        ]
+    );
+    assert_eq!(alerts[0].raised_at, T0 + 60_000);
+}
+
+#[test]
+fn late_taps_go_to_the_side_output() {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    p.on_record(&tap(&topics, "S1", T0 + 3_600_000), 0, T0, &mut out);
+    p.advance(T0, &mut out);
+    p.on_record(&tap(&topics, "S1", T0), 0, T0, &mut out);
+    assert_eq!(p.counts().late, 1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].topic, topics.late_events);
+}
+
+#[test]
+fn every_instance_names_the_likely_cause_of_a_delay() {
+    let topics = Topics::default();
+    let incident = |id: &str, status: IncidentStatus, end: i64| {
+        let i = TrafficIncident {
+            incident_id: id.into(),
+            kind: streamcity_core::TrafficIncidentKind::Accident,
+            status,
+            lat: 40.7,
+            lon: -74.0,
+            radius_m: 300.0,
+            severity: Severity::High,
+            speed_factor: 0.3,
+            started_at: end.min(T0) - 60_000,
+            expected_end: end,
+            timestamp: end.min(T0),
+        };
+        Record::new(
+            &topics.traffic_incidents,
+            id.to_owned(),
+            encode(&i),
+            i.timestamp,
+        )
+    };
+    let late = |id: &str, ts: i64| report_on(&topics.vehicle_locations, id, "S1", 600, ts);
+    let delays = |p: &mut Processor, id: &str, t: i64| -> Vec<Alert> {
+        let mut out = Vec::new();
+        for ts in [t, t + 61_000, t + 62_000] {
+            p.on_record(&late(id, ts), 0, ts, &mut out);
+        }
+        out.iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .filter(|a: &Alert| a.kind == AlertKind::Delay)
+            .collect()
+    };
+    // This instance reads the incident only from the feed every instance reads.
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    p.on_incident_area(&incident("TI-1", IncidentStatus::Active, T0 + 3_600_000));
+    // One over long ago (an earlier run) is not in force.
+    p.on_incident_area(&incident("TI-0", IncidentStatus::Active, T0 - 3_600_000));
+    // Not decodable: ignored here (the owner sets it aside).
+    p.on_incident_area(&Record::new(
+        &topics.traffic_incidents,
+        "TI-9",
+        Bytes::from_static(b"{"),
+        T0,
+    ));
+    assert_eq!(
+        p.active_alerts().count(),
+        0,
+        "the owner raises the incident"
+    );
+    let first = delays(&mut p, "V1", T0);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].message.ends_with("likely cause: accident TI-1"),
+        "{}",
+        first[0].message
+    );
+    // Cleared: no longer a cause.
+    p.on_incident_area(&incident("TI-1", IncidentStatus::Cleared, T0 + 3_600_000));
+    let second = delays(&mut p, "V2", T0 + 100_000);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(
+        !second[0].message.contains("likely cause"),
+        "{}",
+        second[0].message
+    );
+    assert_eq!(p.counts().records_in, 6, "the feed is not counted as input");
+}
