@@ -93,6 +93,12 @@ pub fn processor_metrics(stats: &ProcessorStats) -> Vec<Sample> {
             &[],
             c.alerts_raised,
         ),
+        Sample::counter(
+            "streamcity_processor_records_refused",
+            "Records the bus would not take (each lost alone; the processor goes on)",
+            &[],
+            stats.rejected.load(Ordering::Relaxed),
+        ),
         Sample::gauge(
             "streamcity_processor_open_windows",
             "Open windows",

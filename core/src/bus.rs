@@ -140,6 +140,10 @@ pub enum BusError {
     /// The backend (e.g. Kafka) reported an error.
     #[error("bus backend error: {0}")]
     Backend(String),
+    /// The bus refused this one record (too large, for instance): it alone is lost, and
+    /// a stage goes on.
+    #[error("record refused: {0}")]
+    Rejected(String),
 }
 
 /// A bus: publish keyed records, subscribe to topics.

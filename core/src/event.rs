@@ -436,19 +436,80 @@ pub struct Alert {
 }
 
 /// A record that could not be processed, set aside on the `dead_letters` topic with
-/// the reason, so that nothing vanishes silently.
+/// the reason, so that nothing vanishes silently. Bounded whatever the record: it
+/// carries an excerpt of the payload (at most [`DeadLetter::EXCERPT_BYTES`]) with the
+/// payload's size and hash, and where it was (topic, partition, offset), so that the
+/// record itself can be found and fetched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The topic the record came from.
     pub source_topic: String,
-    /// Its key, as text (lossy if the key was not UTF-8).
+    /// The partition it was in, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Its offset in that partition, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// Its key, as text (lossy if the key was not UTF-8; an excerpt if long).
     pub key: String,
-    /// Why it was set aside.
+    /// Why it was set aside (an excerpt if long).
     pub error: String,
-    /// The payload as received, as text (lossy if it was not UTF-8).
+    /// The payload as received, as text (lossy if it was not UTF-8): the whole of it up
+    /// to [`DeadLetter::EXCERPT_BYTES`], its beginning otherwise.
     pub payload: String,
+    /// The payload's size, bytes.
+    #[serde(default)]
+    pub payload_bytes: u64,
+    /// The payload's FNV-1a hash, 16 hex digits.
+    #[serde(default)]
+    pub payload_hash: String,
     /// The record's timestamp as received, ms since the epoch.
     pub timestamp: TimestampMs,
+}
+
+impl DeadLetter {
+    /// The most of a payload a dead letter carries, bytes.
+    pub const EXCERPT_BYTES: usize = 1024;
+    /// The most of a key or an error a dead letter carries, bytes.
+    pub const TEXT_BYTES: usize = 512;
+
+    /// The dead letter of a record of `source_topic` set aside for `error`.
+    pub fn of(
+        source_topic: &str,
+        partition: Option<i32>,
+        offset: Option<i64>,
+        key: &[u8],
+        payload: &[u8],
+        timestamp: TimestampMs,
+        error: &InvalidEvent,
+    ) -> DeadLetter {
+        DeadLetter {
+            source_topic: excerpt(source_topic.as_bytes(), Self::TEXT_BYTES),
+            partition,
+            offset,
+            key: excerpt(key, Self::TEXT_BYTES),
+            error: excerpt(error.to_string().as_bytes(), Self::TEXT_BYTES),
+            payload: excerpt(payload, Self::EXCERPT_BYTES),
+            payload_bytes: payload.len() as u64,
+            payload_hash: format!("{:016x}", crate::bus::key_hash(payload)),
+            timestamp,
+        }
+    }
+}
+
+/// At most `max` bytes of `bytes` as text (lossy), cut at a character boundary, with
+/// `…` when cut.
+pub fn excerpt(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&bytes[..max]).into_owned();
+    // A character cut in two shows as U+FFFD at the end: drop it.
+    while text.ends_with('\u{FFFD}') {
+        text.pop();
+    }
+    text.push('…');
+    text
 }
 
 /// Why an event failed validation.
@@ -482,12 +543,26 @@ pub enum InvalidEvent {
     /// Some other field out of its range.
     #[error("{0}")]
     Field(&'static str),
+    /// Larger than any record the stages publish.
+    #[error("record of {bytes} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl InvalidEvent {
     /// Every reason, as [`InvalidEvent::reason`] names them (for counters).
-    pub const REASONS: [&'static str; 5] =
-        ["malformed", "coordinates", "timestamp", "ahead", "field"];
+    pub const REASONS: [&'static str; 6] = [
+        "malformed",
+        "coordinates",
+        "timestamp",
+        "ahead",
+        "field",
+        "too_large",
+    ];
 
     /// Why, in one word: one of [`InvalidEvent::REASONS`].
     pub fn reason(&self) -> &'static str {
@@ -502,6 +577,7 @@ impl InvalidEvent {
             InvalidEvent::Timestamp(_) => 2,
             InvalidEvent::Ahead { .. } => 3,
             InvalidEvent::Field(_) => 4,
+            InvalidEvent::TooLarge { .. } => 5,
         }
     }
 }
@@ -546,6 +622,18 @@ fn check_ts(ts: TimestampMs) -> Result<(), InvalidEvent> {
     Ok(())
 }
 
+/// The largest area an incident may cover: a radius of 100 km.
+pub const MAX_RADIUS_M: f64 = 100_000.0;
+
+fn check_radius(radius_m: f64) -> Result<(), InvalidEvent> {
+    if !(radius_m.is_finite() && radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
+        return Err(InvalidEvent::Field(
+            "radius_m must be positive and at most 100 km",
+        ));
+    }
+    Ok(())
+}
+
 fn check_point(lat: f64, lon: f64) -> Result<(), InvalidEvent> {
     if !LatLon::new(lat, lon).is_valid() {
         return Err(InvalidEvent::Coordinates { lat, lon });
@@ -572,6 +660,9 @@ impl Validate for VehiclePosition {
         if self.vehicle_id.is_empty() {
             return Err(InvalidEvent::Field("vehicle_id must not be empty"));
         }
+        if self.route_id.is_empty() {
+            return Err(InvalidEvent::Field("route_id must not be empty"));
+        }
         Ok(())
     }
 }
@@ -586,6 +677,9 @@ impl Validate for RiderTap {
         if self.stop_id.is_empty() {
             return Err(InvalidEvent::Field("stop_id must not be empty"));
         }
+        if self.rider_id.is_empty() {
+            return Err(InvalidEvent::Field("rider_id must not be empty"));
+        }
         Ok(())
     }
 }
@@ -597,9 +691,12 @@ impl Validate for TrafficIncident {
 
     fn validate(&self) -> Result<(), InvalidEvent> {
         check_ts(self.timestamp)?;
+        check_ts(self.started_at)?;
+        check_ts(self.expected_end)?;
         check_point(self.lat, self.lon)?;
-        if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
-            return Err(InvalidEvent::Field("radius_m must be positive"));
+        check_radius(self.radius_m)?;
+        if self.incident_id.is_empty() {
+            return Err(InvalidEvent::Field("incident_id must not be empty"));
         }
         if !(self.speed_factor > 0.0 && self.speed_factor <= 1.0) {
             return Err(InvalidEvent::Field("speed_factor must be in (0, 1]"));
@@ -615,14 +712,41 @@ impl Validate for CityIncident {
 
     fn validate(&self) -> Result<(), InvalidEvent> {
         check_ts(self.timestamp)?;
+        check_ts(self.started_at)?;
+        for ts in [self.expires_at, self.estimated_restoration]
+            .into_iter()
+            .flatten()
+        {
+            check_ts(ts)?;
+        }
         check_point(self.lat, self.lon)?;
-        if !(self.radius_m.is_finite() && self.radius_m > 0.0) {
-            return Err(InvalidEvent::Field("radius_m must be positive"));
+        check_radius(self.radius_m)?;
+        if self.event_id.is_empty() {
+            return Err(InvalidEvent::Field("event_id must not be empty"));
         }
         if let Some(f) = self.speed_factor
             && !(f > 0.0 && f <= 1.0)
         {
             return Err(InvalidEvent::Field("speed_factor must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Alert {
+    fn event_time(&self) -> TimestampMs {
+        self.timestamp
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.timestamp)?;
+        if let (Some(lat), Some(lon)) = (self.lat, self.lon) {
+            check_point(lat, lon)?;
+        }
+        if self.alert_id.is_empty() || self.subject_id.is_empty() {
+            return Err(InvalidEvent::Field(
+                "alert_id and subject_id must not be empty",
+            ));
         }
         Ok(())
     }
@@ -641,6 +765,14 @@ pub fn wire_name<T: Serialize>(value: &T) -> String {
 /// Decodes a JSON payload into an event, with a clear error for anything malformed.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, InvalidEvent> {
     serde_json::from_slice(payload).map_err(|e| InvalidEvent::Malformed(e.to_string()))
+}
+
+/// Decodes a JSON payload into an event and checks its fields ([`Validate`]): the one
+/// validation every stage applies to what it reads.
+pub fn decode_valid<T: DeserializeOwned + Validate>(payload: &[u8]) -> Result<T, InvalidEvent> {
+    let event: T = decode(payload)?;
+    event.validate()?;
+    Ok(event)
 }
 
 /// Encodes an event as its JSON wire format.
@@ -748,7 +880,31 @@ mod tests {
             "{err}"
         );
         assert_eq!(InvalidEvent::Timestamp(5).reason(), "timestamp");
-        assert_eq!(InvalidEvent::REASONS.len(), 5);
+        assert_eq!(InvalidEvent::REASONS.len(), 6);
+    }
+
+    #[test]
+    fn a_dead_letter_is_bounded_whatever_the_record() {
+        // 200,000 control bytes: escaped in JSON they would grow six-fold.
+        let junk = vec![1u8; 200_000];
+        let key = vec![b'k'; 10_000];
+        let letter = DeadLetter::of(
+            "rider_tapped_on",
+            Some(3),
+            Some(42),
+            &key,
+            &junk,
+            1,
+            &InvalidEvent::Malformed("x".repeat(100_000)),
+        );
+        let encoded = encode(&letter);
+        assert!(encoded.len() < 10_000, "{} bytes", encoded.len());
+        assert_eq!(letter.payload_bytes, 200_000);
+        assert_eq!(letter.payload_hash.len(), 16);
+        assert!(letter.payload.ends_with('…') && letter.key.ends_with('…'));
+        // A short payload is kept whole, and a cut never splits a character.
+        assert_eq!(excerpt(b"not json", 1024), "not json");
+        assert_eq!(excerpt("ééé".as_bytes(), 3), "é…");
     }
 
     #[test]

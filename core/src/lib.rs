@@ -9,6 +9,7 @@ pub mod clock;
 pub mod event;
 pub mod geo;
 pub mod query;
+pub mod throttle;
 pub mod topic;
 
 pub use bus::{Bus, BusError, Delivery, MemoryBus, Record, StartFrom, Subscribe, Subscription};

@@ -133,13 +133,15 @@ fn alert() {
 fn dead_letter() {
     check(
         "dead_letter",
-        &DeadLetter {
-            source_topic: "rider_tapped_on".into(),
-            key: "S0142".into(),
-            error: "malformed record: expected value at line 1 column 1".into(),
-            payload: "not json".into(),
-            timestamp: T,
-        },
+        &DeadLetter::of(
+            "rider_tapped_on",
+            Some(2),
+            Some(1_204),
+            b"S0142",
+            b"not json",
+            T,
+            &streamcity_core::InvalidEvent::Malformed("expected value at line 1 column 1".into()),
+        ),
     );
 }
 

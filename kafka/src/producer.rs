@@ -148,7 +148,19 @@ impl KafkaBus {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Err((e, _)) => return Err(backend("producing", e)),
+                // Fatal errors (the idempotent producer's sequence broken) end the
+                // stage; anything else is about this record alone.
+                Err((e @ KafkaError::MessageProduction(RDKafkaErrorCode::Fatal), _)) => {
+                    return Err(backend("producing", e));
+                }
+                Err((e, _)) => {
+                    return Err(BusError::Rejected(format!(
+                        "{} ({} bytes) on {}: {e}",
+                        String::from_utf8_lossy(&record.key[..record.key.len().min(64)]),
+                        record.payload.len(),
+                        record.topic
+                    )));
+                }
             }
         }
     }

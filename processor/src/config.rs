@@ -24,6 +24,9 @@ pub struct ProcessorConfig {
     /// ... unless this many in a row on one partition are that far ahead: the stream
     /// has moved on (a producer restarted later), and its time is taken from then on.
     pub jump_after: u32,
+    /// Records larger than this go to `dead_letters` (a report is forwarded to the live
+    /// table as it is, and must fit a broker's record limit), bytes.
+    pub max_record_bytes: usize,
     /// Passenger surges.
     pub surge: SurgeConfig,
     /// Delays.
@@ -43,6 +46,7 @@ impl Default for ProcessorConfig {
             idle_timeout_ms: 3_000,
             max_future_ms: 300_000,
             jump_after: 10,
+            max_record_bytes: 900_000,
             surge: SurgeConfig::default(),
             delay: DelayConfig::default(),
             breakdown: BreakdownConfig::default(),
@@ -64,6 +68,10 @@ impl ProcessorConfig {
             (self.idle_timeout_ms > 0, "idle_timeout_ms must be positive"),
             (self.max_future_ms > 0, "max_future_ms must be positive"),
             (self.jump_after > 0, "jump_after must be positive"),
+            (
+                self.max_record_bytes >= 1024,
+                "max_record_bytes must be at least 1024",
+            ),
             (
                 self.surge.adaptive_factor > 1.0,
                 "surge.adaptive_factor must be above 1",

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use streamcity_core::{
     CityIncident, DeadLetter, InvalidEvent, Record, RiderTap, TimestampMs, Topics, TrafficIncident,
-    Validate, VehiclePosition, check_not_ahead, decode, encode,
+    Validate, VehiclePosition, check_not_ahead, decode_valid, encode,
 };
 
 /// An input record, decoded.
@@ -15,6 +15,9 @@ pub enum Decoded {
     Position(VehiclePosition),
     /// From `rider_tapped_on`.
     Tap(RiderTap),
+    /// From `rider_tapped_off` (read so that a bad one is set aside too; no detector
+    /// needs them).
+    TapOff(RiderTap),
     /// From `traffic_incidents`.
     Traffic(TrafficIncident),
     /// From `city_incidents`.
@@ -26,7 +29,7 @@ impl Decoded {
     pub fn event_time(&self) -> TimestampMs {
         match self {
             Decoded::Position(p) => p.timestamp,
-            Decoded::Tap(t) => t.timestamp,
+            Decoded::Tap(t) | Decoded::TapOff(t) => t.timestamp,
             Decoded::Traffic(i) => i.timestamp,
             Decoded::City(i) => i.timestamp,
         }
@@ -47,8 +50,7 @@ pub fn decode_input(
         latest: Option<TimestampMs>,
         max_ahead_ms: i64,
     ) -> Result<T, InvalidEvent> {
-        let event: T = decode(payload)?;
-        event.validate()?;
+        let event: T = decode_valid(payload)?;
         check_not_ahead(event.event_time(), latest, max_ahead_ms)?;
         Ok(event)
     }
@@ -57,6 +59,8 @@ pub fn decode_input(
         checked(payload, latest, max_ahead_ms).map(Decoded::Position)
     } else if record.topic == t.rider_tapped_on {
         checked(payload, latest, max_ahead_ms).map(Decoded::Tap)
+    } else if record.topic == t.rider_tapped_off {
+        checked(payload, latest, max_ahead_ms).map(Decoded::TapOff)
     } else if record.topic == t.traffic_incidents {
         checked(payload, latest, max_ahead_ms).map(Decoded::Traffic)
     } else if record.topic == t.city_incidents {
@@ -69,19 +73,29 @@ pub fn decode_input(
     }
 }
 
-/// The `dead_letters` record for a record set aside for `error`.
-pub fn dead_letter(topics: &Topics, record: &Record, error: &InvalidEvent) -> Record {
-    let letter = DeadLetter {
-        source_topic: record.topic.to_string(),
-        key: record.key_str().into_owned(),
-        error: error.to_string(),
-        payload: String::from_utf8_lossy(&record.payload).into_owned(),
-        timestamp: record.timestamp,
-    };
-    Record::new(
-        &topics.dead_letters,
-        Bytes::clone(&record.key),
-        encode(&letter),
+/// The `dead_letters` record for a record set aside for `error`, read from `partition`
+/// at `offset` when known: bounded ([`DeadLetter::of`]), keyed by an excerpt of the
+/// record's key.
+pub fn dead_letter(
+    topics: &Topics,
+    record: &Record,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    error: &InvalidEvent,
+) -> Record {
+    let letter = DeadLetter::of(
+        &record.topic,
+        partition,
+        offset,
+        &record.key,
+        &record.payload,
         record.timestamp,
-    )
+        error,
+    );
+    let key = if record.key.len() <= DeadLetter::TEXT_BYTES {
+        Bytes::clone(&record.key)
+    } else {
+        record.key.slice(..DeadLetter::TEXT_BYTES)
+    };
+    Record::new(&topics.dead_letters, key, encode(&letter), record.timestamp)
 }

@@ -74,7 +74,7 @@ pub struct ProcessorCounts {
     pub alerts_cleared: u64,
     /// Dead letters by reason, in the order of [`InvalidEvent::REASONS`].
     #[serde(default)]
-    pub dead_letter_reasons: [u64; 5],
+    pub dead_letter_reasons: [u64; InvalidEvent::REASONS.len()],
 }
 
 impl ProcessorCounts {
@@ -315,7 +315,30 @@ impl Processor {
         now: TimestampMs,
         out: &mut Vec<Record>,
     ) {
-        let decoded = match self.decode(record, now) {
+        self.on_record_at(record, partition, None, now, out);
+    }
+
+    /// [`Processor::on_record`] for a record at `offset` of its partition (named in its
+    /// dead letter, if it becomes one).
+    pub fn on_record_at(
+        &mut self,
+        record: &Record,
+        partition: i32,
+        offset: Option<i64>,
+        now: TimestampMs,
+        out: &mut Vec<Record>,
+    ) {
+        let limit = self.config.max_record_bytes;
+        let decoded = if record.payload.len() > limit {
+            // Larger than the stages may publish (the live table forwards reports).
+            Err(InvalidEvent::TooLarge {
+                bytes: record.payload.len(),
+                limit,
+            })
+        } else {
+            self.decode(record, now)
+        };
+        let decoded = match decoded {
             // Far ahead of the stream: an outlier, unless enough in a row say the
             // stream itself moved on.
             Err(InvalidEvent::Ahead { .. })
@@ -336,7 +359,13 @@ impl Processor {
                 c.dead_letter_reasons[e.reason_index()] += 1;
                 c.records_out += 1;
                 tracing::debug!(topic = %record.topic, key = %record.key_str(), error = %e, "Record set aside as a dead letter");
-                out.push(decode::dead_letter(&self.topics, record, &e));
+                out.push(decode::dead_letter(
+                    &self.topics,
+                    record,
+                    Some(partition),
+                    offset,
+                    &e,
+                ));
             }
         }
     }
@@ -355,6 +384,7 @@ impl Processor {
         let topic = match event {
             Decoded::Position(_) => &self.topics.vehicle_locations,
             Decoded::Tap(_) => &self.topics.rider_tapped_on,
+            Decoded::TapOff(_) => &self.topics.rider_tapped_off,
             Decoded::Traffic(_) => &self.topics.traffic_incidents,
             Decoded::City(_) => &self.topics.city_incidents,
         };
@@ -364,6 +394,7 @@ impl Processor {
         match event {
             Decoded::Position(p) => self.on_position(p, record, partition, out),
             Decoded::Tap(tap) => self.on_tap(tap, record, partition, out),
+            Decoded::TapOff(_) => {} // validated; no detector needs it
             Decoded::Traffic(i) => self.on_incident(&incidents::describe_traffic(i)),
             Decoded::City(i) => self.on_incident(&incidents::describe_city(i)),
         }
@@ -534,10 +565,11 @@ impl Processor {
 }
 
 /// The topics the processor reads.
-pub fn inputs(topics: &Topics) -> [&Arc<str>; 4] {
+pub fn inputs(topics: &Topics) -> [&Arc<str>; 5] {
     [
         &topics.vehicle_locations,
         &topics.rider_tapped_on,
+        &topics.rider_tapped_off,
         &topics.traffic_incidents,
         &topics.city_incidents,
     ]

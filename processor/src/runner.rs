@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use streamcity_core::throttle::Throttle;
 use streamcity_core::{
     Bus, BusError, CancellationToken, ClockReading, Delivery, InvalidEvent, Record, SharedClock,
     StartFrom, Subscribe, Subscription, TimestampMs, Topics, decode,
@@ -29,6 +30,8 @@ pub struct ProcessorStats {
     pub open_windows: AtomicU64,
     /// Vehicles in the live table.
     pub vehicles: AtomicU64,
+    /// Records the bus refused to take (each lost alone; the processor goes on).
+    pub rejected: AtomicU64,
     /// The producer's clock, when it is known.
     clock: Mutex<Option<ClockReading>>,
 }
@@ -216,6 +219,7 @@ async fn restore_assigned<B: Bus>(
 /// One round of the processor at processing time `now`: restores the partitions a
 /// rebalance assigned, processes `batch` (empty when the input is quiet), releases the
 /// revoked partitions, advances the watermark and publishes what all that produced.
+#[allow(clippy::too_many_arguments)]
 async fn step<B: Bus>(
     bus: &B,
     sub: &mut B::Subscription,
@@ -224,10 +228,17 @@ async fn step<B: Bus>(
     batch: &[Delivery],
     now: TimestampMs,
     out: &mut Vec<Record>,
+    stats: &ProcessorStats,
 ) -> Result<(), BusError> {
     restore_assigned(bus, sub, core, topics, now).await?;
     for delivery in batch {
-        core.on_record(&delivery.record, delivery.partition, now, out);
+        core.on_record_at(
+            &delivery.record,
+            delivery.partition,
+            Some(delivery.offset),
+            now,
+            out,
+        );
     }
     // Partitions a rebalance gave to another instance: release their state.
     for (topic, partition) in sub.take_revoked() {
@@ -235,10 +246,23 @@ async fn step<B: Bus>(
     }
     core.advance(now, out);
     for record in out.drain(..) {
-        bus.publish(record).await?;
+        match bus.publish(record).await {
+            Ok(()) => {}
+            // One record the bus would not take: counted and said, never fatal.
+            Err(BusError::Rejected(why)) => {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(more) = REJECTED_LOG.ready() {
+                    tracing::warn!(more, "A record to publish was refused: {why}");
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
+
+/// One "record refused" line per 10 s at most.
+static REJECTED_LOG: Throttle = Throttle::new(Duration::from_secs(10));
 
 /// Says when records start going to `dead_letters`: once per reason, then a summary
 /// with counts at most once a minute while more arrive. Never silent, never a flood.
@@ -321,7 +345,7 @@ pub async fn run<B: Bus>(
                     break;
                 }
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, topics, &batch, now, &mut out).await?;
+                step(&bus, &mut sub, &mut core, topics, &batch, now, &mut out, &stats).await?;
                 for delivery in batch.drain(..) {
                     sub.commit(&delivery)?;
                 }
@@ -344,7 +368,7 @@ pub async fn run<B: Bus>(
             }
             _ = idle.tick() => {
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, topics, &[], now, &mut out).await?;
+                step(&bus, &mut sub, &mut core, topics, &[], now, &mut out, &stats).await?;
             }
             _ = checkpoint.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {

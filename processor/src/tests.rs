@@ -61,7 +61,7 @@ fn malformed_records_go_to_dead_letters_and_nothing_else_is_lost() {
         &mut out,
     );
     assert_eq!(p.counts().dead_letters, 5);
-    assert_eq!(p.counts().dead_letter_reasons, [3, 0, 1, 1, 0]);
+    assert_eq!(p.counts().dead_letter_reasons, [3, 0, 1, 1, 0, 0]);
     assert_eq!(out.len(), 5);
     assert!(out.iter().all(|r| r.topic == topics.dead_letters));
     let letter: DeadLetter = decode(&out[2].payload).unwrap();

@@ -13,6 +13,10 @@ use streamcity_network::topic::publish_clock;
 
 use crate::sim::{SimEvent, Simulation};
 
+/// One "record refused" line per 10 s at most.
+static REJECTED_LOG: streamcity_core::throttle::Throttle =
+    streamcity_core::throttle::Throttle::new(Duration::from_secs(10));
+
 /// Live counters of a producer, for progress output and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ProducerStats {
@@ -139,7 +143,16 @@ pub async fn run<B: Bus>(
         for event in events.drain(..).take(take) {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             match bus.publish(to_record(&topics, &event)).await {
-                Ok(()) => stats.delivered.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => {
+                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                // One record the bus would not take: counted and said, never fatal.
+                Err(BusError::Rejected(why)) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(more) = REJECTED_LOG.ready() {
+                        tracing::warn!(more, "A record was refused: {why}");
+                    }
+                }
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     return Err(e);

@@ -62,8 +62,11 @@ pub async fn run_ingest<S: Subscription>(
     // whose phase could hold an update back almost two periods).
     let mut last_sent = tokio::time::Instant::now();
     let mut unsent = false;
+    // Now and then, vehicles long silent leave the picture: memory stays bounded.
+    let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         tokio::select! {
+            _ = housekeeping.tick() => live.forget_stale_vehicles(),
             got = sub.recv_many(&mut batch, BATCH) => {
                 let mut got = got?;
                 if got == 0 {

@@ -55,6 +55,8 @@ pub struct Live {
     state: RwLock<State>,
     deltas: broadcast::Sender<Arc<Delta>>,
     closing: CancellationToken,
+    /// One "invalid record skipped" line per 10 s at most.
+    skipped_log: streamcity_core::throttle::Throttle,
     /// Identifies this run's stream of sequence numbers (its start time, ms): a client
     /// resuming with another epoch is talking about another run, and gets a snapshot.
     epoch: u64,
@@ -102,6 +104,9 @@ impl Live {
             state: RwLock::new(State::default()),
             deltas,
             closing: CancellationToken::new(),
+            skipped_log: streamcity_core::throttle::Throttle::new(std::time::Duration::from_secs(
+                10,
+            )),
             epoch: streamcity_core::clock::wall_clock_ms().max(0) as u64,
         }
     }

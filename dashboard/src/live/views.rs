@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::Bytes;
 use streamcity_core::{
     Alert, AlertKind, AlertState, CityIncident, ClockReading, Id, IncidentStatus, OccupancyStatus,
-    Record, RiderTap, TimestampMs, TrafficIncident, VehiclePosition, VehicleStatus, decode,
-    wire_name,
+    Record, RiderTap, TimestampMs, TrafficIncident, VehiclePosition, VehicleStatus,
+    check_not_ahead, decode, decode_valid, wire_name,
 };
 use streamcity_network::topic::CLOCK_KEY;
 
@@ -36,6 +36,8 @@ const RECENT_TAPS: usize = 200;
 #[derive(Debug, Clone)]
 pub(super) struct IncidentEntry {
     pub(super) source: &'static str,
+    /// When it is expected to be over, ms since the epoch.
+    pub(super) ends: TimestampMs,
     pub(super) kind: String,
     pub(super) area: Option<String>,
     pub(super) lat: f64,
@@ -101,25 +103,38 @@ impl Views {
     }
 }
 
+/// Incidents in force the dashboard keeps at most; beyond, those expected to end first
+/// go.
+pub(super) const MAX_INCIDENTS: usize = 10_000;
+/// How long after its expected end an incident is still shown, ms (a late clearance).
+const INCIDENT_LINGER_MS: i64 = 15 * 60 * 1000;
+/// A vehicle not heard from for this long (event time) leaves the live picture, ms.
+pub(super) const FORGET_VEHICLE_MS: i64 = 60 * 60 * 1000;
+/// Records further than this ahead of the latest event time seen are not shown, ms
+/// (as the processor's default `max_future_ms`).
+const MAX_AHEAD_MS: i64 = 300_000;
+
 impl Live {
-    /// Applies one record from the bus. Records that do not decode are counted and
-    /// skipped (the processor has already validated what it publishes).
+    /// Applies one record from the bus. Records are checked with the same rules as the
+    /// processor's (`decode_valid`); those that fail are counted and skipped, so nothing
+    /// the processor would reject (an incident at latitude 91, a radius of 1e308, a
+    /// time a year ahead) is ever shown.
     pub fn apply(&self, record: &Record) {
         let input = self.inputs().iter().position(|t| **t == record.topic);
         let ok = match input {
             Some(0) => self.apply_vehicle(record),
-            Some(1) => decode::<Alert>(&record.payload)
+            Some(1) => decode_valid::<Alert>(&record.payload)
                 .map(|a| self.apply_alert(a, &record.payload))
                 .is_ok(),
-            Some(2) => decode::<RiderTap>(&record.payload)
+            Some(2) => decode_valid::<RiderTap>(&record.payload)
                 .map(|tap| self.apply_tap(tap))
                 .is_ok(),
-            Some(3) => decode::<TrafficIncident>(&record.payload)
+            Some(3) => decode_valid::<TrafficIncident>(&record.payload)
                 .map(|i| self.apply_traffic(i, &record.payload))
-                .is_ok(),
-            Some(4) => decode::<CityIncident>(&record.payload)
+                .unwrap_or(false),
+            Some(4) => decode_valid::<CityIncident>(&record.payload)
                 .map(|i| self.apply_city(i, &record.payload))
-                .is_ok(),
+                .unwrap_or(false),
             // The producer's clock; the network's own records were read at start.
             Some(5) if &record.key[..] == CLOCK_KEY.as_bytes() => {
                 match decode::<ClockReading>(&record.payload) {
@@ -138,7 +153,9 @@ impl Live {
         };
         if !ok {
             self.metrics.undecodable.inc();
-            tracing::warn!(topic = %record.topic, key = %record.key_str(), "Undecodable record skipped");
+            if let Some(held_back) = self.skipped_log.ready() {
+                tracing::warn!(topic = %record.topic, key = %record.key_str(), more = held_back, "Invalid record skipped (and `more` since the last such line; all counted on /metrics)");
+            }
         }
     }
 
@@ -149,7 +166,7 @@ impl Live {
             state.views.vehicles.remove(&id);
             return true;
         }
-        let Ok(p) = decode::<VehiclePosition>(&record.payload) else {
+        let Ok(p) = decode_valid::<VehiclePosition>(&record.payload) else {
             return false;
         };
         state.views.time = state.views.time.max(p.timestamp);
@@ -211,6 +228,11 @@ impl Live {
     }
 
     fn apply_tap(&self, tap: RiderTap) {
+        // Only the network's stops have activity: a tap at a stop it does not have
+        // cannot grow the map.
+        if self.network.stop(&tap.stop_id).is_none() {
+            return;
+        }
         let mut state = self.write();
         let activity = state.views.stops.entry(tap.stop_id).or_default();
         if activity.taps.len() >= RECENT_TAPS {
@@ -220,9 +242,12 @@ impl Live {
         activity.waiting = activity.waiting.saturating_add(1);
     }
 
-    fn apply_traffic(&self, i: TrafficIncident, raw: &Bytes) {
+    /// Keeps a traffic incident in force (or forgets a cleared one); false when its time
+    /// is too far ahead of the events seen to be believed.
+    fn apply_traffic(&self, i: TrafficIncident, raw: &Bytes) -> bool {
         let entry = IncidentEntry {
             source: "traffic",
+            ends: i.expected_end,
             kind: wire_name(&i.kind),
             area: None,
             lat: i.lat,
@@ -230,12 +255,18 @@ impl Live {
             radius_m: i.radius_m,
             raw: raw.clone(),
         };
-        self.put_incident(i.incident_id, i.status, entry);
+        self.put_incident(i.incident_id, i.status, i.timestamp, entry)
     }
 
-    fn apply_city(&self, i: CityIncident, raw: &Bytes) {
+    /// Keeps a city incident in force (or forgets a cleared one); false when its time is
+    /// too far ahead of the events seen to be believed.
+    fn apply_city(&self, i: CityIncident, raw: &Bytes) -> bool {
         let entry = IncidentEntry {
             source: "city",
+            ends: i
+                .expires_at
+                .or(i.estimated_restoration)
+                .unwrap_or(i.started_at),
             kind: wire_name(&i.kind),
             area: Some(i.area),
             lat: i.lat,
@@ -243,15 +274,52 @@ impl Live {
             radius_m: i.radius_m,
             raw: raw.clone(),
         };
-        self.put_incident(i.event_id, i.status, entry);
+        self.put_incident(i.event_id, i.status, i.timestamp, entry)
     }
 
-    /// Keeps an active incident, or forgets a cleared one.
-    fn put_incident(&self, id: Id, status: IncidentStatus, entry: IncidentEntry) {
+    /// Keeps an active incident, or forgets a cleared one; incidents long over go, and
+    /// at most [`MAX_INCIDENTS`] are kept. False (nothing kept) for a record more than
+    /// [`MAX_AHEAD_MS`] ahead of the latest event time seen.
+    fn put_incident(
+        &self,
+        id: Id,
+        status: IncidentStatus,
+        ts: TimestampMs,
+        entry: IncidentEntry,
+    ) -> bool {
         let mut state = self.write();
+        let seen = (state.views.time > 0).then_some(state.views.time);
+        if check_not_ahead(ts, seen, MAX_AHEAD_MS).is_err() {
+            return false;
+        }
+        let now = state.views.time.max(ts);
+        let incidents = &mut state.views.incidents;
         match status {
-            IncidentStatus::Active => state.views.incidents.insert(id, entry),
-            IncidentStatus::Cleared => state.views.incidents.remove(&id),
+            IncidentStatus::Active => incidents.insert(id, entry),
+            IncidentStatus::Cleared => incidents.remove(&id),
         };
+        incidents.retain(|_, i| i.ends.saturating_add(INCIDENT_LINGER_MS) >= now);
+        while incidents.len() > MAX_INCIDENTS {
+            let first_to_end = incidents
+                .iter()
+                .min_by_key(|(_, i)| i.ends)
+                .map(|(id, _)| id.clone());
+            match first_to_end {
+                Some(id) => incidents.remove(&id),
+                None => break,
+            };
+        }
+        true
+    }
+
+    /// Forgets the vehicles not heard from for [`FORGET_VEHICLE_MS`] of event time (the
+    /// table keeps a vehicle until its tombstone; a run that ended leaves none).
+    pub(super) fn forget_stale_vehicles(&self) {
+        let mut state = self.write();
+        let horizon = state.views.time.saturating_sub(FORGET_VEHICLE_MS);
+        state
+            .views
+            .vehicles
+            .retain(|_, v| v.position.timestamp >= horizon);
     }
 }
