@@ -221,6 +221,27 @@ pub struct ListenArgs {
     #[arg(long, env = "STREAMCITY_TICK_MS", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(5..=10_000), global = true)]
     pub tick_ms: u64,
+
+    /// Live-map (WebSocket) clients served at once; one more is answered 503.
+    #[arg(long, env = "STREAMCITY_MAX_CLIENTS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_clients: u32,
+
+    /// Open HTTP connections at once, per port (live-map clients not included); one
+    /// more is answered 503. Each must send its request within 10 s.
+    #[arg(long, env = "STREAMCITY_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_connections: u32,
+
+    /// A web origin (`https://ops.example.org`) whose pages may open the live feed
+    /// (`/ws`) besides the dashboard's own; `*` for any. Repeatable, or comma-separated.
+    #[arg(
+        long = "allowed-origin",
+        env = "STREAMCITY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 /// The dashboard's port when none is given.
@@ -236,8 +257,23 @@ impl ListenArgs {
     pub fn live(&self) -> streamcity_dashboard::LiveConfig {
         streamcity_dashboard::LiveConfig {
             tick: std::time::Duration::from_millis(self.tick_ms),
+            max_clients: self.max_clients as usize,
             ..streamcity_dashboard::LiveConfig::default()
         }
+    }
+
+    /// The limits of every HTTP port.
+    pub fn http_limits(&self) -> streamcity_dashboard::ServerLimits {
+        streamcity_dashboard::ServerLimits {
+            max_connections: self.max_connections as usize,
+            ..streamcity_dashboard::ServerLimits::default()
+        }
+    }
+
+    /// The origins allowed to open `/ws`, or why one given is not an origin.
+    pub fn origins(&self) -> anyhow::Result<streamcity_dashboard::AllowedOrigins> {
+        streamcity_dashboard::AllowedOrigins::parse(&self.allowed_origins)
+            .map_err(|e| anyhow::anyhow!("--allowed-origin: {e}"))
     }
 }
 

@@ -18,7 +18,7 @@ use streamcity_core::{
     Bus, CancellationToken, MemoryBus, ScaledClock, SharedClock, SystemClock, Topics, clock,
 };
 use streamcity_dashboard::metrics::Sample;
-use streamcity_dashboard::{Live, LiveConfig};
+use streamcity_dashboard::{AllowedOrigins, Live, LiveConfig, ServerLimits};
 use streamcity_network::{Network, SyntheticConfig, synthetic};
 use streamcity_processor::ProcessorConfig;
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
@@ -42,6 +42,10 @@ pub struct EmbeddedConfig {
     pub processor: ProcessorConfig,
     /// The dashboard.
     pub live: LiveConfig,
+    /// The pages allowed to open the dashboard's `/ws` besides its own.
+    pub origins: AllowedOrigins,
+    /// The dashboard's HTTP limits.
+    pub http: ServerLimits,
     /// Topic names.
     pub topics: Topics,
     /// When the producers stop by themselves (`--max`, `--duration`); the twin then
@@ -65,6 +69,8 @@ impl Default for EmbeddedConfig {
             speed: 1.0,
             processor: ProcessorConfig::default(),
             live: LiveConfig::default(),
+            origins: AllowedOrigins::same_origin(),
+            http: ServerLimits::default(),
             topics: Topics::default(),
             limits: Limits::default(),
             checkpoint: None,
@@ -207,14 +213,22 @@ impl<B: TwinBus> Embedded<B> {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let live = Arc::new(Live::new(Arc::clone(&network), topics.clone(), config.live));
+        let live = Arc::new(
+            Live::new(Arc::clone(&network), topics.clone(), config.live)
+                .with_allowed_origins(config.origins.clone()),
+        );
         // A dashboard of its own that replays what the bus keeps (nothing, on the
         // memory bus), so twins sharing a Kafka cluster each see everything.
         let instance = format!("{}-{}", std::process::id(), clock::wall_clock_ms());
         let dash_sub =
             streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance).await?;
         tasks.spawn(ingest(dash_sub, Arc::clone(&live), stop.clone()));
-        tasks.spawn(serve(listener, Arc::clone(&live), stop.clone()));
+        tasks.spawn(serve(
+            listener,
+            Arc::clone(&live),
+            config.http,
+            stop.clone(),
+        ));
 
         let processor = Arc::new(ProcessorStats::default());
         let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
@@ -387,9 +401,10 @@ async fn ingest(
 async fn serve(
     listener: TcpListener,
     live: Arc<Live>,
+    limits: ServerLimits,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    streamcity_dashboard::serve(listener, live, stop)
+    streamcity_dashboard::serve(listener, live, limits, stop)
         .await
         .context("dashboard server")
 }

@@ -185,6 +185,8 @@ async fn run_embedded(
         processor: twin.processor()?,
         checkpoint: twin.checkpoint.clone(),
         live: listen.live(),
+        origins: listen.origins()?,
+        http: listen.http_limits(),
         ..EmbeddedConfig::default()
     };
 

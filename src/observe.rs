@@ -196,9 +196,14 @@ pub async fn serve(
                 async move { answer.into_response() }
             }),
         );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    streamcity_dashboard::server::serve_router(
+        listener,
+        app,
+        streamcity_dashboard::ServerLimits::default(),
+        stop,
+        async {},
+    )
+    .await
 }
 
 /// Binds a stage's own port: `port` when given (an error if it is taken), otherwise

@@ -175,7 +175,8 @@ pub async fn serve(
     let Some((network, _)) = network_from_bus(&bus, &topics, twin, "serve", &stop).await? else {
         return Ok(());
     };
-    let live = Arc::new(Live::new(network, topics, listen.live()));
+    let live =
+        Arc::new(Live::new(network, topics, listen.live()).with_allowed_origins(listen.origins()?));
     let sub = streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance()).await?;
     let addr = SocketAddr::new(listen.host, listen.dashboard_port());
     let listener = tokio::net::TcpListener::bind(addr)
@@ -190,7 +191,7 @@ pub async fn serve(
         Arc::clone(&live),
         stop.clone(),
     ));
-    streamcity_dashboard::serve(listener, live, stop.clone()).await?;
+    streamcity_dashboard::serve(listener, live, listen.http_limits(), stop.clone()).await?;
     stop.cancel();
     ingest.await??;
     Ok(())

@@ -26,6 +26,12 @@ pub enum ApiError {
     /// The request's parameters are invalid (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The request is not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The server is at a limit; try again later (503, with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// Something failed inside the server (500).
     #[error("internal error")]
     Internal(String),
@@ -36,6 +42,16 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Busy(_) => {
+                let body = Json(json!({ "error": self.to_string() }));
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "5")],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "Request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

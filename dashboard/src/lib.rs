@@ -9,6 +9,8 @@ pub mod api;
 pub mod assets;
 pub mod live;
 pub mod metrics;
+pub mod origin;
+pub mod server;
 pub mod ws;
 
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
 pub use live::{Live, LiveConfig};
+pub use origin::AllowedOrigins;
+pub use server::ServerLimits;
 
 /// The dashboard's routes over the live state.
 pub fn app(live: Arc<Live>) -> Router {
@@ -45,21 +49,17 @@ pub fn app(live: Arc<Live>) -> Router {
         .with_state(live)
 }
 
-/// Serves the dashboard on `listener` until `stop` is cancelled; then closes the
-/// WebSocket clients (code 1001) and finishes open requests.
+/// Serves the dashboard on `listener` within `limits` until `stop` is cancelled; then
+/// closes the WebSocket clients (code 1001) and finishes open requests.
 pub async fn serve(
     listener: TcpListener,
     live: Arc<Live>,
+    limits: ServerLimits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let shutdown = {
-        let live = Arc::clone(&live);
-        async move {
-            stop.cancelled().await;
-            live.close_clients();
-        }
-    };
-    axum::serve(listener, app(live))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let closing = Arc::clone(&live);
+    server::serve_router(listener, app(live), limits, stop, async move {
+        closing.close_clients();
+    })
+    .await
 }

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub ws_messages_dropped: Counter,
     /// WebSocket clients closed by the server, by reason.
     pub ws_closed: Family<Labels, Counter>,
+    /// WebSocket upgrades refused because `--max-clients` were connected.
+    pub ws_refused: Counter,
     /// Records the dashboard read, by topic.
     records_in: Family<Labels, Counter>,
     /// Records the dashboard could not decode.
@@ -50,6 +52,7 @@ impl Metrics {
             ws_messages_sent: Counter::default(),
             ws_messages_dropped: Counter::default(),
             ws_closed: Family::default(),
+            ws_refused: Counter::default(),
             records_in: Family::default(),
             undecodable: Counter::default(),
             alerts: Family::default(),
@@ -74,6 +77,11 @@ impl Metrics {
             "streamcity_ws_closed",
             "WebSocket clients closed by the server, by reason",
             m.ws_closed.clone(),
+        );
+        registry.register(
+            "streamcity_ws_refused",
+            "WebSocket upgrades refused with 503 because the client cap was reached",
+            m.ws_refused.clone(),
         );
         registry.register(
             "streamcity_dashboard_records_in",

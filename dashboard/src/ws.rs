@@ -31,6 +31,16 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code: the server is going away.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: a message from the client was over [`MAX_CLIENT_MESSAGE`].
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Largest message a client may send (a `subscribe` with its filter is far smaller).
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// `subscribe` messages answered at once, in a burst...
+pub const SUBSCRIBE_BURST: u32 = 5;
+/// ... and then one per this period: a client asking faster gets its latest filter
+/// applied (and its snapshot) when the period is up; those in between are skipped.
+pub const SUBSCRIBE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Query parameters of `/ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +125,16 @@ pub async fn handler(
     mut request: Request,
 ) -> Response {
     let headers = request.headers();
+    if !live.allowed_origins().allows(headers) {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("?");
+        return ApiError::Forbidden(format!(
+            "/ws is not open to pages from {origin}: the server allows its own origin and those given with --allowed-origin"
+        ))
+        .into_response();
+    }
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = header_has(headers, header::CONNECTION, "upgrade")
         && header_has(headers, header::UPGRADE, "websocket")
@@ -136,8 +156,17 @@ pub async fn handler(
         Ok(f) => f,
         Err(e) => return ApiError::BadRequest(format!("bad /ws parameters: {e}")).into_response(),
     };
+    let Some(slot) = live.client_slot() else {
+        live.metrics.ws_refused.inc();
+        return ApiError::Busy(format!(
+            "too many live clients ({} connected, the server's --max-clients); try again later",
+            live.config().max_clients
+        ))
+        .into_response();
+    };
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
+        let _slot = slot;
         let upgraded = match upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -145,13 +174,13 @@ pub async fn handler(
                 return;
             }
         };
-        // Clients send little: a small read buffer, and messages no larger than 64 KiB.
+        // Clients send little: a small read buffer, and small messages.
         // Frames go out as they are sent: no write batching.
         let config = WebSocketConfig::default()
             .read_buffer_size(4 * 1024)
             .write_buffer_size(0)
-            .max_message_size(Some(64 * 1024))
-            .max_frame_size(Some(64 * 1024));
+            .max_message_size(Some(MAX_CLIENT_MESSAGE))
+            .max_frame_size(Some(MAX_CLIENT_MESSAGE));
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
@@ -161,6 +190,8 @@ pub async fn handler(
             live: Arc::clone(&live),
             filter,
             last_seq: 0,
+            subscribes: Bucket::full(),
+            wanted: None,
         }
         .run(query.since, query.epoch)
         .await;
@@ -191,6 +222,51 @@ struct Client {
     live: Arc<Live>,
     filter: ClientFilter,
     last_seq: u64,
+    /// `subscribe` messages the client may still send at once.
+    subscribes: Bucket,
+    /// A filter asked for faster than [`SUBSCRIBE_PERIOD`] allows: applied when the
+    /// bucket refills.
+    wanted: Option<ClientFilter>,
+}
+
+/// A token bucket: [`SUBSCRIBE_BURST`] tokens, one more every [`SUBSCRIBE_PERIOD`].
+struct Bucket {
+    tokens: u32,
+    refilled_at: Instant,
+}
+
+impl Bucket {
+    fn full() -> Self {
+        Bucket {
+            tokens: SUBSCRIBE_BURST,
+            refilled_at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        while self.tokens < SUBSCRIBE_BURST && self.refilled_at.elapsed() >= SUBSCRIBE_PERIOD {
+            self.tokens += 1;
+            self.refilled_at += SUBSCRIBE_PERIOD;
+        }
+        if self.tokens == SUBSCRIBE_BURST {
+            self.refilled_at = Instant::now();
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        self.refill();
+        let ok = self.tokens > 0;
+        if ok {
+            self.tokens -= 1;
+        }
+        ok
+    }
+
+    /// When the next token comes.
+    fn next_at(&self) -> Instant {
+        self.refilled_at + SUBSCRIBE_PERIOD
+    }
 }
 
 /// Why a send did not go through.
@@ -324,8 +400,18 @@ impl Client {
                     match incoming {
                         Some(Ok(Message::Text(text))) => self.on_message(text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => self.error("binary messages are not understood; send JSON text").await,
+                        Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                            self.close(CLOSE_TOO_BIG, "message too big: the limit is 64 KiB").await;
+                            return Some("too_big");
+                        }
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                         Some(Ok(_)) => Ok(()), // pings are answered by the library; pongs just count as heard
+                    }
+                }
+                () = tokio::time::sleep_until(self.subscribes.next_at()), if self.wanted.is_some() => {
+                    match self.wanted.take() {
+                        Some(filter) => self.subscribe(filter).await,
+                        None => Ok(()),
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -358,13 +444,22 @@ impl Client {
 
     async fn on_message(&mut self, text: &str) -> Result<(), SendError> {
         match serde_json::from_str::<ClientMessage>(text) {
-            Ok(ClientMessage::Subscribe(filter)) => {
-                self.filter = filter;
-                self.send_snapshot().await
-            }
+            Ok(ClientMessage::Subscribe(filter)) => self.subscribe(filter).await,
             Ok(ClientMessage::Ping) => self.send(Bytes::from_static(b"{\"type\":\"pong\"}")).await,
             Err(e) => self.error(&format!("invalid message: {e}")).await,
         }
+    }
+
+    /// Applies `filter` and sends its snapshot, or keeps it for later when the client
+    /// has used up its `subscribe` messages for now.
+    async fn subscribe(&mut self, filter: ClientFilter) -> Result<(), SendError> {
+        if !self.subscribes.take() {
+            self.wanted = Some(filter);
+            return Ok(());
+        }
+        self.wanted = None;
+        self.filter = filter;
+        self.send_snapshot().await
     }
 
     async fn error(&mut self, message: &str) -> Result<(), SendError> {

@@ -3,181 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use streamcity_core::*;
-use streamcity_dashboard::{Live, LiveConfig, app};
+use streamcity_dashboard::{Live, LiveConfig};
 use streamcity_network::{SyntheticConfig, synthetic};
 use tokio_tungstenite::tungstenite::Message;
-
-const T0: i64 = 1_763_884_800_000;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Server {
-    live: Arc<Live>,
-    addr: std::net::SocketAddr,
-    topics: Topics,
-}
-
-async fn server(config: LiveConfig) -> Server {
-    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
-    let topics = Topics::default();
-    let live = Arc::new(Live::new(city, topics.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app(Arc::clone(&live));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    Server { live, addr, topics }
-}
-
-fn position(id: &str, route: &str, lat: f64, lon: f64, ts: i64) -> VehiclePosition {
-    VehiclePosition {
-        vehicle_id: id.into(),
-        route_id: route.into(),
-        trip_id: format!("{id}-T1").into(),
-        timestamp: ts,
-        lat,
-        lon,
-        bearing: 0.0,
-        speed_mps: 5.0,
-        next_stop_id: "S0001".into(),
-        passengers: 10,
-        capacity: 80,
-        occupancy_status: OccupancyStatus::ManySeatsAvailable,
-        delay_s: 0,
-        status: VehicleStatus::InTransitTo,
-    }
-}
-
-impl Server {
-    fn vehicle(&self, id: &str, route: &str, lat: f64, lon: f64, ts: i64) {
-        let p = position(id, route, lat, lon, ts);
-        self.live.apply(&Record::new(
-            &self.topics.live_vehicle_table,
-            id.to_owned(),
-            encode(&p),
-            ts,
-        ));
-    }
-
-    fn alert(&self, id: &str, kind: AlertKind, state: AlertState, at: Option<(f64, f64)>) {
-        let a = Alert {
-            alert_id: id.into(),
-            kind,
-            state,
-            severity: Severity::Moderate,
-            subject_kind: SubjectKind::Vehicle,
-            subject_id: "V1".into(),
-            lat: at.map(|p| p.0),
-            lon: at.map(|p| p.1),
-            window_start: T0,
-            window_end: T0,
-            raised_at: T0,
-            timestamp: T0,
-            message: "test".into(),
-            evidence: Default::default(),
-        };
-        self.live.apply(&Record::new(
-            &self.topics.alerts,
-            id.to_owned(),
-            encode(&a),
-            T0,
-        ));
-    }
-
-    async fn connect(&self, query: &str) -> Socket {
-        tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr))
-            .await
-            .unwrap()
-            .0
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        // A plain HTTP/1.1 request over TCP: no client library needed for a GET.
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = Vec::new();
-        // A server that never answers fails the test instead of hanging it.
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to GET {path} within 20 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&buf);
-        let status: u16 = text[9..12].parse().unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
-    }
-    out
-}
-
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a message within 5 s")
-            .unwrap()
-            .unwrap();
-        match msg {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Close(f) => {
-                return json!({ "type": "close", "code": f.map(|f| u16::from(f.code)) });
-            }
-            _ => {}
-        }
-    }
-}
-
-fn ids(v: &Value, field: &str) -> Vec<String> {
-    let mut ids: Vec<String> = v[field]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            x["vehicle_id"]
-                .as_str()
-                .or(x["alert_id"].as_str())
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
 
 #[tokio::test]
 async fn filters_apply_to_snapshots_and_deltas_and_can_change_on_the_open_socket() {
@@ -351,20 +189,7 @@ async fn a_slow_client_is_cut_off_without_slowing_the_others() {
     let mut fast = s.connect("").await;
     assert_eq!(next(&mut slow).await["type"], "snapshot");
     let first = next(&mut fast).await["seq"].as_u64().unwrap();
-    // The slow client reads one message every 50 ms, whatever comes.
-    let slow_reader = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            match tokio::time::timeout(Duration::from_secs(20), slow.next()).await {
-                Ok(Some(Ok(Message::Close(f)))) => {
-                    return f.map(|f| (u16::from(f.code), f.reason.to_string()));
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => return None,
-            }
-        }
-    });
-    // Big deltas, many of them.
+    // Big deltas, many of them, while the slow client reads nothing at all.
     let mut expected = first;
     for round in 0..80 {
         for v in 0..1500 {
@@ -389,11 +214,25 @@ async fn a_slow_client_is_cut_off_without_slowing_the_others() {
         );
         expected = m["seq"].as_u64().unwrap();
     }
-    // The slow one fell behind, got a snapshot, fell behind again, and was told why it
-    // was cut off.
-    let (code, reason) = slow_reader.await.unwrap().expect("a close frame");
-    assert_eq!(code, 4008);
-    assert!(reason.contains("too slow"), "{reason}");
+    // The slow one was cut off: reading what reached it ends, within a deadline, with
+    // the server's close (4008, when the close frame could still be queued) or the
+    // connection closed; the server counted it as too slow.
+    let close = within(30, "the slow client's end", async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Close(f))) => {
+                    return f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await;
+    if let Some((code, reason)) = close {
+        assert_eq!(code, 4008);
+        assert!(reason.contains("too slow"), "{reason}");
+    }
     let (_, metrics) = s.get("/metrics").await;
     assert!(
         metrics

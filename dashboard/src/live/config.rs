@@ -23,8 +23,11 @@ pub struct LiveConfig {
     pub idle_timeout: Duration,
     /// A client that falls behind this many times within a minute is closed.
     pub max_lags_per_minute: u32,
-    /// A send that takes longer than this closes the client.
+    /// A send that takes longer than this closes the client: a client that has not
+    /// read its snapshot (or a delta) within it is cut off, and what it held is freed.
     pub send_timeout: Duration,
+    /// WebSocket clients at most; one more is answered `503 Service Unavailable`.
+    pub max_clients: usize,
 }
 
 impl Default for LiveConfig {
@@ -39,6 +42,7 @@ impl Default for LiveConfig {
             idle_timeout: Duration::from_secs(45),
             max_lags_per_minute: 3,
             send_timeout: Duration::from_secs(10),
+            max_clients: 10_000,
         }
     }
 }

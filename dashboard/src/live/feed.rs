@@ -57,6 +57,38 @@ pub(super) struct Feed {
     pub(super) seq: u64,
 }
 
+/// Snapshots already built for one sequence number, a few filters at most.
+#[derive(Debug, Default)]
+pub(super) struct Snapshots {
+    seq: u64,
+    built: Vec<(ClientFilter, Bytes)>,
+}
+
+/// Distinct filters whose snapshots are kept for one sequence number.
+const SNAPSHOTS_KEPT: usize = 16;
+
+impl Snapshots {
+    fn get(&self, seq: u64, filter: &ClientFilter) -> Option<Bytes> {
+        (self.seq == seq)
+            .then(|| self.built.iter().find(|(f, _)| f == filter))
+            .flatten()
+            .map(|(_, text)| text.clone())
+    }
+
+    fn put(&mut self, seq: u64, filter: &ClientFilter, text: Bytes) {
+        if seq < self.seq {
+            return; // built while a tick went out: already stale
+        }
+        if self.seq != seq {
+            self.seq = seq;
+            self.built.clear();
+        }
+        if self.built.len() < SNAPSHOTS_KEPT {
+            self.built.push((filter.clone(), text));
+        }
+    }
+}
+
 /// Where a `/ws` client starts.
 #[derive(Debug)]
 pub enum Start {
@@ -190,9 +222,21 @@ impl Live {
         Bytes::from(text)
     }
 
-    /// The whole live picture as a `snapshot` message, filtered, with its sequence number.
+    /// The whole live picture as a `snapshot` message, filtered, with its sequence
+    /// number. Built once per sequence number and filter: clients starting together
+    /// share one copy. (A snapshot built earlier in a tick lacks the changes made since,
+    /// and the next delta carries them all: clients end up with the same picture.)
     pub fn snapshot(&self, filter: &ClientFilter) -> (u64, Bytes) {
         let state = self.read();
+        let seq = state.feed.seq;
+        if let Some(text) = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(seq, filter)
+        {
+            return (seq, text);
+        }
         let mut text = Vec::with_capacity(
             128 + state.views.vehicles.len() * 340 + state.views.recent.len() * 500,
         );
@@ -211,6 +255,12 @@ impl Live {
                 filter.alert(Some(kind), at)
             });
         text.push(b'}');
-        (state.feed.seq, Bytes::from(text))
+        drop(state);
+        let text = Bytes::from(text);
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(seq, filter, text.clone());
+        (seq, text)
     }
 }

@@ -13,13 +13,13 @@ mod ingest;
 mod queries;
 mod views;
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use streamcity_core::{CancellationToken, Topics};
 use streamcity_network::Network;
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 pub use config::LiveConfig;
 pub use feed::{Delta, Start};
@@ -27,6 +27,7 @@ pub use filter::{ClientFilter, ClientTopic};
 pub use ingest::{GROUP, run_ingest, subscribe, subscribe_replaying};
 
 use crate::metrics::Metrics;
+use crate::origin::AllowedOrigins;
 
 /// Everything the live state holds, under one lock: the views and the feed change
 /// together, so that a snapshot and its sequence number agree.
@@ -60,6 +61,13 @@ pub struct Live {
     /// Identifies this run's stream of sequence numbers (its start time, ms): a client
     /// resuming with another epoch is talking about another run, and gets a snapshot.
     epoch: u64,
+    /// One per `/ws` client: [`LiveConfig::max_clients`] of them.
+    client_slots: Arc<Semaphore>,
+    /// The pages allowed to open `/ws`.
+    origins: AllowedOrigins,
+    /// Snapshots of the current sequence number, by filter: built once, shared by every
+    /// client starting with the same filter.
+    snapshots: Mutex<feed::Snapshots>,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -108,7 +116,27 @@ impl Live {
                 10,
             )),
             epoch: streamcity_core::clock::wall_clock_ms().max(0) as u64,
+            client_slots: Arc::new(Semaphore::new(config.max_clients)),
+            origins: AllowedOrigins::same_origin(),
+            snapshots: Mutex::default(),
         }
+    }
+
+    /// The same, with `/ws` open to pages from `origins` besides the dashboard's own.
+    pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The pages allowed to open `/ws`.
+    pub fn allowed_origins(&self) -> &AllowedOrigins {
+        &self.origins
+    }
+
+    /// A `/ws` client's slot, held for as long as it is connected; `None` when
+    /// [`LiveConfig::max_clients`] are connected.
+    pub fn client_slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.client_slots).try_acquire_owned().ok()
     }
 
     /// The settings.
