@@ -87,7 +87,11 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut by_clients = Vec::new();
     for &n in &clients {
-        let server = twin::Server::start(env!("CARGO_BIN_EXE_streamcity"), &["--bus", "memory"]);
+        // The load measured, not the client cap.
+        let server = twin::Server::start(
+            env!("CARGO_BIN_EXE_streamcity"),
+            &["--bus", "memory", "--max-clients", "100000"],
+        );
         std::thread::sleep(Duration::from_secs(2));
         let r = rt.block_on(twin::measure(&server, n, seconds, (n / 50).max(1)));
         drop(server);

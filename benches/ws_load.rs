@@ -37,7 +37,13 @@ fn main() {
     for n in clients {
         let server = twin::Server::start(
             env!("CARGO_BIN_EXE_streamcity"),
-            &["--vehicles", &vehicles.to_string()],
+            // The load measured, not the client cap.
+            &[
+                "--vehicles",
+                &vehicles.to_string(),
+                "--max-clients",
+                "100000",
+            ],
         );
         std::thread::sleep(Duration::from_secs(2));
         let r = rt.block_on(twin::measure(&server, n, seconds, (n / 50).max(1)));

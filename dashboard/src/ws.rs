@@ -359,8 +359,17 @@ impl Client {
                 result
             }
         };
-        if started.is_err() {
-            return None;
+        match started {
+            Ok(()) => {}
+            Err(SendError::Gone) => return None,
+            Err(SendError::TooSlow) => {
+                self.close(
+                    CLOSE_TOO_SLOW,
+                    "client too slow: its first message was not read in time",
+                )
+                .await;
+                return Some("too_slow");
+            }
         }
         let mut heartbeat = tokio::time::interval(config.heartbeat);
         heartbeat.reset();
