@@ -24,6 +24,12 @@ pub struct ProcessorConfig {
     /// ... unless this many in a row on one partition are that far ahead: the stream
     /// has moved on (a producer restarted later), and its time is taken from then on.
     pub jump_after: u32,
+    /// A known vehicle's report further than this ahead of its previous report, of its
+    /// partition's stream and of the stream as a whole goes to `dead_letters` (unless
+    /// `jump_after` in a row on its partition say the stream moved on); any report
+    /// further than this ahead of its partition's stream is not trusted to be the
+    /// vehicle's latest, and its next report replaces it even if older, ms.
+    pub max_leap_ms: i64,
     /// Records larger than this go to `dead_letters` (a report is forwarded to the live
     /// table as it is, and must fit a broker's record limit), bytes.
     pub max_record_bytes: usize,
@@ -46,6 +52,7 @@ impl Default for ProcessorConfig {
             idle_timeout_ms: 3_000,
             max_future_ms: 300_000,
             jump_after: 10,
+            max_leap_ms: 60_000,
             max_record_bytes: 900_000,
             surge: SurgeConfig::default(),
             delay: DelayConfig::default(),
@@ -68,6 +75,7 @@ impl ProcessorConfig {
             (self.idle_timeout_ms > 0, "idle_timeout_ms must be positive"),
             (self.max_future_ms > 0, "max_future_ms must be positive"),
             (self.jump_after > 0, "jump_after must be positive"),
+            (self.max_leap_ms > 0, "max_leap_ms must be positive"),
             (
                 self.max_record_bytes >= 1024,
                 "max_record_bytes must be at least 1024",

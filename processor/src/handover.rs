@@ -76,7 +76,7 @@ impl Processor {
             if p.timestamp < latest.saturating_sub(RESTORE_WINDOW_MS) {
                 continue;
             }
-            match self.state.table.accept(&p, partition) {
+            match self.state.table.accept(&p, partition, TimestampMs::MAX) {
                 Some((_, true)) => restored += 1,
                 Some((row, false)) => row.update(&p),
                 None => {}

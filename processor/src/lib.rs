@@ -235,7 +235,7 @@ impl Processor {
     /// The event time the input has reached by processing time `now`: what a record's
     /// time is judged against.
     fn reference(&self, now: TimestampMs) -> Option<TimestampMs> {
-        let seen = self.state.watermarks.event_clock(now, self.speed);
+        let seen = self.state.watermarks.stream_clock(now, self.speed);
         let clock = self.clock.map(|c| c.sim_at(now));
         seen.max(clock)
     }
@@ -294,7 +294,7 @@ impl Processor {
         match decode::decode_input(
             &self.topics,
             record,
-            self.state.watermarks.max_seen(),
+            self.state.watermarks.highest_seen(),
             bound,
         ) {
             Err(InvalidEvent::Ahead { .. }) => {
@@ -338,6 +338,12 @@ impl Processor {
         } else {
             self.decode(record, now)
         };
+        let decoded = decoded.and_then(|event| match &event {
+            Decoded::Position(p) => self
+                .leap(p, &record.topic, partition, now)
+                .map_or(Ok(event), Err),
+            _ => Ok(event),
+        });
         let decoded = match decoded {
             // Far ahead of the stream: an outlier, unless enough in a row say the
             // stream itself moved on.
@@ -368,6 +374,39 @@ impl Processor {
                 ));
             }
         }
+    }
+
+    /// A report of a known vehicle far ahead of its previous one, of its partition's
+    /// stream and of the stream as a whole, as an error; `None` for any other. Such a
+    /// report (a vehicle's clock gone wrong) would otherwise say the vehicle had been
+    /// out of contact all that time, and hide its real reports until the stream caught
+    /// up with it.
+    fn leap(
+        &self,
+        p: &VehiclePosition,
+        topic: &str,
+        partition: i32,
+        now: TimestampMs,
+    ) -> Option<InvalidEvent> {
+        let bound = self.config.max_leap_ms;
+        let beyond = |t: TimestampMs| p.timestamp.saturating_sub(t) > bound;
+        let stream = self.state.watermarks.partition_time(topic, partition)?;
+        if !beyond(stream) {
+            return None;
+        }
+        let previous = self.state.table.get(&p.vehicle_id)?.position.timestamp;
+        // The time the partitions agree on (a few records far ahead do not move it),
+        // or the producer's clock.
+        let whole = self
+            .state
+            .watermarks
+            .event_clock(now, self.speed)
+            .max(self.clock.map(|c| c.sim_at(now)))?;
+        (beyond(previous) && beyond(whole)).then(|| InvalidEvent::Ahead {
+            ts: p.timestamp,
+            ahead_ms: p.timestamp - whole,
+            bound_ms: bound,
+        })
     }
 
     /// Processes an event already decoded (and validated) from `record`.
@@ -419,7 +458,14 @@ impl Processor {
             watermarks,
             ..
         } = &mut self.state;
-        let Some((row, new)) = table.accept(p, partition) else {
+        // A row far ahead of its partition's stream (a report with a wrong clock) is
+        // not trusted to be the vehicle's latest: its next report replaces it.
+        let trusted_until = watermarks
+            .partition_time(&self.topics.vehicle_locations, partition)
+            .map_or(TimestampMs::MAX, |t| {
+                t.saturating_add(self.config.max_leap_ms)
+            });
+        let Some((row, new)) = table.accept(p, partition, trusted_until) else {
             return; // older than the row: the table keeps the latest by event time
         };
         let event = Event::Position {

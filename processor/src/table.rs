@@ -69,12 +69,14 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
     }
 
     /// The row of `key` to update in place for a value at event time `ts`: `None` when
-    /// the value is stale (older by event time than the row); otherwise the row,
-    /// created with `new` for a new key.
+    /// the value is stale (older by event time than the row, and the row's time no
+    /// later than `trusted_until`: a row further ahead is not trusted to be the latest,
+    /// and any value replaces it); otherwise the row, created with `new` for a new key.
     pub fn row_for(
         &mut self,
         key: &K,
         ts: TimestampMs,
+        trusted_until: TimestampMs,
         new: impl FnOnce() -> V,
     ) -> Option<(&mut V, Upsert)>
     where
@@ -85,7 +87,7 @@ impl<K: Hash + Eq, V> LatestTable<K, V> {
         match self.rows.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 let row = e.into_mut();
-                if self.mode == Latest::ByEventTime && row.0 > ts {
+                if self.mode == Latest::ByEventTime && row.0 > ts && row.0 <= trusted_until {
                     return None;
                 }
                 row.0 = ts;
@@ -148,7 +150,9 @@ pub type VehicleTable = LatestTable<Id, VehicleRow>;
 
 impl LatestTable<Id, VehicleRow> {
     /// Takes a report read from `partition`: `None` when it is older than the vehicle's
-    /// row (ignored), otherwise the vehicle's row and whether it is new. A new row holds
+    /// row (ignored; unless the row is later than `trusted_until`, far ahead of the
+    /// stream: then the report replaces it), otherwise the vehicle's row and whether it
+    /// is new. A new row holds
     /// the report already; an existing one still holds the report before it, for the
     /// detectors to compare with: the caller puts the new one in with
     /// [`VehicleRow::update`].
@@ -156,12 +160,14 @@ impl LatestTable<Id, VehicleRow> {
         &mut self,
         p: &VehiclePosition,
         partition: i32,
+        trusted_until: TimestampMs,
     ) -> Option<(&mut VehicleRow, bool)> {
-        let (row, how) = self.row_for(&p.vehicle_id, p.timestamp, || VehicleRow {
-            position: p.clone(),
-            partition,
-            memory: RefCell::default(),
-        })?;
+        let (row, how) =
+            self.row_for(&p.vehicle_id, p.timestamp, trusted_until, || VehicleRow {
+                position: p.clone(),
+                partition,
+                memory: RefCell::default(),
+            })?;
         row.partition = partition;
         Some((row, how == Upsert::Inserted))
     }
@@ -191,15 +197,19 @@ mod tests {
     #[test]
     fn rows_update_in_place_unless_stale() {
         let mut t: LatestTable<&str, Vec<i64>> = LatestTable::new(Latest::ByEventTime);
-        t.row_for(&"v1", 10, Vec::new).unwrap().0.push(10);
-        let (row, how) = t.row_for(&"v1", 12, Vec::new).unwrap();
+        t.row_for(&"v1", 10, i64::MAX, Vec::new).unwrap().0.push(10);
+        let (row, how) = t.row_for(&"v1", 12, i64::MAX, Vec::new).unwrap();
         row.push(12);
         assert_eq!(how, Upsert::Updated);
         assert!(
-            t.row_for(&"v1", 11, Vec::new).is_none(),
+            t.row_for(&"v1", 11, i64::MAX, Vec::new).is_none(),
             "an older value is stale"
         );
         assert_eq!(t.get(&"v1"), Some(&vec![10, 12]));
+        // A row later than what is trusted gives way to the next value, older or not.
+        let (row, _) = t.row_for(&"v1", 11, 11, Vec::new).unwrap();
+        row.push(11);
+        assert_eq!(t.get(&"v1"), Some(&vec![10, 12, 11]));
     }
 
     #[test]

@@ -250,3 +250,68 @@ fn every_instance_names_the_likely_cause_of_a_delay() {
     );
     assert_eq!(p.counts().records_in, 6, "the feed is not counted as input");
 }
+
+/// Twelve partitions of vehicle reports and taps over three minutes, every record on
+/// time, plus (when `outliers`) one report and one tap 290 s ahead on every partition a
+/// minute in: the outputs, the late taps, and the table's row of each outlier's vehicle.
+fn run_with_outliers(outliers: bool) -> (Vec<Record>, u64, Vec<i64>) {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    for s in 0..180 {
+        let now = T0 + s * 1000;
+        for part in 0..12 {
+            for v in 0..5 {
+                let id = format!("V{part:02}{v}");
+                let r = report_on(&topics.vehicle_locations, &id, "S1", 0, now);
+                p.on_record(&r, part, now, &mut out);
+            }
+            p.on_record(&tap(&topics, &format!("S{part}"), now), part, now, &mut out);
+            if outliers && s == 60 {
+                let ahead = now + 290_000;
+                let id = format!("V{part:02}0");
+                let r = report_on(&topics.vehicle_locations, &id, "S1", 0, ahead);
+                p.on_record(&r, part, now, &mut out);
+                p.on_record(
+                    &tap(&topics, &format!("S{part}"), ahead),
+                    part,
+                    now,
+                    &mut out,
+                );
+            }
+        }
+        p.advance(now, &mut out);
+    }
+    let rows = (0..12)
+        .map(|part| {
+            p.vehicle(&format!("V{part:02}0"))
+                .map_or(0, |r| r.timestamp)
+        })
+        .collect();
+    (out, p.counts().late, rows)
+}
+
+#[test]
+fn records_far_ahead_on_every_partition_raise_no_false_alerts_and_make_no_tap_late() {
+    let (clean, clean_late, _) = run_with_outliers(false);
+    let (hostile, hostile_late, rows) = run_with_outliers(true);
+    let topics = Topics::default();
+    let alerts = |out: &[Record]| -> Vec<Alert> {
+        out.iter()
+            .filter(|r| r.topic == topics.alerts)
+            .map(|r| decode(&r.payload).unwrap())
+            .collect()
+    };
+    assert_eq!(clean_late, 0);
+    assert_eq!(hostile_late, 0, "on-time taps marked late");
+    let (clean_alerts, hostile_alerts) = (alerts(&clean), alerts(&hostile));
+    assert!(
+        !hostile_alerts
+            .iter()
+            .any(|a| a.alert_id.starts_with("silent:")),
+        "false lost-contact alerts: {hostile_alerts:?}"
+    );
+    assert_eq!(hostile_alerts, clean_alerts);
+    // The vehicles whose clocks went wrong once are back to their real reports.
+    assert_eq!(rows, vec![T0 + 179_000; 12]);
+}

@@ -1,7 +1,9 @@
 //! Watermarks: how far event time has surely progressed.
 //!
-//! Each input partition's watermark is the highest event time seen on it, less the
-//! allowed lateness. The processor's watermark is the lowest among partitions that are
+//! Each input partition's watermark is the highest event time at least [`AGREEMENT`]
+//! of its records have reached, less the allowed lateness: a few records far ahead of
+//! the rest of their partition (a clock gone wrong, or a hostile producer) do not drag
+//! it, or anything that judges by it, ahead. The processor's watermark is the lowest among partitions that are
 //! active, so a partition lagging behind holds windows open for it. A partition that has
 //! been quiet for the idle timeout (measured in processing time) stops holding the
 //! others back; when every partition is quiet, event time moves on from the latest
@@ -13,13 +15,38 @@
 use serde::{Deserialize, Serialize};
 use streamcity_core::TimestampMs;
 
+/// Records of a partition that must have reached an event time for its watermark to
+/// follow.
+pub const AGREEMENT: usize = 3;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Partition {
     topic: String,
     partition: i32,
+    /// The time [`AGREEMENT`] of its records have reached (the lowest seen while it
+    /// has had fewer).
     max_ts: TimestampMs,
+    /// Its highest event times, highest first, [`AGREEMENT`] at most.
+    #[serde(default)]
+    top: Vec<TimestampMs>,
     /// Clock time of its last record.
     seen_at: TimestampMs,
+}
+
+impl Partition {
+    /// Takes a record's event time; returns the time the partition agrees on.
+    fn take(&mut self, ts: TimestampMs) -> TimestampMs {
+        if self.top.is_empty() && self.max_ts > TimestampMs::MIN {
+            self.top.push(self.max_ts); // from a checkpoint that kept only the time
+        }
+        if self.top.len() < AGREEMENT || ts > self.top[AGREEMENT - 1] {
+            let at = self.top.partition_point(|&t| t > ts);
+            self.top.insert(at, ts);
+            self.top.truncate(AGREEMENT);
+        }
+        self.max_ts = self.top.last().copied().unwrap_or(ts);
+        self.max_ts
+    }
 }
 
 /// Records in a row that were too far ahead of a partition's stream.
@@ -42,9 +69,12 @@ pub struct Watermarks {
     partitions: Vec<Partition>,
     #[serde(default)]
     ahead: Vec<AheadRun>,
-    /// The highest event time seen on any partition (`MIN` before the first).
+    /// The highest event time any partition agrees on (`MIN` before the first).
     #[serde(default = "never")]
     latest: TimestampMs,
+    /// The highest event time of any record (`MIN` before the first).
+    #[serde(default = "never")]
+    highest: TimestampMs,
     current: TimestampMs,
     #[serde(skip)]
     last_hit: usize,
@@ -59,6 +89,7 @@ impl Watermarks {
             partitions: Vec::new(),
             ahead: Vec::new(),
             latest: TimestampMs::MIN,
+            highest: TimestampMs::MIN,
             current: TimestampMs::MIN,
             last_hit: 0,
         }
@@ -69,7 +100,8 @@ impl Watermarks {
         self.current
     }
 
-    /// The highest event time seen on any partition, if any.
+    /// The highest event time any partition has reached (with [`AGREEMENT`] records),
+    /// if any.
     pub fn max_seen(&self) -> Option<TimestampMs> {
         (self.latest > TimestampMs::MIN).then_some(self.latest)
     }
@@ -88,16 +120,43 @@ impl Watermarks {
                 topic: topic.to_owned(),
                 partition,
                 max_ts: TimestampMs::MIN,
+                top: Vec::new(),
                 seen_at: now,
             });
         }
     }
 
+    /// Restarts every partition's idle timer at processing time `now`: after a
+    /// restart, partitions hold the watermark back until they deliver their backlog
+    /// (or stay quiet for the idle timeout), instead of counting the downtime as quiet
+    /// and letting event time run ahead of the records not read yet.
+    pub fn restart_idle_timers(&mut self, now: TimestampMs) {
+        for p in &mut self.partitions {
+            p.seen_at = now;
+        }
+    }
+
+    /// The highest event time of any record, if any: what a record's time is judged
+    /// against (one far ahead of the rest does not move the watermark, but the records
+    /// after it are not refused for following it).
+    pub fn highest_seen(&self) -> Option<TimestampMs> {
+        (self.highest > TimestampMs::MIN).then_some(self.highest.max(self.latest))
+    }
+
     /// The event time the stream has reached by processing time `now`: the latest
-    /// event seen, moved on at `speed` since the last arrival (and never behind what the
-    /// watermark already stands for). `None` before the first event.
+    /// event the partitions agree on, moved on at `speed` since the last arrival (and
+    /// never behind what the watermark already stands for). `None` before the first
+    /// event.
     pub fn event_clock(&self, now: TimestampMs, speed: f64) -> Option<TimestampMs> {
-        let latest = self.max_seen()?;
+        self.moved_on(self.max_seen()?, now, speed)
+    }
+
+    /// [`Watermarks::event_clock`] from the highest event time of any record.
+    pub fn stream_clock(&self, now: TimestampMs, speed: f64) -> Option<TimestampMs> {
+        self.moved_on(self.highest_seen()?, now, speed)
+    }
+
+    fn moved_on(&self, latest: TimestampMs, now: TimestampMs, speed: f64) -> Option<TimestampMs> {
         let arrived = self
             .partitions
             .iter()
@@ -138,6 +197,19 @@ impl Watermarks {
         }
     }
 
+    /// The time `topic`/`partition` has reached (with [`AGREEMENT`] records), if it
+    /// has that many.
+    pub fn partition_time(&self, topic: &str, partition: i32) -> Option<TimestampMs> {
+        let p = match self.partitions.get(self.last_hit) {
+            Some(p) if p.partition == partition && p.topic == topic => p,
+            _ => self
+                .partitions
+                .iter()
+                .find(|p| p.partition == partition && p.topic == topic)?,
+        };
+        (p.top.len() >= AGREEMENT).then_some(p.max_ts)
+    }
+
     /// Notes a record of `topic`/`partition` at event time `ts`, seen at processing
     /// time `now`.
     pub fn observe(&mut self, topic: &str, partition: i32, ts: TimestampMs, now: TimestampMs) {
@@ -154,7 +226,8 @@ impl Watermarks {
                     self.partitions.push(Partition {
                         topic: topic.to_owned(),
                         partition,
-                        max_ts: ts,
+                        max_ts: TimestampMs::MIN,
+                        top: Vec::new(),
                         seen_at: now,
                     });
                     self.partitions.len() - 1
@@ -163,9 +236,10 @@ impl Watermarks {
         };
         self.last_hit = i;
         let p = &mut self.partitions[i];
-        p.max_ts = p.max_ts.max(ts);
+        let agreed = p.take(ts);
         p.seen_at = now;
-        self.latest = self.latest.max(ts);
+        self.latest = self.latest.max(agreed);
+        self.highest = self.highest.max(ts);
         if !self.ahead.is_empty() {
             self.ahead
                 .retain(|a| !(a.partition == partition && a.topic == topic));
@@ -206,8 +280,55 @@ mod tests {
         w.observe("a", 0, 10_000, 0);
         w.observe("a", 1, 50_000, 0);
         assert_eq!(w.advance(0, 1.0), 9_000);
-        w.observe("a", 0, 60_000, 1);
+        for ts in [60_000, 60_001, 60_002] {
+            w.observe("a", 0, ts, 1);
+        }
         assert_eq!(w.advance(1, 1.0), 49_000);
+    }
+
+    #[test]
+    fn a_few_records_far_ahead_of_their_partition_do_not_drag_it() {
+        let mut w = Watermarks::new(1_000, 5_000);
+        for p in 0..4 {
+            for ts in [10_000, 10_100, 10_200] {
+                w.observe("a", p, ts, 0);
+            }
+        }
+        assert_eq!(w.advance(0, 1.0), 9_000);
+        // One record 290 s ahead on every partition, then the stream goes on.
+        for p in 0..4 {
+            w.observe("a", p, 300_000, 1);
+            w.observe("a", p, 10_300, 1);
+        }
+        assert_eq!(w.advance(1, 1.0), 9_200);
+        assert_eq!(w.max_seen(), Some(10_200));
+        assert_eq!(w.partition_time("a", 0), Some(10_200));
+        // Two of them are still not agreement...
+        for p in 0..4 {
+            w.observe("a", p, 300_000, 2);
+        }
+        assert_eq!(w.advance(2, 1.0), 9_300);
+        // ... three are: the stream has moved on.
+        for p in 0..4 {
+            w.observe("a", p, 300_500, 3);
+        }
+        assert_eq!(w.advance(3, 1.0), 299_000);
+    }
+
+    #[test]
+    fn after_a_restart_partitions_hold_the_watermark_until_they_deliver() {
+        let mut w = Watermarks::new(1_000, 5_000);
+        for ts in [10_000, 10_100, 10_200] {
+            w.observe("a", 0, ts, 0);
+        }
+        // Down for a minute: without restarting the timers, the minute would count as
+        // quiet and event time would run ahead of the backlog.
+        w.restart_idle_timers(60_000);
+        assert_eq!(w.advance(60_000, 1.0), 9_000);
+        w.observe("a", 0, 10_300, 60_001);
+        assert_eq!(w.advance(60_001, 1.0), 9_100);
+        // Quiet for the idle timeout after that: event time moves on again.
+        assert_eq!(w.advance(65_001, 1.0), 14_100);
     }
 
     #[test]
