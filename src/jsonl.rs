@@ -40,7 +40,7 @@ impl Subscription for NoSubscription {
     ) -> Result<usize, BusError> {
         Ok(0)
     }
-    fn commit(&mut self, _delivery: &Delivery) -> Result<(), BusError> {
+    fn commit_at(&mut self, _: &Arc<str>, _: i32, _: i64) -> Result<(), BusError> {
         Ok(())
     }
 }

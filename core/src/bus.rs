@@ -177,6 +177,31 @@ pub trait Bus: Clone + Send + Sync + 'static {
         let _ = (topic, partition);
         std::future::ready(Ok(Vec::new()))
     }
+
+    /// Whether the bus keeps records, so that offsets name them across restarts (Kafka
+    /// does; the memory bus starts afresh with each process).
+    fn keeps_records(&self) -> bool {
+        false
+    }
+
+    /// The offset the next record of each partition of `topic` will get, by partition
+    /// (empty on a bus that keeps nothing).
+    fn end_offsets(&self, topic: &str) -> impl Future<Output = Result<Vec<i64>, BusError>> + Send {
+        let _ = topic;
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// The records of `partition` of `topic` from offset `from` to its end, outside any
+    /// group (nothing on a bus that keeps nothing).
+    fn read_partition_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> impl Future<Output = Result<Vec<Record>, BusError>> + Send {
+        let _ = (topic, partition, from);
+        std::future::ready(Ok(Vec::new()))
+    }
 }
 
 /// A live subscription to one or more topics.
@@ -190,7 +215,13 @@ pub trait Subscription: Send + 'static {
     ) -> impl Future<Output = Result<usize, BusError>> + Send;
 
     /// Marks `delivery`, and everything before it in its partition, as processed.
-    fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+    fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.commit_at(&delivery.record.topic, delivery.partition, delivery.offset)
+    }
+
+    /// Marks the record at `offset` of `partition` of `topic`, and everything before it
+    /// in that partition, as processed.
+    fn commit_at(&mut self, topic: &Arc<str>, partition: i32, offset: i64) -> Result<(), BusError>;
 
     /// Partitions taken away from this subscription since the last call (a consumer
     /// group rebalanced): the subscriber should release their state, as another member
@@ -448,12 +479,12 @@ impl Subscription for MemorySubscription {
         Ok(self.rx.recv_many(buf, limit.max(1)).await)
     }
 
-    fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+    fn commit_at(&mut self, topic: &Arc<str>, partition: i32, offset: i64) -> Result<(), BusError> {
         let slot = self
             .committed
-            .entry((Arc::clone(&delivery.record.topic), delivery.partition))
+            .entry((Arc::clone(topic), partition))
             .or_insert(-1);
-        *slot = (*slot).max(delivery.offset);
+        *slot = (*slot).max(offset);
         Ok(())
     }
 }

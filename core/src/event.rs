@@ -452,7 +452,11 @@ pub struct DeadLetter {
     pub offset: Option<i64>,
     /// Its key, as text (lossy if the key was not UTF-8; an excerpt if long).
     pub key: String,
-    /// Why it was set aside (an excerpt if long).
+    /// Why it was set aside, in a word (one of [`InvalidEvent::REASONS`]: `malformed`,
+    /// `too_large`...), for counting and filtering.
+    #[serde(default)]
+    pub reason: String,
+    /// Why it was set aside, in full (an excerpt if long).
     pub error: String,
     /// The payload as received, as text (lossy if it was not UTF-8): the whole of it up
     /// to [`DeadLetter::EXCERPT_BYTES`], its beginning otherwise.
@@ -488,6 +492,7 @@ impl DeadLetter {
             partition,
             offset,
             key: excerpt(key, Self::TEXT_BYTES),
+            reason: error.reason().to_owned(),
             error: excerpt(error.to_string().as_bytes(), Self::TEXT_BYTES),
             payload: excerpt(payload, Self::EXCERPT_BYTES),
             payload_bytes: payload.len() as u64,

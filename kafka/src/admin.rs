@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
@@ -90,10 +89,10 @@ impl KafkaBus {
         if missing.is_empty() {
             return Ok(());
         }
-        let admin: AdminClient<DefaultClientContext> = self
+        let admin: AdminClient<crate::logs::Quiet> = self
             .config()
             .client_config()
-            .create()
+            .create_with_context(crate::logs::Quiet)
             .map_err(|e| backend("Kafka admin client", e))?;
         let new: Vec<NewTopic<'_>> = missing
             .iter()

@@ -37,7 +37,15 @@ fn note(pending: &Pending, tpl: &TopicPartitionList) {
         );
 }
 
-impl ClientContext for Rebalances {}
+impl ClientContext for Rebalances {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::logs::log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::logs::error(&error, reason);
+    }
+}
 
 impl ConsumerContext for Rebalances {
     fn pre_rebalance(
@@ -257,16 +265,16 @@ impl Subscription for KafkaSubscription {
         self.take(&assigned)
     }
 
-    fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+    fn commit_at(&mut self, topic: &Arc<str>, partition: i32, offset: i64) -> Result<(), BusError> {
         // Stores offset + 1 (the next to read); librdkafka's auto-commit writes it.
         self.consumer
-            .store_offset(&delivery.record.topic, delivery.partition, delivery.offset)
+            .store_offset(topic, partition, offset)
             .map_err(|e| backend("storing the offset", e))?;
         let next = self
             .processed
-            .entry((Arc::clone(&delivery.record.topic), delivery.partition))
+            .entry((Arc::clone(topic), partition))
             .or_insert(0);
-        *next = (*next).max(delivery.offset + 1);
+        *next = (*next).max(offset + 1);
         Ok(())
     }
 }

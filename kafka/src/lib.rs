@@ -17,6 +17,7 @@
 mod admin;
 mod config;
 mod consumer;
+mod logs;
 mod producer;
 mod restore;
 
@@ -154,7 +155,37 @@ impl Bus for KafkaBus {
     }
 
     async fn read_partition(&self, topic: &str, partition: i32) -> Result<Vec<Record>, BusError> {
-        restore::read_partition(&self.config, topic, partition).await
+        restore::read_partition(&self.config, topic, partition, None).await
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>, BusError> {
+        let producer = Arc::clone(&self.producer);
+        let topic = topic.to_owned();
+        let stats = Arc::clone(&self.stats);
+        tokio::task::spawn_blocking(move || {
+            let mut ends = restore::end_offsets(producer.client(), &topic)?;
+            // What this bus delivered itself is known exactly (a broker may report an
+            // end before the last records of a batch: tansu 0.6 does).
+            for (end, delivered) in ends.iter_mut().zip(stats.delivered_ends(&topic)) {
+                *end = (*end).max(delivered);
+            }
+            Ok(ends)
+        })
+        .await
+        .map_err(|e| backend("reading end offsets", e))?
+    }
+
+    async fn read_partition_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> Result<Vec<Record>, BusError> {
+        restore::read_partition(&self.config, topic, partition, Some(from)).await
     }
 
     async fn subscribe(&self, spec: Subscribe) -> Result<KafkaSubscription, BusError> {

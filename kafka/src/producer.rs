@@ -22,20 +22,62 @@ pub struct DeliveryStats {
     pub delivered: AtomicU64,
     /// Records that could not be delivered (after librdkafka's retries).
     pub failed: AtomicU64,
+    /// Per topic and partition, the offset after the last record delivered there.
+    ends: std::sync::Mutex<std::collections::HashMap<String, Vec<i64>>>,
+}
+
+impl DeliveryStats {
+    /// The offset after the last record this bus delivered to each partition of
+    /// `topic` (-1 for partitions it has not delivered to).
+    pub fn delivered_ends(&self, topic: &str) -> Vec<i64> {
+        self.ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn note_delivered(&self, topic: &str, partition: i32, offset: i64) {
+        let Ok(p) = usize::try_from(partition) else {
+            return;
+        };
+        let mut ends = self
+            .ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = match ends.get_mut(topic) {
+            Some(list) => list,
+            None => ends.entry(topic.to_owned()).or_default(),
+        };
+        if list.len() <= p {
+            list.resize(p + 1, -1);
+        }
+        list[p] = list[p].max(offset + 1);
+    }
 }
 
 /// Counts delivery reports as librdkafka hands them over.
 pub(crate) struct Reports(pub(crate) Arc<DeliveryStats>);
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::logs::log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::logs::error(&error, reason);
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => {
+            Ok(m) => {
                 self.0.delivered.fetch_add(1, Ordering::Relaxed);
+                self.0.note_delivered(m.topic(), m.partition(), m.offset());
             }
             Err((e, m)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);

@@ -14,43 +14,51 @@ use streamcity_core::{BusError, Record};
 use crate::consumer::{is_fatal, record_of};
 use crate::{KafkaConfig, backend};
 
-/// Everything kept of `partition` of `topic`, oldest first.
+/// What is kept of `partition` of `topic` from offset `from` (everything: `None`),
+/// oldest first.
 pub(crate) async fn read_partition(
     config: &KafkaConfig,
     topic: &str,
     partition: i32,
+    from: Option<i64>,
 ) -> Result<Vec<Record>, BusError> {
     let mut c = config.client_config();
     // Assigned, not subscribed: the group name is required but never joined or
     // committed to.
     c.set("group.id", "streamcity-restore")
         .set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<crate::logs::Quiet> = config
         .overridden(c)
-        .create()
+        .create_with_context(crate::logs::Quiet)
         .map_err(|e| backend("Kafka consumer", e))?;
     let topic: Arc<str> = Arc::from(topic);
-    tokio::task::spawn_blocking(move || read_to_end(&consumer, &topic, partition))
+    tokio::task::spawn_blocking(move || read_to_end(&consumer, &topic, partition, from))
         .await
         .map_err(|e| backend("reading a partition", e))?
 }
 
-/// Reads `partition` of `topic` from its first record kept to its last (blocking).
+/// Reads `partition` of `topic` from `from` (its first record kept: `None`) to its
+/// last (blocking).
 fn read_to_end(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<crate::logs::Quiet>,
     topic: &Arc<str>,
     partition: i32,
+    from: Option<i64>,
 ) -> Result<Vec<Record>, BusError> {
     let wait = Timeout::After(Duration::from_secs(10));
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, wait)
         .map_err(|e| backend(&format!("offsets of {topic}/{partition}"), e))?;
     let mut out = Vec::new();
-    if high <= low {
+    if high <= low.max(from.unwrap_or(low)) {
         return Ok(out);
     }
+    let start = match from {
+        Some(offset) if offset > low => Offset::Offset(offset),
+        _ => Offset::Beginning,
+    };
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+    tpl.add_partition_offset(topic, partition, start)
         .map_err(|e| backend("assigning", e))?;
     consumer.assign(&tpl).map_err(|e| backend("assigning", e))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -59,6 +67,11 @@ fn read_to_end(
             Some(Ok(m)) => {
                 out.push(record_of(Arc::clone(topic), &m));
                 if m.offset() >= high - 1 {
+                    // A broker may report the end before the last records of a batch
+                    // (tansu 0.6 does): whatever else arrives at once is taken too.
+                    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                        out.push(record_of(Arc::clone(topic), &m));
+                    }
                     return Ok(out);
                 }
             }
@@ -70,4 +83,28 @@ fn read_to_end(
     Err(BusError::Backend(format!(
         "reading {topic}/{partition}: offset {high} not reached within 30 s"
     )))
+}
+
+/// The end offset (the next record's) of each partition of `topic` (blocking).
+pub(crate) fn end_offsets(
+    client: &rdkafka::client::Client<crate::producer::Reports>,
+    topic: &str,
+) -> Result<Vec<i64>, BusError> {
+    let wait = Timeout::After(Duration::from_secs(10));
+    let metadata = client
+        .fetch_metadata(Some(topic), wait)
+        .map_err(|e| backend(&format!("metadata of {topic}"), e))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    (0..partitions as i32)
+        .map(|p| {
+            client
+                .fetch_watermarks(topic, p, wait)
+                .map(|(_, high)| high)
+                .map_err(|e| backend(&format!("offsets of {topic}/{p}"), e))
+        })
+        .collect()
 }
