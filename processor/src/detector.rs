@@ -14,6 +14,7 @@ use crate::config::ProcessorConfig;
 use crate::incidents::{IncidentAreas, IncidentReport};
 use crate::table::{VehicleRow, VehicleTable};
 use crate::vehicles::VehicleMemory;
+use crate::watermark::Watermarks;
 
 /// What a detector is told of one input record.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,8 @@ pub struct Context<'a> {
     book: &'a mut AlertBook,
     out: &'a mut Vec<Alert>,
     late: bool,
+    /// The input partitions' own event times, and the vehicle topic's name.
+    streams: Option<(&'a Watermarks, &'a str)>,
 }
 
 impl<'a> Context<'a> {
@@ -85,7 +88,22 @@ impl<'a> Context<'a> {
             book,
             out,
             late: false,
+            streams: None,
         }
+    }
+
+    /// The same context, knowing how far each input partition has got.
+    pub fn with_streams(mut self, watermarks: &'a Watermarks, vehicle_topic: &'a str) -> Self {
+        self.streams = Some((watermarks, vehicle_topic));
+        self
+    }
+
+    /// The event time partition `partition` of the vehicle topic has reached (its
+    /// records agree on), when known: what a vehicle's silence is judged against, so
+    /// that a partition not read yet (a backlog, a rebalance) makes no vehicle silent.
+    pub fn vehicle_stream_time(&self, partition: i32) -> Option<TimestampMs> {
+        let (watermarks, topic) = self.streams?;
+        watermarks.partition_time(topic, partition)
     }
 
     /// Raises `alert` unless one with its id is active.

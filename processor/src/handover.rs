@@ -20,6 +20,10 @@ impl Processor {
     pub fn release(&mut self, topic: &str, partition: i32, out: &mut Vec<Record>) {
         let before = out.len();
         let s = &mut self.state;
+        // What the next owner reads is none of this instance's business; should the
+        // partition come back, it is read from the group's commit.
+        s.watermarks.forget_offsets(Some((topic, partition)));
+        self.assigned.remove(&(topic.to_owned(), partition));
         let handover_vehicles: Vec<VehicleRow>;
         let handover = if *topic == *self.topics.vehicle_locations {
             let mut ids: Vec<Id> = s
@@ -38,6 +42,7 @@ impl Processor {
         };
         s.each(
             &self.config,
+            &self.topics.vehicle_locations,
             self.network.as_deref(),
             &mut self.alerts,
             |d, _, cx| d.release(&handover, cx),

@@ -18,6 +18,8 @@
 //! - [`handover`]: releasing and restoring partitions on a rebalance;
 //! - [`checkpoint`]: the whole state saved and restored: a restored processor fed the
 //!   rest of the input produces exactly what an uninterrupted one would have;
+//!   [`replay`]: after a crash, what was published since the checkpoint is read back
+//!   and not published again;
 //! - [`config`]: every threshold, with its default.
 
 pub mod alerts;
@@ -27,7 +29,9 @@ pub mod decode;
 pub mod detector;
 pub mod handover;
 pub mod headways;
+pub mod health;
 pub mod incidents;
+pub mod replay;
 pub mod runner;
 pub mod surge;
 pub mod table;
@@ -75,6 +79,10 @@ pub struct ProcessorCounts {
     /// Dead letters by reason, in the order of [`InvalidEvent::REASONS`].
     #[serde(default)]
     pub dead_letter_reasons: [u64; InvalidEvent::REASONS.len()],
+    /// Records read again after a restart that the restored state already reflected
+    /// (skipped).
+    #[serde(default)]
+    pub replayed: u64,
 }
 
 impl ProcessorCounts {
@@ -90,6 +98,7 @@ impl ProcessorCounts {
             dead_letters: self.dead_letters.saturating_sub(earlier.dead_letters),
             late: self.late.saturating_sub(earlier.late),
             alerts_raised: self.alerts_raised.saturating_sub(earlier.alerts_raised),
+            replayed: self.replayed.saturating_sub(earlier.replayed),
             alerts_cleared: self.alerts_cleared.saturating_sub(earlier.alerts_cleared),
             dead_letter_reasons: reasons,
         }
@@ -130,6 +139,11 @@ struct State {
     book: AlertBook,
     watermarks: Watermarks,
     counts: ProcessorCounts,
+    /// Where each output partition ended when the state was checkpointed:
+    /// `(topic, partition, offset)`. What was published after that is read back on
+    /// restore, so that it is not published twice.
+    #[serde(default)]
+    output_marks: Vec<(String, i32, i64)>,
 }
 
 impl State {
@@ -138,6 +152,7 @@ impl State {
     fn each(
         &mut self,
         config: &ProcessorConfig,
+        vehicle_topic: &str,
         network: Option<&Network>,
         alerts: &mut Vec<Alert>,
         mut f: impl FnMut(&mut dyn Detector, &VehicleTable, &mut Context<'_>),
@@ -150,7 +165,8 @@ impl State {
             watermarks,
             ..
         } = self;
-        let mut cx = Context::new(config, network, areas, watermarks.current(), book, alerts);
+        let mut cx = Context::new(config, network, areas, watermarks.current(), book, alerts)
+            .with_streams(watermarks, vehicle_topic);
         for d in detectors.all() {
             f(d, table, &mut cx);
         }
@@ -170,6 +186,9 @@ pub struct Processor {
     speed: f64,
     /// The producer's clock, when it is known.
     clock: Option<ClockReading>,
+    /// The input partitions a consumer group gave this instance (not checkpointed: a
+    /// restarted one is given its own).
+    assigned: std::collections::BTreeSet<(String, i32)>,
 }
 
 impl Processor {
@@ -188,6 +207,7 @@ impl Processor {
             book: AlertBook::default(),
             watermarks: Watermarks::new(config.allowed_lateness_ms, config.idle_timeout_ms),
             counts: ProcessorCounts::default(),
+            output_marks: Vec::new(),
         };
         Processor {
             topics,
@@ -197,6 +217,7 @@ impl Processor {
             alerts: Vec::new(),
             speed: 1.0,
             clock: None,
+            assigned: std::collections::BTreeSet::new(),
         }
     }
 
@@ -280,10 +301,63 @@ impl Processor {
         self.state.detectors.surge.open_windows()
     }
 
+    /// The offset of the next record of each input partition the state has not taken
+    /// in: `(topic, partition, offset)`. A checkpoint holds them, and a restored
+    /// processor skips the records before them.
+    pub fn offsets(&self) -> Vec<(String, i32, i64)> {
+        self.state.watermarks.offsets()
+    }
+
+    /// Whether the state covers `partition` of `topic` (restored from a checkpoint taken
+    /// while it was this instance's): then it resumes from its offset (or, if it had
+    /// read none of it, from the group's), and nothing is restored from elsewhere.
+    pub fn resumes(&self, topic: &str, partition: i32) -> bool {
+        self.state.watermarks.covers(topic, partition)
+    }
+
+    /// Notes the input partitions known to have records not read yet (`(topic,
+    /// partition)`; the others have none): they hold the watermark back however long
+    /// they are quiet.
+    pub fn set_behind(&mut self, behind: &[(String, i32)]) {
+        self.state.watermarks.set_behind(behind);
+    }
+
+    /// Forgets the input offsets: on a bus that starts afresh (the memory bus) they
+    /// name nothing.
+    pub fn forget_offsets(&mut self) {
+        self.state.watermarks.forget_offsets(None);
+    }
+
+    /// Where the output partitions ended when the state was taken (see
+    /// [`Processor::set_output_marks`]).
+    pub fn output_marks(&self) -> &[(String, i32, i64)] {
+        &self.state.output_marks
+    }
+
+    /// Notes where each output partition ends (`(topic, partition, offset)`), just
+    /// before a checkpoint: a processor restored from it reads back what was published
+    /// after, and does not publish it again.
+    pub fn set_output_marks(&mut self, marks: Vec<(String, i32, i64)>) {
+        self.state.output_marks = marks;
+    }
+
+    /// Tells a restored processor that it runs again from processing time `now`: its
+    /// partitions hold the watermark back until they deliver their backlog, rather than
+    /// counting the downtime as quiet.
+    pub fn restarted(&mut self, now: TimestampMs) {
+        self.state.watermarks.restart_idle_timers(now);
+    }
+
     /// Notes that a rebalance assigned `partition` of `topic` at processing time `now`:
     /// it holds the watermark back until it delivers (see [`Watermarks::expect`]).
     pub fn expect_partition(&mut self, topic: &str, partition: i32, now: TimestampMs) {
         self.state.watermarks.expect(topic, partition, now);
+        self.assigned.insert((topic.to_owned(), partition));
+    }
+
+    /// The input partitions a consumer group gave this instance: `(topic, partition)`.
+    pub fn assigned(&self) -> &std::collections::BTreeSet<(String, i32)> {
+        &self.assigned
     }
 
     /// Decodes and validates a record of one of the input topics read at processing
@@ -328,6 +402,26 @@ impl Processor {
         now: TimestampMs,
         out: &mut Vec<Record>,
     ) {
+        if let Some(offset) = offset {
+            if self
+                .state
+                .watermarks
+                .next_offset(&record.topic, partition)
+                .is_some_and(|next| offset < next)
+            {
+                // Read again after a restart: the restored state has it already.
+                self.state.counts.replayed += 1;
+                return;
+            }
+            if let Some(next) = self.state.watermarks.next_offset(&record.topic, partition)
+                && offset > next
+            {
+                tracing::debug!(topic = %record.topic, partition, from = next, to = offset, "Offsets skipped by the consumer");
+            }
+            self.state
+                .watermarks
+                .note_offset(&record.topic, partition, offset, now);
+        }
         let limit = self.config.max_record_bytes;
         let decoded = if record.payload.len() > limit {
             // Larger than the stages may publish (the live table forwards reports).
@@ -481,7 +575,8 @@ impl Processor {
             watermarks.current(),
             book,
             &mut self.alerts,
-        );
+        )
+        .with_streams(watermarks, &self.topics.vehicle_locations);
         for d in detectors.all() {
             d.on_event(&event, &mut cx);
         }
@@ -506,6 +601,7 @@ impl Processor {
         let event = Event::Tap { tap, partition };
         let late = self.state.each(
             &self.config,
+            &self.topics.vehicle_locations,
             self.network.as_deref(),
             &mut self.alerts,
             |d, _, cx| d.on_event(&event, cx),
@@ -528,6 +624,7 @@ impl Processor {
         let event = Event::Incident(report);
         self.state.each(
             &self.config,
+            &self.topics.vehicle_locations,
             self.network.as_deref(),
             &mut self.alerts,
             |d, _, cx| d.on_event(&event, cx),
@@ -575,6 +672,7 @@ impl Processor {
         self.state.areas.expire(watermark);
         self.state.each(
             &self.config,
+            &self.topics.vehicle_locations,
             self.network.as_deref(),
             &mut self.alerts,
             |d, table, cx| d.on_watermark(table, cx),

@@ -15,6 +15,8 @@ use streamcity_core::{
 use streamcity_network::Network;
 use streamcity_network::topic::CLOCK_KEY;
 
+use crate::health::{Health, Verdict};
+use crate::replay::{Published, output_marks};
 use crate::{Processor, ProcessorConfig, ProcessorCounts};
 
 /// Live counters of the processor, for progress output and `/metrics`: what this run
@@ -34,6 +36,13 @@ pub struct ProcessorStats {
     pub rejected: AtomicU64,
     /// The producer's clock, when it is known.
     clock: Mutex<Option<ClockReading>>,
+    /// Records behind the end of each assigned input partition: `(topic, partition,
+    /// lag)` (on a bus that keeps records; sampled every few seconds).
+    lags: Mutex<Vec<(String, i32, i64)>>,
+    /// Input partitions assigned to this instance.
+    pub assigned: AtomicU64,
+    /// Why the processor is not healthy, when it is not (see [`crate::health`]).
+    problem: Mutex<Option<String>>,
 }
 
 impl ProcessorStats {
@@ -61,6 +70,23 @@ impl ProcessorStats {
     fn set_clock(&self, reading: ClockReading) {
         *self.clock.lock().unwrap_or_else(PoisonError::into_inner) = Some(reading);
     }
+
+    /// The lag of each assigned input partition: `(topic, partition, records)`.
+    pub fn lags(&self) -> Vec<(String, i32, i64)> {
+        self.lags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Why the processor is not healthy, when it is not: no partitions while the input
+    /// has records, or lag growing for a minute.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The consumer group of the processor.
@@ -82,13 +108,7 @@ pub async fn subscribe<B: Bus>(
     bus: &B,
     topics: &Topics,
 ) -> Result<Inputs<B::Subscription>, BusError> {
-    // A new group starts from the oldest records kept; an existing one resumes after
-    // its last commit.
-    let group = bus
-        .subscribe(
-            Subscribe::new(topics.group(GROUP), &crate::inputs(topics)).from(StartFrom::Earliest),
-        )
-        .await?;
+    let group = subscribe_group(bus, topics).await?;
     // A group of its own, never committed to: each instance reads everything kept.
     let own = format!(
         "{GROUP}-side-{}-{}",
@@ -110,6 +130,73 @@ pub async fn subscribe<B: Bus>(
         .await?;
     Ok(Inputs { group, side })
 }
+
+/// Joins the processor's consumer group on the input topics. A new group starts from
+/// the oldest records kept; an existing one resumes after its last commit.
+async fn subscribe_group<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
+    bus.subscribe(
+        Subscribe::new(topics.group(GROUP), &crate::inputs(topics)).from(StartFrom::Earliest),
+    )
+    .await
+}
+
+/// Samples the assigned partitions' lag into `stats` and judges the processor's
+/// health; returns the verdict, and the partitions with records not read yet.
+/// (`offsets` and `assigned` are the core's, copied out: it is not held across waits.)
+async fn check_health<B: Bus>(
+    bus: &B,
+    offsets: Vec<(String, i32, i64)>,
+    assigned: std::collections::BTreeSet<(String, i32)>,
+    topics: &Topics,
+    health: &mut Health,
+    stats: &ProcessorStats,
+) -> Result<(Verdict, Vec<(String, i32)>), BusError> {
+    let (mut input, mut lags, mut behind) = (0, Vec::new(), Vec::new());
+    for topic in crate::inputs(topics) {
+        let ends = bus.end_offsets(topic).await?;
+        input += ends.iter().sum::<i64>();
+        let end = |p: i32| ends.get(p as usize).copied().unwrap_or(0);
+        for (t, partition) in assigned.iter().filter(|(t, _)| *t == **topic) {
+            let next = offsets
+                .iter()
+                .find(|(o, p, _)| o == t && p == partition)
+                .map_or(0, |o| o.2);
+            lags.push((t.clone(), *partition, (end(*partition) - next).max(0)));
+        }
+        // Behind: assigned partitions with records after those read; before the group
+        // has assigned any (just restarted), those the checkpoint had.
+        for (t, partition, next) in offsets.iter().filter(|(t, _, _)| *t == **topic) {
+            let mine = assigned.is_empty() || assigned.contains(&(t.clone(), *partition));
+            if mine && end(*partition) > *next {
+                behind.push((t.clone(), *partition));
+            }
+        }
+    }
+    let total = lags.iter().map(|l| l.2).sum();
+    let assigned = assigned.len();
+    let verdict = health.observe(tokio::time::Instant::now(), assigned, input, total);
+    let problem = verdict.problem();
+    if let Some(why) = &problem
+        && let Some(more) = HEALTH_LOG.ready()
+    {
+        tracing::warn!(more, "Processor not healthy: {why}");
+    }
+    *stats.lags.lock().unwrap_or_else(PoisonError::into_inner) = lags;
+    stats.assigned.store(assigned as u64, Ordering::Relaxed);
+    *stats.problem.lock().unwrap_or_else(PoisonError::into_inner) = problem;
+    Ok((verdict, behind))
+}
+
+/// With no partitions for this long (while the input has records), the processor
+/// leaves its group and joins it afresh (a group can leave a member that rejoined
+/// quickly with nothing); four times longer each time after, up to 10 minutes, so that
+/// an instance with truly nothing to do (more instances than partitions) does not
+/// keep rebalancing its group.
+const REJOIN_FIRST: Duration = Duration::from_secs(15);
+const REJOIN_MAX: Duration = Duration::from_secs(600);
+
+/// One "not healthy" line per minute at most.
+static HEALTH_LOG: Throttle = Throttle::new(Duration::from_secs(60));
 
 /// How the processor runs.
 #[derive(Debug, Clone)]
@@ -145,6 +232,7 @@ pub enum RunError {
     },
 }
 
+/// The processor from its checkpoint (when there is one), or a fresh one.
 fn load(options: &RunOptions) -> Result<Processor, RunError> {
     let fresh = || {
         Processor::new(options.topics.clone(), options.config.clone())
@@ -175,6 +263,38 @@ fn load(options: &RunOptions) -> Result<Processor, RunError> {
     }
 }
 
+/// Checkpoints the state to `path`. With inputs that a bus keeps (`exact`), the
+/// outputs are flushed first and where they end is part of the checkpoint, and the
+/// group's offsets are committed to the checkpoint's own afterwards: the group never
+/// gets ahead of the last checkpoint, and a restart resumes exactly from it.
+async fn checkpoint<B: Bus>(
+    bus: &B,
+    sub: &mut B::Subscription,
+    core: &mut Processor,
+    topics: &Topics,
+    path: &PathBuf,
+    exact: bool,
+) -> Result<(), RunError> {
+    if exact {
+        bus.flush().await?;
+        core.set_output_marks(output_marks(bus, topics).await?);
+    }
+    save(core.checkpoint(), path).await?;
+    if exact {
+        for (topic, partition, next) in core.offsets() {
+            if !core.assigned().contains(&(topic.clone(), partition)) {
+                continue; // not this instance's (yet, or any more)
+            }
+            // A partition revoked a moment ago cannot be committed to: the next owner
+            // starts from the previous commit, and the checkpoint keeps the offset.
+            if let Err(e) = sub.commit_at(&Arc::from(topic), partition, next - 1) {
+                tracing::debug!(error = %e, partition, "Offset not committed");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes a checkpoint (taken before: the state is not held across the write).
 async fn save(bytes: Vec<u8>, path: &PathBuf) -> Result<(), RunError> {
     let tmp = path.with_extension("tmp");
@@ -200,8 +320,11 @@ async fn restore_assigned<B: Bus>(
     now: TimestampMs,
 ) -> Result<(), BusError> {
     for (topic, partition) in sub.take_assigned() {
+        let resumes = core.resumes(&topic, partition);
         core.expect_partition(&topic, partition, now);
-        if topic == topics.vehicle_locations {
+        // A partition the checkpoint covers resumes from it: the live table holds what
+        // was published after it, which the replay is about to go through.
+        if topic == topics.vehicle_locations && !resumes {
             let rows = bus
                 .read_partition(&topics.live_vehicle_table, partition)
                 .await?;
@@ -229,6 +352,7 @@ async fn step<B: Bus>(
     now: TimestampMs,
     out: &mut Vec<Record>,
     stats: &ProcessorStats,
+    published: &mut Published,
 ) -> Result<(), BusError> {
     restore_assigned(bus, sub, core, topics, now).await?;
     for delivery in batch {
@@ -246,6 +370,9 @@ async fn step<B: Bus>(
     }
     core.advance(now, out);
     for record in out.drain(..) {
+        if published.already(&record) {
+            continue; // published before a crash, produced again by the replay
+        }
         match bus.publish(record).await {
             Ok(()) => {}
             // One record the bus would not take: counted and said, never fatal.
@@ -313,6 +440,12 @@ impl DeadLetterLog {
 /// then commits the inputs (so a crash re-reads rather than loses). Once a second it
 /// advances the watermark even when the input is quiet, so that windows close when
 /// traffic stops.
+///
+/// With a checkpoint on a bus that keeps records (Kafka), the group's offsets are
+/// committed with each checkpoint instead, to the offsets it reflects; a restarted
+/// processor skips what its restored state already has and does not publish again
+/// what it had published before the crash (see [`crate::replay`]): a `kill -9` at any
+/// point gives the outputs of an uninterrupted run.
 pub async fn run<B: Bus>(
     bus: B,
     inputs: Inputs<B::Subscription>,
@@ -323,6 +456,19 @@ pub async fn run<B: Bus>(
 ) -> Result<ProcessorCounts, RunError> {
     let mut core = load(&options)?;
     core.set_speed(options.speed);
+    core.restarted(clock.now_ms());
+    let exact = options.checkpoint.is_some() && bus.keeps_records();
+    if !bus.keeps_records() {
+        core.forget_offsets();
+    }
+    let mut published = Published::default();
+    if exact && !core.output_marks().is_empty() {
+        published = Published::read_back(&bus, core.output_marks()).await?;
+        tracing::info!(
+            records = published.pending(),
+            "Read back what was published after the checkpoint: it is not published again"
+        );
+    }
     let baseline = core.counts();
     let Inputs {
         group: mut sub,
@@ -335,9 +481,19 @@ pub async fn run<B: Bus>(
     let mut out = Vec::with_capacity(1024);
     let mut dead = DeadLetterLog::default();
     let mut idle = tokio::time::interval(Duration::from_secs(1));
-    let mut checkpoint =
-        tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
-    checkpoint.tick().await;
+    let mut every = tokio::time::interval(options.checkpoint_every.max(Duration::from_secs(1)));
+    every.tick().await;
+    if exact
+        && core.output_marks().is_empty()
+        && let Some(path) = &options.checkpoint
+    {
+        // A first checkpoint before anything is read: a crash before the next one
+        // replays from the start without publishing anything twice.
+        checkpoint(&bus, &mut sub, &mut core, topics, path, exact).await?;
+    }
+    let mut health = Health::default();
+    let mut health_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut rejoin_after = REJOIN_FIRST;
     loop {
         tokio::select! {
             got = sub.recv_many(&mut batch, 1024) => {
@@ -345,9 +501,13 @@ pub async fn run<B: Bus>(
                     break;
                 }
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, topics, &batch, now, &mut out, &stats).await?;
-                for delivery in batch.drain(..) {
-                    sub.commit(&delivery)?;
+                step(&bus, &mut sub, &mut core, topics, &batch, now, &mut out, &stats, &mut published).await?;
+                if exact {
+                    batch.clear(); // committed with the next checkpoint
+                } else {
+                    for delivery in batch.drain(..) {
+                        sub.commit(&delivery)?;
+                    }
                 }
                 dead.note(&core.counts().since(&baseline), &topics.dead_letters);
             }
@@ -368,11 +528,34 @@ pub async fn run<B: Bus>(
             }
             _ = idle.tick() => {
                 let now = clock.now_ms();
-                step(&bus, &mut sub, &mut core, topics, &[], now, &mut out, &stats).await?;
+                step(&bus, &mut sub, &mut core, topics, &[], now, &mut out, &stats, &mut published).await?;
             }
-            _ = checkpoint.tick(), if options.checkpoint.is_some() => {
+            _ = health_tick.tick(), if bus.keeps_records() => {
+                let (offsets, assigned) = (core.offsets(), core.assigned().clone());
+                let verdict = match check_health(&bus, offsets, assigned, topics, &mut health, &stats).await {
+                    Ok((verdict, behind)) => {
+                        core.set_behind(&behind);
+                        verdict
+                    }
+                    // The brokers out of reach a moment: looked at again next time.
+                    Err(e) => {
+                        if let Some(more) = HEALTH_LOG.ready() {
+                            tracing::warn!(more, error = %e, "Cannot read the input's end offsets");
+                        }
+                        Verdict::Healthy
+                    }
+                };
+                if matches!(verdict, Verdict::NoPartitions(d) if d >= rejoin_after) {
+                    tracing::warn!("Leaving the consumer group and joining it afresh");
+                    drop(sub);
+                    sub = subscribe_group(&bus, topics).await?;
+                    health = Health::default();
+                    rejoin_after = (rejoin_after * 4).min(REJOIN_MAX);
+                }
+            }
+            _ = every.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {
-                    save(core.checkpoint(), path).await?;
+                    checkpoint(&bus, &mut sub, &mut core, topics, path, exact).await?;
                 }
             }
             _ = stop.cancelled() => break,
@@ -381,7 +564,13 @@ pub async fn run<B: Bus>(
     }
     bus.flush().await?;
     if let Some(path) = &options.checkpoint {
-        save(core.checkpoint(), path).await?;
+        checkpoint(&bus, &mut sub, &mut core, topics, path, exact).await?;
+    }
+    if published.suppressed > 0 {
+        tracing::info!(
+            records = published.suppressed,
+            "Outputs of the replay after a restart not published again"
+        );
     }
     Ok(core.counts().since(&baseline))
 }

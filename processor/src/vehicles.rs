@@ -108,13 +108,21 @@ impl Detector for VehicleDetector {
             .iter()
             .map(|(_, row)| row)
             .filter(|row| {
-                watermark.saturating_sub(row.position.timestamp) > silent_ms
+                let ts = row.position.timestamp;
+                // Silent by the watermark and by the vehicle's own partition: one not
+                // read yet (a backlog, a rebalance) makes no vehicle silent.
+                watermark.saturating_sub(ts) > silent_ms
+                    && cx
+                        .vehicle_stream_time(row.partition)
+                        .is_some_and(|t| t.saturating_sub(ts) > silent_ms)
                     && row.memory.borrow().silent.is_none()
             })
             .collect();
         silent.sort_by(|a, b| a.position.vehicle_id.cmp(&b.position.vehicle_id));
         for row in silent {
-            let alert = lost_contact(&row.position, watermark);
+            // Dated when the silence became too long, not when it was noticed: the
+            // same alert however the input was batched (a replay after a restart).
+            let alert = lost_contact(&row.position, row.position.timestamp + silent_ms);
             cx.raise_into(&mut row.memory.borrow_mut().silent, alert);
         }
     }

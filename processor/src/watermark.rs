@@ -19,6 +19,11 @@ use streamcity_core::TimestampMs;
 /// follow.
 pub const AGREEMENT: usize = 3;
 
+/// How long a partition just assigned (or resumed after a restart) holds the watermark
+/// back while it has delivered nothing, ms: its backlog may be fetched after the
+/// others'. One with nothing at all to deliver lets go after this.
+pub const FIRST_RECORD_WAIT_MS: i64 = 30_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Partition {
     topic: String,
@@ -31,6 +36,21 @@ struct Partition {
     top: Vec<TimestampMs>,
     /// Clock time of its last record.
     seen_at: TimestampMs,
+    /// The offset of the next record to read: everything before it is reflected in the
+    /// state (known only on buses that keep records).
+    #[serde(default)]
+    next_offset: Option<i64>,
+    /// Known to have records not read yet (its end is past its next offset): it holds
+    /// the watermark back however long it has been quiet.
+    #[serde(skip)]
+    behind: bool,
+    /// Assigned to this instance (until released).
+    #[serde(default)]
+    assigned: bool,
+    /// Assigned (or resumed after a restart) and not delivered a record yet: it holds
+    /// the watermark back until then, or until this processing time.
+    #[serde(skip, default = "never")]
+    waiting_until: TimestampMs,
 }
 
 impl Partition {
@@ -106,24 +126,43 @@ impl Watermarks {
         (self.latest > TimestampMs::MIN).then_some(self.latest)
     }
 
-    /// Notes that `topic`/`partition` was assigned at processing time `now`: until it
-    /// delivers a record (or has been quiet for the idle timeout) it holds the watermark
-    /// back, so that a partition read in full from a backlog does not push the records
-    /// of those not read yet out as late.
-    pub fn expect(&mut self, topic: &str, partition: i32, now: TimestampMs) {
-        if !self
-            .partitions
-            .iter()
-            .any(|p| p.partition == partition && p.topic == topic)
-        {
-            self.partitions.push(Partition {
-                topic: topic.to_owned(),
-                partition,
-                max_ts: TimestampMs::MIN,
-                top: Vec::new(),
-                seen_at: now,
-            });
+    /// `topic`/`partition`'s entry, created when missing (seen first at `now`).
+    fn entry(&mut self, topic: &str, partition: i32, now: TimestampMs) -> usize {
+        if let Some(i) = self.find(topic, partition) {
+            return i;
         }
+        self.partitions.push(Partition {
+            topic: topic.to_owned(),
+            partition,
+            max_ts: TimestampMs::MIN,
+            top: Vec::new(),
+            seen_at: now,
+            next_offset: None,
+            behind: false,
+            assigned: false,
+            waiting_until: TimestampMs::MIN,
+        });
+        self.partitions.len() - 1
+    }
+
+    /// Notes that `topic`/`partition` was assigned at processing time `now`: until it
+    /// delivers a record (or has been quiet for the idle timeout, and is not known to
+    /// be behind its end) it holds the watermark back, so that a partition read in full
+    /// from a backlog does not push the records of those not read yet out as late.
+    pub fn expect(&mut self, topic: &str, partition: i32, now: TimestampMs) {
+        let i = self.entry(topic, partition, now);
+        let p = &mut self.partitions[i];
+        p.seen_at = now;
+        p.assigned = true;
+        p.waiting_until = now.saturating_add(FIRST_RECORD_WAIT_MS);
+    }
+
+    /// Whether `topic`/`partition` was this instance's when the state was taken (read
+    /// from, or assigned to it): then the state resumes it.
+    pub fn covers(&self, topic: &str, partition: i32) -> bool {
+        self.find(topic, partition).is_some_and(|i| {
+            self.partitions[i].assigned || self.partitions[i].next_offset.is_some()
+        })
     }
 
     /// Restarts every partition's idle timer at processing time `now`: after a
@@ -133,6 +172,9 @@ impl Watermarks {
     pub fn restart_idle_timers(&mut self, now: TimestampMs) {
         for p in &mut self.partitions {
             p.seen_at = now;
+            if p.assigned {
+                p.waiting_until = now.saturating_add(FIRST_RECORD_WAIT_MS);
+            }
         }
     }
 
@@ -197,16 +239,68 @@ impl Watermarks {
         }
     }
 
-    /// The time `topic`/`partition` has reached (with [`AGREEMENT`] records), if it
-    /// has that many.
-    pub fn partition_time(&self, topic: &str, partition: i32) -> Option<TimestampMs> {
-        let p = match self.partitions.get(self.last_hit) {
-            Some(p) if p.partition == partition && p.topic == topic => p,
+    /// `topic`/`partition`'s entry, if it has one (the one of the last record first).
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        match self.partitions.get(self.last_hit) {
+            Some(p) if p.partition == partition && p.topic == topic => Some(self.last_hit),
             _ => self
                 .partitions
                 .iter()
-                .find(|p| p.partition == partition && p.topic == topic)?,
-        };
+                .position(|p| p.partition == partition && p.topic == topic),
+        }
+    }
+
+    /// Notes that the record at `offset` of `topic`/`partition` has been taken into
+    /// the state.
+    pub fn note_offset(&mut self, topic: &str, partition: i32, offset: i64, now: TimestampMs) {
+        let i = self.entry(topic, partition, now);
+        let next = &mut self.partitions[i].next_offset;
+        *next = Some(next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// The offset of the next record of `topic`/`partition` the state has not taken
+    /// in, when known.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.find(topic, partition)
+            .and_then(|i| self.partitions[i].next_offset)
+    }
+
+    /// Every partition's next offset: `(topic, partition, offset)`.
+    pub fn offsets(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|p| Some((p.topic.clone(), p.partition, p.next_offset?)))
+            .collect()
+    }
+
+    /// Notes which partitions have records not read yet: `(topic, partition)` of every
+    /// partition behind its end; the others are not. A partition behind holds the
+    /// watermark back however long it has been quiet: a backlog not fetched yet, or a
+    /// partition between owners, is not a partition with nothing to say.
+    pub fn set_behind(&mut self, behind: &[(String, i32)]) {
+        for p in &mut self.partitions {
+            p.behind = behind
+                .iter()
+                .any(|(t, n)| *n == p.partition && *t == p.topic);
+        }
+    }
+
+    /// Forgets the offsets (they name nothing on a bus that starts afresh), or those of
+    /// one partition (given to another instance: what it reads is none of this one's).
+    pub fn forget_offsets(&mut self, only: Option<(&str, i32)>) {
+        for p in &mut self.partitions {
+            if only.is_none_or(|(t, n)| p.topic == t && p.partition == n) {
+                p.next_offset = None;
+                p.assigned = false;
+                p.behind = false;
+            }
+        }
+    }
+
+    /// The time `topic`/`partition` has reached (with [`AGREEMENT`] records), if it
+    /// has that many.
+    pub fn partition_time(&self, topic: &str, partition: i32) -> Option<TimestampMs> {
+        let p = &self.partitions[self.find(topic, partition)?];
         (p.top.len() >= AGREEMENT).then_some(p.max_ts)
     }
 
@@ -229,6 +323,10 @@ impl Watermarks {
                         max_ts: TimestampMs::MIN,
                         top: Vec::new(),
                         seen_at: now,
+                        next_offset: None,
+                        behind: false,
+                        assigned: false,
+                        waiting_until: TimestampMs::MIN,
                     });
                     self.partitions.len() - 1
                 }
@@ -254,7 +352,11 @@ impl Watermarks {
         let active = self
             .partitions
             .iter()
-            .filter(|p| now.saturating_sub(p.seen_at) < self.idle_ms)
+            .filter(|p| {
+                p.behind
+                    || now.saturating_sub(p.seen_at) < self.idle_ms
+                    || (p.top.is_empty() && now < p.waiting_until)
+            })
             .map(|p| p.max_ts)
             .min();
         let candidate = match active {
@@ -316,6 +418,20 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_known_to_be_behind_holds_the_watermark_however_quiet() {
+        let mut w = Watermarks::new(1_000, 5_000);
+        for ts in [10_000, 10_100, 10_200] {
+            w.observe("a", 0, ts, 0);
+            w.observe("a", 1, ts + 50_000, 0);
+        }
+        w.set_behind(&[("a".to_owned(), 0)]);
+        assert_eq!(w.advance(60_000, 1.0), 9_000, "partition 0 has a backlog");
+        w.set_behind(&[]);
+        // Caught up: quiet is quiet again, and event time moves on.
+        assert_eq!(w.advance(60_000, 1.0), 119_000);
+    }
+
+    #[test]
     fn after_a_restart_partitions_hold_the_watermark_until_they_deliver() {
         let mut w = Watermarks::new(1_000, 5_000);
         for ts in [10_000, 10_100, 10_200] {
@@ -359,11 +475,14 @@ mod tests {
         );
         w.observe("a", 1, 10_000, 200);
         assert_eq!(w.advance(200, 1.0), 9_000);
-        // An assigned partition that never delivers stops holding it after the timeout.
+        // An assigned partition that never delivers holds it for a while (its backlog
+        // may come after the others'), then lets go.
         let mut w = Watermarks::new(1_000, 5_000);
         w.expect("a", 1, 0);
         w.observe("a", 0, 60_000, 100);
-        assert_eq!(w.advance(5_000, 1.0), 59_000);
+        assert_eq!(w.advance(5_000, 1.0), TimestampMs::MIN);
+        w.observe("a", 0, 60_000, FIRST_RECORD_WAIT_MS);
+        assert_eq!(w.advance(FIRST_RECORD_WAIT_MS, 1.0), 59_000);
         assert_eq!(w.max_seen(), Some(60_000));
     }
 
