@@ -5,10 +5,11 @@
 //! - [`arrivals`]: when discrete events happen (Poisson or uniform gaps, bursts);
 //! - [`civic`]: city incidents after the CivicSense seed, with their transit effects;
 //! - [`runner`]: the async shell that paces the core with a clock and publishes its
-//!   events to the bus.
+//!   events to the bus; [`pace`]: whether it keeps the speed asked of it.
 
 pub mod arrivals;
 pub mod civic;
+pub mod pace;
 pub mod runner;
 pub mod sim;
 

@@ -6,16 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use streamcity_core::clock::wall_clock_ms;
+use streamcity_core::throttle::Throttle;
 use streamcity_core::{
     Bus, BusError, CancellationToken, ClockReading, Record, SharedClock, Topics, encode,
 };
 use streamcity_network::topic::publish_clock;
 
+use crate::pace::{Pace, Verdict};
 use crate::sim::{SimEvent, Simulation};
 
 /// One "record refused" line per 10 s at most.
-static REJECTED_LOG: streamcity_core::throttle::Throttle =
-    streamcity_core::throttle::Throttle::new(Duration::from_secs(10));
+static REJECTED_LOG: Throttle = Throttle::new(Duration::from_secs(10));
 
 /// Live counters of a producer, for progress output and `/metrics`.
 #[derive(Debug, Default)]
@@ -28,7 +30,21 @@ pub struct ProducerStats {
     pub failed: AtomicU64,
     /// Simulated time reached, ms since the epoch.
     pub sim_time_ms: AtomicU64,
+    /// Simulated seconds per real second achieved over the last sample, as `f64` bits
+    /// (0 before the first).
+    pub achieved_speed: AtomicU64,
 }
+
+impl ProducerStats {
+    /// The speed achieved over the last sample, when known.
+    pub fn achieved_speed(&self) -> Option<f64> {
+        let bits = self.achieved_speed.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+}
+
+/// One "cannot keep the speed" line per minute at most.
+static BEHIND_LOG: Throttle = Throttle::new(Duration::from_secs(60));
 
 /// Turns a simulation event into its bus record. Vehicle reports are keyed by vehicle
 /// and partitioned by line, so that each processor instance sees whole lines (for
@@ -96,7 +112,9 @@ pub enum Ending {
 /// starts (and with speed 0 when it ends), so that the other stages follow it.
 ///
 /// When the simulation cannot keep up with the clock (a huge fleet at a high speed-up),
-/// it runs flat out and the simulated time falls behind the clock rather than skipping.
+/// it runs flat out and the simulated time falls behind the clock rather than skipping;
+/// it says so, with the speed it achieves, and (with `share_clock`) shares a clock that
+/// follows what is really simulated (see [`crate::pace`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn run<B: Bus>(
     mut sim: Simulation,
@@ -112,6 +130,7 @@ pub async fn run<B: Bus>(
         publish_clock(&bus, &topics, ClockReading::of(&*clock)).await?;
     }
     let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut pace = Pace::default();
     let mut remaining = limits.max_events.unwrap_or(u64::MAX);
     let mut events = Vec::new();
     let ending = loop {
@@ -163,6 +182,48 @@ pub async fn run<B: Bus>(
         stats
             .sim_time_ms
             .store(sim.now().max(0) as u64, Ordering::Relaxed);
+        let wall = wall_clock_ms();
+        let speed = clock.speed();
+        match pace.sample(wall, sim.now(), clock.now_ms(), speed) {
+            Verdict::Same => continue,
+            Verdict::Behind {
+                achieved,
+                behind_ms,
+            } => {
+                stats
+                    .achieved_speed
+                    .store(achieved.max(f64::MIN_POSITIVE).to_bits(), Ordering::Relaxed);
+                if let Some(more) = BEHIND_LOG.ready() {
+                    tracing::warn!(
+                        more,
+                        "The simulation cannot keep --speed {speed}: it runs at {achieved:.2}x and is {} s behind the clock; the shared clock follows what is simulated (fewer vehicles or a lower --speed keep up)",
+                        behind_ms / 1000
+                    );
+                }
+                if share_clock {
+                    let reading = ClockReading {
+                        sim_ms: sim.now(),
+                        wall_ms: wall,
+                        speed: achieved,
+                    };
+                    publish_clock(&bus, &topics, reading).await?;
+                }
+            }
+            Verdict::KeepingUp => {
+                stats
+                    .achieved_speed
+                    .store(speed.to_bits(), Ordering::Relaxed);
+                tracing::info!("The simulation keeps --speed {speed} again");
+                if share_clock {
+                    let reading = ClockReading {
+                        sim_ms: sim.now(),
+                        wall_ms: wall,
+                        speed,
+                    };
+                    publish_clock(&bus, &topics, reading).await?;
+                }
+            }
+        }
     };
     if share_clock {
         publish_clock(&bus, &topics, ClockReading::stopped(sim.now())).await?;
