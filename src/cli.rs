@@ -347,10 +347,18 @@ pub struct TwinArgs {
     #[arg(long, env = "STREAMCITY_ALLOWED_LATENESS_MS", global = true)]
     pub allowed_lateness_ms: Option<u32>,
 
-    /// File the processor checkpoints its state to every 30 s and on exit, and resumes
-    /// from on start.
+    /// File the processor checkpoints its state to (every `--checkpoint-interval`
+    /// seconds and on exit), and resumes from on start. On Kafka the checkpoint also
+    /// holds the input offsets it reflects: a processor killed at any point and
+    /// restarted gives the outputs of an uninterrupted run.
     #[arg(long, env = "STREAMCITY_CHECKPOINT", global = true)]
     pub checkpoint: Option<PathBuf>,
+
+    /// Seconds between checkpoints: shorter costs more writes, and re-reads less input
+    /// after a crash.
+    #[arg(long, env = "STREAMCITY_CHECKPOINT_INTERVAL", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    pub checkpoint_interval: u64,
 }
 
 /// Producer pacing and limits, after the seeds' producers.

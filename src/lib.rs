@@ -54,6 +54,8 @@ pub struct EmbeddedConfig {
     /// Where the processor checkpoints its state (and restores it from on start, the
     /// simulation resuming where the processor was).
     pub checkpoint: Option<PathBuf>,
+    /// How often the processor checkpoints.
+    pub checkpoint_every: std::time::Duration,
 }
 
 impl Default for EmbeddedConfig {
@@ -74,6 +76,7 @@ impl Default for EmbeddedConfig {
             topics: Topics::default(),
             limits: Limits::default(),
             checkpoint: None,
+            checkpoint_every: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -238,7 +241,7 @@ impl<B: TwinBus> Embedded<B> {
             network: Arc::clone(&network),
             speed: config.speed,
             checkpoint: config.checkpoint.clone(),
-            checkpoint_every: std::time::Duration::from_secs(30),
+            checkpoint_every: config.checkpoint_every,
         };
         let run = streamcity_processor::runner::run(
             bus.clone(),

@@ -184,6 +184,7 @@ async fn run_embedded(
         limits,
         processor: twin.processor()?,
         checkpoint: twin.checkpoint.clone(),
+        checkpoint_every: std::time::Duration::from_secs(twin.checkpoint_interval),
         live: listen.live(),
         origins: listen.origins()?,
         http: listen.http_limits(),

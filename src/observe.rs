@@ -43,6 +43,14 @@ pub fn producer_metrics(stats: &ProducerStats) -> Vec<Sample> {
             sim as f64 / 1000.0,
         ));
     }
+    if let Some(speed) = stats.achieved_speed() {
+        out.push(Sample::gauge(
+            "streamcity_producer_achieved_speed",
+            "Simulated seconds per real second the simulation achieved, when it could not keep the speed asked (then the speed asked once it keeps up again)",
+            &[],
+            speed,
+        ));
+    }
     out
 }
 
@@ -120,6 +128,26 @@ pub fn processor_metrics(stats: &ProcessorStats) -> Vec<Sample> {
             n,
         ));
     }
+    out.push(Sample::gauge(
+        "streamcity_processor_assigned_partitions",
+        "Input partitions the consumer group gave this instance",
+        &[],
+        stats.assigned.load(Ordering::Relaxed) as f64,
+    ));
+    for (topic, partition, lag) in stats.lags() {
+        out.push(Sample::gauge(
+            "streamcity_processor_consumer_lag",
+            "Records between the processor's position and the end of an assigned input partition",
+            &[("topic", &topic), ("partition", &partition.to_string())],
+            lag as f64,
+        ));
+    }
+    out.push(Sample::counter(
+        "streamcity_processor_replayed_records",
+        "Records read again after a restart that the restored state already had (skipped)",
+        &[],
+        c.replayed,
+    ));
     let seen = stats.event_time_ms.load(Ordering::Relaxed);
     if seen > 0 {
         out.push(Sample::gauge(

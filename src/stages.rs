@@ -96,10 +96,11 @@ pub async fn process(
             move || observe::processor_metrics(&stats)
         },
         {
-            let running = Arc::clone(&running);
-            move || match running.load(Ordering::Relaxed) {
-                true => Ok("processing".to_owned()),
-                false => Err("waiting for the network on the bus".to_owned()),
+            let (running, stats) = (Arc::clone(&running), Arc::clone(&stats));
+            move || match (running.load(Ordering::Relaxed), stats.problem()) {
+                (false, _) => Err("waiting for the network on the bus".to_owned()),
+                (true, Some(problem)) => Err(problem),
+                (true, None) => Ok("processing".to_owned()),
             }
         },
         stop.clone(),
@@ -123,7 +124,7 @@ pub async fn process(
         network,
         speed: clock.map_or(1.0, |c| c.speed),
         checkpoint: twin.checkpoint.clone(),
-        checkpoint_every: Duration::from_secs(30),
+        checkpoint_every: Duration::from_secs(twin.checkpoint_interval),
     };
     let mut task = tokio::spawn(streamcity_processor::runner::run(
         bus,

@@ -2,7 +2,8 @@
 //!
 //! - [`stage`]: the `streamcity` binary run as a test subject, every wait with a
 //!   deadline (a hang is a failure with what the process printed, never a stuck run);
-//! - [`tansu`] and [`broker`]: a real Kafka-protocol broker on loopback;
+//! - [`tansu`] and [`broker`]: a real Kafka-protocol broker on loopback; [`topic`]:
+//!   whole topics read back as they sit in their partitions;
 //! - [`twin`]: the twin as a server measured by real WebSocket clients (benchmarks);
 //! - [`results`]: where benchmarks leave their numbers; [`alloc`]: a counting allocator
 //!   for the memory benchmarks.
@@ -13,4 +14,5 @@ pub mod broker;
 pub mod results;
 pub mod stage;
 pub mod tansu;
+pub mod topic;
 pub mod twin;

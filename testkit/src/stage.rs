@@ -163,6 +163,22 @@ impl Running {
         }
     }
 
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it with SIGKILL (`kill -9`: no chance to clean up) and returns what it
+    /// printed on stderr.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = wait_within(&mut self.child, STOP_DEADLINE);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.printed()
+    }
+
     /// Stops it with SIGTERM, checks that it exits cleanly (within [`STOP_DEADLINE`])
     /// and returns what it printed on stderr.
     pub fn stop(self) -> String {
