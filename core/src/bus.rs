@@ -191,15 +191,17 @@ pub trait Bus: Clone + Send + Sync + 'static {
         std::future::ready(Ok(Vec::new()))
     }
 
-    /// The records of `partition` of `topic` from offset `from` to its end, outside any
-    /// group (nothing on a bus that keeps nothing).
-    fn read_partition_from(
+    /// The records of `partition` of `topic` from offset `from` up to `until` (not
+    /// included; `None`: to its end), outside any group, oldest first with their
+    /// offsets (nothing on a bus that keeps nothing).
+    fn read_range(
         &self,
         topic: &str,
         partition: i32,
         from: i64,
-    ) -> impl Future<Output = Result<Vec<Record>, BusError>> + Send {
-        let _ = (topic, partition, from);
+        until: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<Delivery>, BusError>> + Send {
+        let _ = (topic, partition, from, until);
         std::future::ready(Ok(Vec::new()))
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
-use streamcity_core::{Bus, BusError, Record, Subscribe};
+use streamcity_core::{Bus, BusError, Delivery, Record, Subscribe};
 
 pub use admin::{TopicSpec, plan};
 pub use config::{KafkaConfig, is_secret};
@@ -155,7 +155,7 @@ impl Bus for KafkaBus {
     }
 
     async fn read_partition(&self, topic: &str, partition: i32) -> Result<Vec<Record>, BusError> {
-        restore::read_partition(&self.config, topic, partition, None).await
+        restore::read_partition(&self.config, topic, partition).await
     }
 
     fn keeps_records(&self) -> bool {
@@ -179,13 +179,14 @@ impl Bus for KafkaBus {
         .map_err(|e| backend("reading end offsets", e))?
     }
 
-    async fn read_partition_from(
+    async fn read_range(
         &self,
         topic: &str,
         partition: i32,
         from: i64,
-    ) -> Result<Vec<Record>, BusError> {
-        restore::read_partition(&self.config, topic, partition, Some(from)).await
+        until: Option<i64>,
+    ) -> Result<Vec<Delivery>, BusError> {
+        restore::read_range(&self.config, topic, partition, Some(from), until).await
     }
 
     async fn subscribe(&self, spec: Subscribe) -> Result<KafkaSubscription, BusError> {

@@ -308,6 +308,12 @@ impl Processor {
         self.state.watermarks.offsets()
     }
 
+    /// The offset of `partition` of `topic` the state expects to read next, when it
+    /// has read that partition (or was restored from a checkpoint that had).
+    pub fn expected_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.state.watermarks.next_offset(topic, partition)
+    }
+
     /// Whether the state covers `partition` of `topic` (restored from a checkpoint taken
     /// while it was this instance's): then it resumes from its offset (or, if it had
     /// read none of it, from the group's), and nothing is restored from elsewhere.
@@ -412,11 +418,6 @@ impl Processor {
                 // Read again after a restart: the restored state has it already.
                 self.state.counts.replayed += 1;
                 return;
-            }
-            if let Some(next) = self.state.watermarks.next_offset(&record.topic, partition)
-                && offset > next
-            {
-                tracing::debug!(topic = %record.topic, partition, from = next, to = offset, "Offsets skipped by the consumer");
             }
             self.state
                 .watermarks

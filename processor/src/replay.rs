@@ -61,8 +61,11 @@ impl Published {
     ) -> Result<Published, BusError> {
         let mut published = Published::default();
         for (topic, partition, from) in marks {
-            for record in bus.read_partition_from(topic, *partition, *from).await? {
-                *published.seen.entry(fingerprint(&record)).or_insert(0) += 1;
+            for delivery in bus.read_range(topic, *partition, *from, None).await? {
+                *published
+                    .seen
+                    .entry(fingerprint(&delivery.record))
+                    .or_insert(0) += 1;
             }
         }
         Ok(published)
