@@ -30,7 +30,14 @@ pub async fn connect(kafka: &KafkaArgs, stage: &str) -> anyhow::Result<KafkaBus>
             "`streamcity {stage}` runs against Kafka: give --brokers or set KAFKA_BOOTSTRAP_SERVERS"
         )
     })?;
-    Ok(KafkaBus::connect(config).await?)
+    // Stoppable while it retries: a SIGTERM then is a clean stop, not a hang.
+    tokio::select! {
+        bus = KafkaBus::connect(config) => Ok(bus?),
+        () = crate::shutdown_signal() => {
+            tracing::info!("Stopped while waiting for Kafka");
+            std::process::exit(0)
+        }
+    }
 }
 
 /// A name for this process among others of the same stage.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 use streamcity_testkit::stage::{Binary, finish, stderr};
@@ -248,7 +249,7 @@ fn produce_stops_quietly_when_its_reader_goes_away() {
     drop(lines); // like `| head -3`
     let out = finish(
         &mut child,
-        std::time::Duration::from_secs(30),
+        Duration::from_secs(30),
         "produce after its reader went away",
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -277,11 +278,7 @@ fn settings_are_read_from_a_dotenv_file() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        finish(
-            &mut child,
-            std::time::Duration::from_secs(60),
-            "produce with a .env",
-        )
+        finish(&mut child, Duration::from_secs(60), "produce with a .env")
     };
     let with = run(&dir);
     assert!(with.status.success(), "{}", stderr(&with));
@@ -301,4 +298,84 @@ fn settings_are_read_from_a_dotenv_file() {
     assert!(!broken.status.success());
     assert!(stderr(&broken).contains(".env"), "{}", stderr(&broken));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_producer_that_cannot_keep_its_speed_says_so_with_the_speed_it_achieves() {
+    // 100,000 vehicles at 50x: five million reports a second asked of one process.
+    let mut child = bin()
+        .command(&[
+            "produce",
+            "vehicles",
+            "--vehicles",
+            "100000",
+            "--speed",
+            "50",
+            "--start",
+            START,
+            "--duration",
+            "25",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(&mut child, Duration::from_secs(120), "the producer");
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot keep --speed 50"))
+        .unwrap_or_else(|| panic!("no warning about the speed:\n{err}"));
+    // The speed it achieves, below the one asked.
+    let achieved: f64 = line
+        .split("runs at ")
+        .nth(1)
+        .and_then(|rest| rest.split('x').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no achieved speed in: {line}"));
+    assert!(achieved < 50.0 * 0.95, "{line}");
+}
+
+#[test]
+fn secrets_are_never_printed_and_an_unreachable_broker_is_not_a_flood_of_errors() {
+    let secret = |b: Binary| {
+        b.env("KAFKA_API_KEY", "key-SECRET-1")
+            .env("KAFKA_API_SECRET", "SECRET-2")
+            .env("STREAMCITY_KAFKA_OPTS", "sasl.password=SECRET-3")
+    };
+    for args in [
+        &["--help"][..],
+        &["process", "--help"],
+        &["produce", "--help"],
+    ] {
+        let out = secret(bin()).run(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(out.status.success(), "{text}");
+        assert!(!text.contains("SECRET-"), "a secret in --help:\n{text}");
+    }
+    // No broker listens on port 1: librdkafka retries, and says so at a bounded rate.
+    let mut child = secret(bin())
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .env(
+            "STREAMCITY_KAFKA_OPTS",
+            "sasl.password=SECRET-3,security.protocol=plaintext",
+        )
+        .command(&["process", "--port", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    streamcity_testkit::stage::terminate(&child);
+    let out = finish(&mut child, Duration::from_secs(30), "process");
+    let err = stderr(&out);
+    assert!(!err.contains("SECRET-"), "a secret in the log:\n{err}");
+    let complaints = err
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .count();
+    assert!(
+        (1..=10).contains(&complaints),
+        "{complaints} error and warning lines in 10 s (one per kind, then a count, expected):\n{err}"
+    );
 }
