@@ -66,7 +66,36 @@ export STREAMCITY_TANSU="$(command -v tansu)"  # the restart test runs a broker 
 echo "== tansu broker on $STREAMCITY_TEST_BROKERS"
 
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
-cargo test --workspace --locked
+# Each test binary runs within a deadline (TEST_BINARY_TIMEOUT seconds, 15 minutes by
+# default), from its package's directory as `cargo test` runs it: a hang fails that
+# binary with a message instead of holding CI for 90 minutes.
+per_binary=${TEST_BINARY_TIMEOUT:-900}
+cargo test --workspace --locked --no-run
+failed=()
+while IFS=$'\t' read -r dir exe name; do
+    echo "-- $name"
+    status=0
+    (cd "$dir" && timeout -k 10 "$per_binary" "$exe") || status=$?
+    if [ "$status" -ne 0 ]; then
+        if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+            echo "error: $name did not finish within $per_binary s" >&2
+        fi
+        failed+=("$name")
+    fi
+done < <(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
+        kind = m["target"]["kind"][0]
+        name = m["target"]["name"] + ("" if kind == "lib" else " (" + kind + ")")
+        print(os.path.dirname(m["manifest_path"]), m["executable"], name, sep="\t")
+')
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "error: failed: ${failed[*]}" >&2
+    exit 1
+fi
+timeout -k 10 "$per_binary" cargo test --workspace --locked --doc
 
 # The benchmarks' short modes, as smoke tests: they run end to end and leave
 # well-formed results; their timings are not judged (BENCHMARKS.md has the full runs).
