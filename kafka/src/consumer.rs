@@ -26,15 +26,26 @@ struct Rebalances {
 /// Partitions named by a rebalance, waiting for the subscriber.
 type Pending = Arc<std::sync::Mutex<Vec<(String, i32)>>>;
 
-fn note(pending: &Pending, tpl: &TopicPartitionList) {
-    pending
+/// Notes the partitions of `tpl` in `pending`, unless the subscriber has not yet taken
+/// the opposite news of one in `opposite`: then the two cancel out. A partition revoked
+/// and assigned again in one rebalance is kept (its state stays where it is); one
+/// assigned and revoked before the subscriber looked was never its.
+fn note(pending: &Pending, opposite: &Pending, tpl: &TopicPartitionList) {
+    let mut pending = pending
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .extend(
-            tpl.elements()
-                .iter()
-                .map(|e| (e.topic().to_owned(), e.partition())),
-        );
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut opposite = opposite
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for e in tpl.elements() {
+        let named = (e.topic().to_owned(), e.partition());
+        match opposite.iter().position(|p| *p == named) {
+            Some(i) => {
+                opposite.swap_remove(i);
+            }
+            None => pending.push(named),
+        }
+    }
 }
 
 impl ClientContext for Rebalances {
@@ -54,7 +65,7 @@ impl ConsumerContext for Rebalances {
         rebalance: &Rebalance<'_>,
     ) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            note(&self.revoked, tpl);
+            note(&self.revoked, &self.assigned, tpl);
         }
     }
 
@@ -65,7 +76,7 @@ impl ConsumerContext for Rebalances {
     ) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                note(&self.assigned, tpl);
+                note(&self.assigned, &self.revoked, tpl);
                 tracing::info!(partitions = tpl.count(), "Partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
@@ -276,5 +287,38 @@ impl Subscription for KafkaSubscription {
             .or_insert(0);
         *next = (*next).max(offset + 1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tpl(partitions: &[i32]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            tpl.add_partition("t", p);
+        }
+        tpl
+    }
+
+    fn taken(p: &Pending) -> Vec<i32> {
+        let mut v: Vec<i32> = p.lock().unwrap().drain(..).map(|(_, n)| n).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_partition_revoked_and_assigned_again_before_the_subscriber_looks_is_kept() {
+        let (revoked, assigned) = (Pending::default(), Pending::default());
+        // Held 0..4; a rebalance takes them all back and gives 0 and 1 again.
+        note(&revoked, &assigned, &tpl(&[0, 1, 2, 3]));
+        note(&assigned, &revoked, &tpl(&[0, 1]));
+        assert_eq!(taken(&revoked), vec![2, 3]);
+        assert_eq!(taken(&assigned), Vec::<i32>::new());
+        // Given 5, then taken back before the subscriber saw it: never its.
+        note(&assigned, &revoked, &tpl(&[5]));
+        note(&revoked, &assigned, &tpl(&[5]));
+        assert_eq!((taken(&revoked), taken(&assigned)), (vec![], vec![]));
     }
 }

@@ -328,6 +328,12 @@ impl Processor {
         self.state.watermarks.set_behind(behind);
     }
 
+    /// Notes the assigned input partitions known to hold no records: they hold the
+    /// watermark back no longer while waiting for a first record.
+    pub fn set_empty(&mut self, empty: &[(String, i32)]) {
+        self.state.watermarks.set_empty(empty);
+    }
+
     /// Forgets the input offsets: on a bus that starts afresh (the memory bus) they
     /// name nothing.
     pub fn forget_offsets(&mut self) {

@@ -150,8 +150,8 @@ async fn check_health<B: Bus>(
     topics: &Topics,
     health: &mut Health,
     stats: &ProcessorStats,
-) -> Result<(Verdict, Vec<(String, i32)>), BusError> {
-    let (mut input, mut lags, mut behind) = (0, Vec::new(), Vec::new());
+) -> Result<Checked, BusError> {
+    let (mut input, mut lags, mut behind, mut empty) = (0, Vec::new(), Vec::new(), Vec::new());
     for topic in crate::inputs(topics) {
         let ends = bus.end_offsets(topic).await?;
         input += ends.iter().sum::<i64>();
@@ -162,6 +162,9 @@ async fn check_health<B: Bus>(
                 .find(|(o, p, _)| o == t && p == partition)
                 .map_or(0, |o| o.2);
             lags.push((t.clone(), *partition, (end(*partition) - next).max(0)));
+            if end(*partition) == 0 {
+                empty.push((t.clone(), *partition));
+            }
         }
         // Behind: assigned partitions with records after those read; before the group
         // has assigned any (just restarted), those the checkpoint had.
@@ -184,7 +187,20 @@ async fn check_health<B: Bus>(
     *stats.lags.lock().unwrap_or_else(PoisonError::into_inner) = lags;
     stats.assigned.store(assigned as u64, Ordering::Relaxed);
     *stats.problem.lock().unwrap_or_else(PoisonError::into_inner) = problem;
-    Ok((verdict, behind))
+    Ok(Checked {
+        verdict,
+        behind,
+        empty,
+    })
+}
+
+/// What a health check found.
+struct Checked {
+    verdict: Verdict,
+    /// Partitions with records not read yet.
+    behind: Vec<(String, i32)>,
+    /// Assigned partitions with no records at all.
+    empty: Vec<(String, i32)>,
 }
 
 /// With no partitions for this long (while the input has records), the processor
@@ -569,9 +585,10 @@ pub async fn run<B: Bus>(
             _ = health_tick.tick(), if bus.keeps_records() => {
                 let (offsets, assigned) = (core.offsets(), core.assigned().clone());
                 let verdict = match check_health(&bus, offsets, assigned, topics, &mut health, &stats).await {
-                    Ok((verdict, behind)) => {
-                        core.set_behind(&behind);
-                        verdict
+                    Ok(checked) => {
+                        core.set_behind(&checked.behind);
+                        core.set_empty(&checked.empty);
+                        checked.verdict
                     }
                     // The brokers out of reach a moment: looked at again next time.
                     Err(e) => {

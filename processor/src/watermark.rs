@@ -285,6 +285,21 @@ impl Watermarks {
         }
     }
 
+    /// Notes assigned partitions known to hold no records at all (`(topic,
+    /// partition)`): nothing is coming from them, so they stop holding the watermark
+    /// back while waiting for a first record.
+    pub fn set_empty(&mut self, empty: &[(String, i32)]) {
+        for p in &mut self.partitions {
+            if p.top.is_empty()
+                && empty
+                    .iter()
+                    .any(|(t, n)| *n == p.partition && *t == p.topic)
+            {
+                p.waiting_until = TimestampMs::MIN;
+            }
+        }
+    }
+
     /// Forgets the offsets (they name nothing on a bus that starts afresh), or those of
     /// one partition (given to another instance: what it reads is none of this one's).
     pub fn forget_offsets(&mut self, only: Option<(&str, i32)>) {
@@ -429,6 +444,21 @@ mod tests {
         w.set_behind(&[]);
         // Caught up: quiet is quiet again, and event time moves on.
         assert_eq!(w.advance(60_000, 1.0), 119_000);
+    }
+
+    #[test]
+    fn an_assigned_partition_holds_the_watermark_until_known_to_be_empty() {
+        let mut w = Watermarks::new(1_000, 5_000);
+        for ts in [10_000, 10_100, 10_200] {
+            w.observe("a", 0, ts, 0);
+        }
+        w.expect("a", 1, 0);
+        assert!(
+            w.advance(20_000, 1.0) <= 9_000,
+            "partition 1 may still deliver"
+        );
+        w.set_empty(&[("a".to_owned(), 1)]);
+        assert!(w.advance(20_000, 1.0) > 10_200, "nothing is coming from it");
     }
 
     #[test]
