@@ -65,6 +65,20 @@ export STREAMCITY_TEST_BROKERS="127.0.0.1:$port"
 export STREAMCITY_TANSU="$(command -v tansu)"  # the restart test runs a broker of its own
 echo "== tansu broker on $STREAMCITY_TEST_BROKERS"
 
+# A real GTFS feed: Cairns (TransLink Queensland), shipped inside the source
+# distribution of gtfs-kit 13.0.1 on PyPI; downloaded once into ~/.cache/streamcity.
+gtfs_cache="$HOME/.cache/streamcity/gtfs"
+export STREAMCITY_TEST_CAIRNS="$gtfs_cache/cairns_gtfs.zip"
+if [ ! -s "$STREAMCITY_TEST_CAIRNS" ]; then
+    echo "== fetching the Cairns GTFS feed (gtfs-kit 13.0.1 from PyPI; once)"
+    mkdir -p "$gtfs_cache"
+    sdist=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$sdist" gtfs-kit==13.0.1
+    tar -xzf "$sdist"/gtfs_kit-13.0.1.tar.gz -C "$sdist" gtfs_kit-13.0.1/data/cairns_gtfs.zip
+    mv "$sdist"/gtfs_kit-13.0.1/data/cairns_gtfs.zip "$STREAMCITY_TEST_CAIRNS"
+    rm -rf "$sdist"
+fi
+
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
 # Each test binary runs within a deadline (TEST_BINARY_TIMEOUT seconds, 15 minutes by
 # default), from its package's directory as `cargo test` runs it: a hang fails that

@@ -180,6 +180,22 @@ pub enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Work with GTFS feeds (the format transit agencies publish their networks in).
+    Gtfs {
+        /// What to do.
+        #[command(subcommand)]
+        action: GtfsAction,
+    },
+}
+
+/// What `streamcity gtfs` does.
+#[derive(Debug, Subcommand)]
+pub enum GtfsAction {
+    /// What a feed holds, what will run, and what was left out (with counts).
+    Inspect {
+        /// The feed: a .zip or a directory of GTFS files.
+        feed: PathBuf,
+    },
 }
 
 /// Which simulators' records a producer emits.
@@ -285,6 +301,12 @@ pub struct TwinArgs {
     /// bus, a network option given is checked against the producer's.
     #[arg(long, env = "STREAMCITY_SEED", global = true)]
     pub seed: Option<u64>,
+
+    /// An agency's GTFS feed (a .zip or a directory of GTFS files) to run instead of the
+    /// built-in city: its stops, routes, shapes and timetable. `process` and `serve`
+    /// take it from the bus.
+    #[arg(long, env = "STREAMCITY_GTFS", global = true)]
+    pub gtfs: Option<std::path::PathBuf>,
 
     /// Vehicles in service [default: 240].
     #[arg(long, env = "STREAMCITY_VEHICLES",
@@ -595,12 +617,21 @@ impl TwinArgs {
 
     /// The network a stage that reads it from the bus was given explicitly (a network
     /// option, by flag or environment): checked against the bus's.
-    pub fn network_given(&self) -> anyhow::Result<Option<SyntheticConfig>> {
-        let given = self.seed.is_some()
+    pub fn network_given(&self) -> anyhow::Result<Option<streamcity_network::Network>> {
+        let given = self.gtfs.is_some()
+            || self.seed.is_some()
             || self.vehicles.is_some()
             || self.lat.is_some()
             || self.lon.is_some();
-        given.then(|| self.network()).transpose()
+        given.then(|| self.build_network()).transpose()
+    }
+
+    /// The network these options describe: the GTFS feed given, or the built-in city.
+    pub fn build_network(&self) -> anyhow::Result<streamcity_network::Network> {
+        match &self.gtfs {
+            Some(feed) => streamcity::load_gtfs(feed),
+            None => Ok(streamcity_network::synthetic::generate(self.network()?)),
+        }
     }
 }
 

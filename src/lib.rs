@@ -32,8 +32,10 @@ use tokio::task::JoinSet;
 pub struct EmbeddedConfig {
     /// Where the dashboard listens (port 0 picks a free one).
     pub addr: SocketAddr,
-    /// The city to build.
+    /// The city to build (when no GTFS feed is given).
     pub network: SyntheticConfig,
+    /// An agency's GTFS feed to run instead of the built-in city.
+    pub gtfs: Option<PathBuf>,
     /// The simulation.
     pub sim: SimConfig,
     /// Simulated seconds per real second.
@@ -63,6 +65,7 @@ impl Default for EmbeddedConfig {
         EmbeddedConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             network: SyntheticConfig::default(),
+            gtfs: None,
             sim: SimConfig {
                 start_ms: clock::wall_clock_ms(),
                 tick_ms: SimConfig::live_tick_ms(1.0),
@@ -197,7 +200,10 @@ impl<B: TwinBus> Embedded<B> {
     /// keeps records (Kafka), the network is published for stages running apart, and
     /// the twin refuses to start when the bus holds another one.
     pub async fn start_on(config: EmbeddedConfig, bus: B) -> anyhow::Result<Embedded<B>> {
-        let network = Arc::new(synthetic::generate(config.network));
+        let network = Arc::new(match &config.gtfs {
+            Some(feed) => load_gtfs(feed)?,
+            None => synthetic::generate(config.network),
+        });
         streamcity_network::topic::offer(&bus, &config.topics, &network)
             .await
             .context(
@@ -343,6 +349,17 @@ impl<B: TwinBus> Embedded<B> {
             dead_letters: counts.dead_letters,
         }
     }
+}
+
+/// Loads an agency's GTFS feed, saying what it holds and what was left out.
+pub fn load_gtfs(feed: &Path) -> anyhow::Result<Network> {
+    let loaded = streamcity_network::gtfs::load(feed)
+        .with_context(|| format!("loading the GTFS feed {}", feed.display()))?;
+    tracing::info!(network = %loaded.network.describe(), "GTFS feed loaded");
+    for (kind, (count, example)) in &loaded.report.warnings {
+        tracing::warn!(count, example = %example, "GTFS feed: {kind}");
+    }
+    Ok(loaded.network)
 }
 
 /// The processor's settings for `network`: bunching and gapping are judged against its

@@ -2,6 +2,14 @@
 //! process on the in-memory bus; `produce`, `process`, `serve` and `tail` run a single
 //! stage.
 
+/// Prints a line on stdout; a reader that went away (`streamcity | head`) is no error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod jsonl;
 mod produce;
@@ -52,6 +60,9 @@ async fn main() -> ExitCode {
         Some(Command::Produce { producer }) => {
             run_produce(producer, &cli.twin, &cli.listen, &cli.pace, &cli.kafka).await
         }
+        Some(Command::Gtfs {
+            action: cli::GtfsAction::Inspect { feed },
+        }) => gtfs_inspect(&feed),
         Some(Command::Process) => {
             stages::process(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
         }
@@ -95,6 +106,73 @@ fn stop_on_signal() -> CancellationToken {
     stop
 }
 
+/// `streamcity gtfs inspect`: what the feed holds and what will run.
+fn gtfs_inspect(feed: &std::path::Path) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let loaded = streamcity_network::gtfs::load(feed)
+        .with_context(|| format!("loading the GTFS feed {}", feed.display()))?;
+    let n = &loaded.network;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", n.describe());
+    let _ = writeln!(
+        out,
+        "centre {:.5}, {:.5}; UTC offset {} min",
+        n.centre.lat, n.centre.lon, n.utc_offset_min
+    );
+    let _ = writeln!(out, "\nrows read:");
+    for (file, rows) in &loaded.report.rows {
+        let _ = writeln!(out, "  {file:<20} {rows:>9}");
+    }
+    let called: std::collections::HashSet<&str> = n
+        .trips
+        .iter()
+        .flat_map(|t| t.stop_times.iter().map(|s| s.stop_id.as_str()))
+        .collect();
+    let stations: std::collections::HashSet<&str> = n
+        .stops
+        .iter()
+        .filter_map(|s| s.parent_station.as_deref())
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nwill run: {} routes, {} stops called at, {} stations, {} trips, {} stop times, {} services, {} shapes",
+        n.routes.len(),
+        called.len(),
+        stations.len(),
+        n.trips.len(),
+        n.trips.iter().map(|t| t.stop_times.len()).sum::<usize>(),
+        n.services.len(),
+        n.shapes.len()
+    );
+    if let (Some(first), Some(last)) = (
+        n.services.iter().map(|s| s.start_date).min(),
+        n.services.iter().map(|s| s.end_date).max(),
+    ) {
+        let _ = writeln!(out, "service days: {} to {}", first.0, last.0);
+    }
+    let _ = writeln!(out, "\nroutes:");
+    for r in &n.routes {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<8} {:?} {} stops, every {:.0} s, {} vehicles: {}",
+            r.route_id,
+            r.short_name,
+            r.mode,
+            r.stop_ids.len(),
+            r.headway_s,
+            r.vehicles,
+            r.name
+        );
+    }
+    let report = &loaded.report;
+    let _ = writeln!(out, "\nwarnings: {}", report.warning_count());
+    for (kind, (count, example)) in &report.warnings {
+        let _ = writeln!(out, "  {count:>6} {kind} (e.g. {example})");
+    }
+    say!("{}", out.trim_end());
+    Ok(())
+}
+
 async fn run_produce(
     producer: ProducerKind,
     twin: &TwinArgs,
@@ -103,7 +181,7 @@ async fn run_produce(
     kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
     let (sim, limits) = cli::simulation(twin, pace, producer)?;
-    let network = Arc::new(streamcity_network::synthetic::generate(twin.network()?));
+    let network = Arc::new(twin.build_network()?);
     let every = Duration::from_secs(5);
     let topics = kafka.topics();
     let stats = Arc::new(ProducerStats::default());
@@ -179,6 +257,7 @@ async fn run_embedded(
     let config = EmbeddedConfig {
         addr: SocketAddr::new(listen.host, listen.dashboard_port()),
         network: twin.network()?,
+        gtfs: twin.gtfs.clone(),
         sim,
         speed: twin.speed,
         limits,
@@ -223,7 +302,7 @@ async fn drive<B: TwinBus>(
     } else {
         twin_run.addr.ip().to_string()
     };
-    println!(
+    say!(
         "StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
     );
     tracing::info!("The twin runs on {on}");
@@ -251,20 +330,21 @@ async fn drive<B: TwinBus>(
             }
         }
     };
-    println!("Stopping: flushing every stage...");
+    say!("Stopping: flushing every stage...");
     let summary = twin_run.shutdown().await;
     outcome?;
     let summary = summary?;
-    println!(
+    say!(
         "Stopped after {:.0} s. Records published:",
         started.elapsed().as_secs_f64()
     );
     for t in &summary.topics {
-        println!("  {:<20} {:>10}", t.topic, t.published);
+        say!("  {:<20} {:>10}", t.topic, t.published);
     }
-    println!(
+    say!(
         "  alerts raised: {}, dead letters: {}",
-        summary.alerts_raised, summary.dead_letters
+        summary.alerts_raised,
+        summary.dead_letters
     );
     Ok(())
 }

@@ -15,7 +15,7 @@ use streamcity_core::{
 };
 use streamcity_dashboard::Live;
 use streamcity_kafka::KafkaBus;
-use streamcity_network::{Network, synthetic, topic};
+use streamcity_network::{Network, topic};
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
 
 use crate::cli::{KafkaArgs, ListenArgs, TwinArgs};
@@ -64,7 +64,7 @@ async fn network_from_bus(
             "`{stage}` follows the producer's clock on the bus: --start and --speed apply to producers"
         );
     }
-    let given = twin.network_given()?.map(synthetic::generate);
+    let given = twin.network_given()?;
     let Some((network, clock)) = topic::wait_for(bus, topics, stage, stop).await? else {
         return Ok(None);
     };
@@ -191,7 +191,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = listener.local_addr()?.port();
-    println!(
+    say!(
         "StreamCity dashboard: open http://localhost:{port}  (live updates: ws://localhost:{port}/ws; Ctrl+C to stop)"
     );
     let ingest = tokio::spawn(streamcity_dashboard::live::run_ingest(

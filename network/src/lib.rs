@@ -4,6 +4,7 @@
 //!   parent stations, shapes, trips with stop times and frequencies, services), checked
 //!   and prepared for use;
 //! - [`synthetic`]: the built-in city, generated from a seed around a centre;
+//! - [`gtfs`]: an agency's GTFS feed as a network;
 //! - [`topic`]: the network and the simulated clock on the bus, so that stages running
 //!   apart share one world;
 //! - [`geometry`]: polylines in local metres; [`calendar`]: dates and service days.
@@ -13,6 +14,7 @@
 
 pub mod calendar;
 pub mod geometry;
+pub mod gtfs;
 pub mod model;
 pub mod synthetic;
 pub mod topic;

@@ -37,6 +37,13 @@ pub enum Source {
         /// Vehicles in service.
         vehicles: usize,
     },
+    /// Loaded from an agency's GTFS feed by [`crate::gtfs`].
+    Gtfs {
+        /// The feed's file (or directory) name.
+        feed: String,
+        /// The SHA-256 of the feed's files, as read.
+        sha256: String,
+    },
 }
 
 /// A transit agency.

@@ -144,7 +144,11 @@ impl Running {
 
     /// The port of the dashboard it serves, from the first line it prints on stdout.
     pub fn dashboard_port(&mut self) -> String {
-        dashboard_port(&mut self.child).0
+        let (port, mut rest) = dashboard_port(&mut self.child);
+        // What it prints after (progress, its summary) is read and dropped, so that
+        // it never writes to a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut rest, &mut std::io::sink()));
+        port
     }
 
     /// Waits for it to exit by itself (within `deadline`); returns its status and what

@@ -37,7 +37,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Simulated time at the start, ms since the epoch.
     pub start_ms: TimestampMs,
-    /// Offset of the city's local time from UTC, minutes (for the time-of-day demand curve).
+    /// Offset of the city's local time from UTC, minutes (for the time-of-day demand curve);
+    /// [`crate::Simulation::new`] takes it from the network.
     pub utc_offset_min: i32,
     /// Simulation tick, simulated ms: what happens within one tick comes out together,
     /// stamped with the tick's end. A live run sets it with [`SimConfig::live_tick_ms`].

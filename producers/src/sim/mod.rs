@@ -104,7 +104,9 @@ pub struct Simulation {
 impl Simulation {
     /// A simulation of `network` with its fleet placed along the routes, evenly spaced
     /// by their headways, as if service had been running for a while.
-    pub fn new(network: Arc<Network>, config: SimConfig) -> Self {
+    pub fn new(network: Arc<Network>, mut config: SimConfig) -> Self {
+        // Demand follows the network's local time.
+        config.utc_offset_min = network.utc_offset_min;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let now = config.start_ms;
         let vehicles = vehicles::place_fleet(&network, &config, &mut rng);
