@@ -325,27 +325,7 @@ impl Watermarks {
         // Records arrive in runs from one partition: try the last one first.
         let i = match self.partitions.get(self.last_hit) {
             Some(p) if p.partition == partition && p.topic == topic => self.last_hit,
-            _ => match self
-                .partitions
-                .iter()
-                .position(|p| p.partition == partition && p.topic == topic)
-            {
-                Some(i) => i,
-                None => {
-                    self.partitions.push(Partition {
-                        topic: topic.to_owned(),
-                        partition,
-                        max_ts: TimestampMs::MIN,
-                        top: Vec::new(),
-                        seen_at: now,
-                        next_offset: None,
-                        behind: false,
-                        assigned: false,
-                        waiting_until: TimestampMs::MIN,
-                    });
-                    self.partitions.len() - 1
-                }
-            },
+            _ => self.entry(topic, partition, now),
         };
         self.last_hit = i;
         let p = &mut self.partitions[i];
