@@ -145,7 +145,7 @@ fn run(
     prefix: &str,
     inputs: u64,
     fault: Fault<'_>,
-) -> BTreeMap<String, Vec<Stored>> {
+) -> (BTreeMap<String, Vec<Stored>>, String) {
     let dir = std::env::temp_dir().join(unique("crash-checkpoint"));
     std::fs::create_dir_all(&dir).unwrap();
     let checkpoint = dir.join("processor.json");
@@ -161,6 +161,7 @@ fn run(
     ];
     let bin = bin(brokers, prefix);
     let mut process = bin.start(&args);
+    let mut logs = String::new();
     let share = match fault {
         Fault::None => None,
         Fault::Processor(share, _) | Fault::Other(share, _) => Some(share),
@@ -177,7 +178,8 @@ fn run(
         }
         match fault {
             Fault::Processor(_, downtime) => {
-                process.kill();
+                logs = process.kill();
+                logs.push_str("--- killed; restarted:\n");
                 std::thread::sleep(downtime);
                 process = bin.start(&args);
             }
@@ -187,6 +189,7 @@ fn run(
     }
     until_caught_up(&process);
     let printed = process.stop();
+    logs.push_str(&printed);
     let _ = std::fs::remove_dir_all(&dir);
     let topics = Topics::with_prefix(prefix);
     let mut outputs = BTreeMap::new();
@@ -201,7 +204,30 @@ fn run(
         outputs.insert(name, read_all(brokers, topic));
     }
     assert!(!outputs["alerts"].is_empty(), "no alerts at all: {printed}");
-    outputs
+    (outputs, logs)
+}
+
+/// What in a run's logs tells how its partitions moved, to read when outputs differ.
+fn moves(logs: &str) -> String {
+    logs.lines()
+        .filter(|l| {
+            [
+                "Partitions",
+                "Released",
+                "Read back",
+                "not published again",
+                "read directly",
+                "afresh",
+                "Restored",
+                "WARN",
+                "ERROR",
+                "---",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How many records of `got` and `expected` are not matched one for one (key, value).
@@ -334,7 +360,7 @@ async fn a_processor_killed_at_any_point_gives_the_outputs_of_an_uninterrupted_r
     for (name, fault) in runs {
         let prefix = unique("crash-run");
         let inputs = copy(&brokers, &source, &Topics::with_prefix(&prefix)).await;
-        let outputs = tokio::task::block_in_place(|| run(&brokers, &prefix, inputs, fault));
+        let (outputs, logs) = tokio::task::block_in_place(|| run(&brokers, &prefix, inputs, fault));
         let Some(expected) = &reference else {
             let compared: usize = outputs.values().map(Vec::len).sum();
             table.push(format!("| {name} | {inputs} | {compared} | (reference) |"));
@@ -342,6 +368,9 @@ async fn a_processor_killed_at_any_point_gives_the_outputs_of_an_uninterrupted_r
             continue;
         };
         let (compared, diff) = compare(name, &outputs, expected);
+        if diff > 0 {
+            eprintln!("{name}: how its partitions moved:\n{}", moves(&logs));
+        }
         all_equal &= diff == 0;
         table.push(format!("| {name} | {inputs} | {compared} | {diff} |"));
     }
@@ -378,7 +407,7 @@ async fn a_broker_killed_mid_stream_loses_nothing_of_the_processors_outputs() {
         std::thread::sleep(Duration::from_secs(2));
         broker = Some(start_tansu(&dir, port));
     };
-    let outputs = tokio::task::block_in_place(|| {
+    let (outputs, logs) = tokio::task::block_in_place(|| {
         run(
             &brokers,
             "crashed-",
@@ -388,8 +417,11 @@ async fn a_broker_killed_mid_stream_loses_nothing_of_the_processors_outputs() {
     });
     let calm = Topics::with_prefix("calm-");
     assert_eq!(copy(&brokers, &source, &calm).await, inputs);
-    let expected = tokio::task::block_in_place(|| run(&brokers, "calm-", inputs, Fault::None));
+    let (expected, _) = tokio::task::block_in_place(|| run(&brokers, "calm-", inputs, Fault::None));
     let (compared, diff) = compare("broker killed at 40 %", &outputs, &expected);
+    if diff > 0 {
+        eprintln!("how its partitions moved:\n{}", moves(&logs));
+    }
     let mut table = table_header();
     table.push(format!(
         "| broker killed at 40 %, back after 2 s | {inputs} | {compared} | {diff} |"

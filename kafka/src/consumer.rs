@@ -21,6 +21,10 @@ use crate::{KafkaConfig, backend};
 struct Rebalances {
     revoked: Pending,
     assigned: Pending,
+    /// Between a rebalance's revocation and its assignment: the revoked partitions are
+    /// not handed to the subscriber yet, since the assignment may give them back (then
+    /// their state stays where it is).
+    in_rebalance: std::sync::atomic::AtomicBool,
 }
 
 /// Partitions named by a rebalance, waiting for the subscriber.
@@ -65,6 +69,8 @@ impl ConsumerContext for Rebalances {
         rebalance: &Rebalance<'_>,
     ) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.in_rebalance
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             note(&self.revoked, &self.assigned, tpl);
         }
     }
@@ -77,12 +83,18 @@ impl ConsumerContext for Rebalances {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 note(&self.assigned, &self.revoked, tpl);
+                self.in_rebalance
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 tracing::info!(partitions = tpl.count(), "Partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions revoked")
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed"),
+            Rebalance::Error(e) => {
+                self.in_rebalance
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(error = %e, "Rebalance failed")
+            }
         }
     }
 }
@@ -116,6 +128,7 @@ pub(crate) fn subscribe(
         .create_with_context(Rebalances {
             revoked: Arc::clone(&revoked),
             assigned: Arc::clone(&assigned),
+            in_rebalance: std::sync::atomic::AtomicBool::new(false),
         })
         .map_err(|e| backend("Kafka consumer", e))?;
     let names: Vec<&str> = spec.topics.iter().map(|t| &**t).collect();
@@ -267,6 +280,14 @@ impl Subscription for KafkaSubscription {
     }
 
     fn take_revoked(&mut self) -> Vec<(Arc<str>, i32)> {
+        if self
+            .consumer
+            .context()
+            .in_rebalance
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Vec::new(); // the assignment to come may give them back
+        }
         let revoked = Arc::clone(&self.revoked);
         self.take(&revoked)
     }
