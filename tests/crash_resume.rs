@@ -134,6 +134,9 @@ enum Fault<'a> {
     None,
     /// The processor is killed with SIGKILL and started again after the downtime.
     Processor(f64, Duration),
+    /// Killed as above, and killed again once the restarted one has read the second
+    /// share (while it replays what the first had done after its checkpoint).
+    Twice(f64, f64),
     /// Something else fails (the broker): the closure does it, and comes back.
     Other(f64, &'a mut dyn FnMut()),
 }
@@ -164,7 +167,7 @@ fn run(
     let mut logs = String::new();
     let share = match fault {
         Fault::None => None,
-        Fault::Processor(share, _) | Fault::Other(share, _) => Some(share),
+        Fault::Processor(share, _) | Fault::Other(share, _) | Fault::Twice(share, _) => Some(share),
     };
     if let Some(share) = share {
         let deadline = Instant::now() + Duration::from_secs(240);
@@ -181,6 +184,25 @@ fn run(
                 logs = process.kill();
                 logs.push_str("--- killed; restarted:\n");
                 std::thread::sleep(downtime);
+                process = bin.start(&args);
+            }
+            Fault::Twice(_, again) => {
+                logs = process.kill();
+                logs.push_str("--- killed; restarted:\n");
+                std::thread::sleep(Duration::from_secs(1));
+                process = bin.start(&args);
+                let deadline = Instant::now() + Duration::from_secs(240);
+                while progress(&process).0 < again * inputs as f64 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "never reached {again} of the input after the restart:\n{}",
+                        process.printed()
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                logs.push_str(&process.kill());
+                logs.push_str("--- killed again; restarted:\n");
+                std::thread::sleep(Duration::from_secs(1));
                 process = bin.start(&args);
             }
             Fault::Other(_, fail) => fail(),
@@ -338,7 +360,7 @@ fn table_header() -> Vec<String> {
 async fn a_processor_killed_at_any_point_gives_the_outputs_of_an_uninterrupted_run() {
     let brokers = brokers();
     let source = produce(&brokers, &unique("crash-source"), 200_000);
-    let runs: [(&str, Fault<'_>); 5] = [
+    let runs: [(&str, Fault<'_>); 6] = [
         ("uninterrupted", Fault::None),
         ("uninterrupted again", Fault::None),
         (
@@ -352,6 +374,10 @@ async fn a_processor_killed_at_any_point_gives_the_outputs_of_an_uninterrupted_r
         (
             "killed at 85 %, back after 1 s",
             Fault::Processor(0.85, Duration::from_secs(1)),
+        ),
+        (
+            "killed at 60 %, and again in the replay",
+            Fault::Twice(0.6, 0.02),
         ),
     ];
     let mut reference = None;

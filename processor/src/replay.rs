@@ -43,7 +43,13 @@ pub struct Published {
     seen: HashMap<u64, u32>,
     /// Outputs not published again so far.
     pub suppressed: u64,
+    /// When the replay last met an output it had published (or the read-back).
+    last_met: Option<std::time::Instant>,
 }
+
+/// With nothing met again for this long, the outputs read back and not produced again
+/// are let go (the replay is over; what remains will not come again).
+pub const REPLAY_QUIET: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn fingerprint(record: &Record) -> u64 {
     let mut h = DefaultHasher::new();
@@ -59,7 +65,10 @@ impl Published {
         bus: &B,
         marks: &[(String, i32, i64)],
     ) -> Result<Published, BusError> {
-        let mut published = Published::default();
+        let mut published = Published {
+            last_met: Some(std::time::Instant::now()),
+            ..Published::default()
+        };
         for (topic, partition, from) in marks {
             for delivery in bus.read_range(topic, *partition, *from, None).await? {
                 *published
@@ -76,6 +85,17 @@ impl Published {
         self.seen.len()
     }
 
+    /// Lets go of what was read back once the replay has met none of it for
+    /// [`REPLAY_QUIET`] at `now`; returns how many records were let go.
+    pub fn expire(&mut self, now: std::time::Instant) -> usize {
+        if self.seen.is_empty() || self.last_met.is_some_and(|t| now - t < REPLAY_QUIET) {
+            return 0;
+        }
+        let left: u32 = self.seen.values().sum();
+        self.seen.clear();
+        left as usize
+    }
+
     /// Whether `record` was published already (and is not to be again): true once per
     /// copy read back.
     pub fn already(&mut self, record: &Record) -> bool {
@@ -90,6 +110,7 @@ impl Published {
                     self.seen.remove(&key);
                 }
                 self.suppressed += 1;
+                self.last_met = Some(std::time::Instant::now());
                 true
             }
             None => false,
@@ -100,6 +121,20 @@ impl Published {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_replay_never_meets_again_is_let_go_after_a_quiet_while() {
+        let mut p = Published::default();
+        let a = Record::new(&"alerts".into(), "k", bytes::Bytes::from_static(b"1"), 0);
+        *p.seen.entry(fingerprint(&a)).or_insert(0) += 3;
+        let start = std::time::Instant::now();
+        p.last_met = Some(start);
+        assert!(p.already(&a));
+        assert_eq!(p.expire(std::time::Instant::now()), 0, "still replaying");
+        assert_eq!(p.expire(start + REPLAY_QUIET * 2), 2);
+        assert_eq!(p.pending(), 0);
+        assert!(!p.already(&a));
+    }
 
     #[test]
     fn each_copy_read_back_stops_one_publication() {
