@@ -128,6 +128,19 @@ fn until_caught_up(process: &Running) {
     }
 }
 
+/// Waits (4 minutes at most) until `process` has read `records` input records.
+fn until_read(process: &Running, records: f64) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while progress(process).0 < records {
+        assert!(
+            Instant::now() < deadline,
+            "never read {records} records within 4 minutes:\n{}",
+            process.printed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// What befalls a run once the processor has read a share of its input.
 enum Fault<'a> {
     /// Nothing.
@@ -170,15 +183,7 @@ fn run(
         Fault::Processor(share, _) | Fault::Other(share, _) | Fault::Twice(share, _) => Some(share),
     };
     if let Some(share) = share {
-        let deadline = Instant::now() + Duration::from_secs(240);
-        while progress(&process).0 < share * inputs as f64 {
-            assert!(
-                Instant::now() < deadline,
-                "never reached {share} of the input:\n{}",
-                process.printed()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until_read(&process, share * inputs as f64);
         match fault {
             Fault::Processor(_, downtime) => {
                 logs = process.kill();
@@ -191,15 +196,7 @@ fn run(
                 logs.push_str("--- killed; restarted:\n");
                 std::thread::sleep(Duration::from_secs(1));
                 process = bin.start(&args);
-                let deadline = Instant::now() + Duration::from_secs(240);
-                while progress(&process).0 < again * inputs as f64 {
-                    assert!(
-                        Instant::now() < deadline,
-                        "never reached {again} of the input after the restart:\n{}",
-                        process.printed()
-                    );
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                until_read(&process, again * inputs as f64);
                 logs.push_str(&process.kill());
                 logs.push_str("--- killed again; restarted:\n");
                 std::thread::sleep(Duration::from_secs(1));

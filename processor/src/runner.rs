@@ -290,14 +290,14 @@ async fn checkpoint<B: Bus>(
     topics: &Topics,
     path: &PathBuf,
     exact: bool,
-    replaying: bool,
+    replay: &Published,
 ) -> Result<(), RunError> {
     if exact {
         bus.flush().await?;
         // While a replay still owes outputs published before the crash, the marks stay
         // where the restored checkpoint had them: a second crash then reads those
         // outputs back too, and still publishes nothing twice.
-        if !replaying {
+        if replay.pending() == 0 {
             core.set_output_marks(output_marks(bus, topics).await?);
         }
     }
@@ -547,16 +547,7 @@ pub async fn run<B: Bus>(
     {
         // A first checkpoint before anything is read: a crash before the next one
         // replays from the start without publishing anything twice.
-        checkpoint(
-            &bus,
-            &mut sub,
-            &mut core,
-            topics,
-            path,
-            exact,
-            published.pending() > 0,
-        )
-        .await?;
+        checkpoint(&bus, &mut sub, &mut core, topics, path, exact, &published).await?;
     }
     let mut health = Health::default();
     let mut health_tick = tokio::time::interval(Duration::from_secs(5));
@@ -627,7 +618,7 @@ pub async fn run<B: Bus>(
             }
             _ = every.tick(), if options.checkpoint.is_some() => {
                 if let Some(path) = &options.checkpoint {
-                    checkpoint(&bus, &mut sub, &mut core, topics, path, exact, published.pending() > 0).await?;
+                    checkpoint(&bus, &mut sub, &mut core, topics, path, exact, &published).await?;
                 }
             }
             _ = stop.cancelled() => break,
@@ -636,16 +627,7 @@ pub async fn run<B: Bus>(
     }
     bus.flush().await?;
     if let Some(path) = &options.checkpoint {
-        checkpoint(
-            &bus,
-            &mut sub,
-            &mut core,
-            topics,
-            path,
-            exact,
-            published.pending() > 0,
-        )
-        .await?;
+        checkpoint(&bus, &mut sub, &mut core, topics, path, exact, &published).await?;
     }
     if published.suppressed > 0 {
         tracing::info!(

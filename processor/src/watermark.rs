@@ -322,11 +322,8 @@ impl Watermarks {
     /// Notes a record of `topic`/`partition` at event time `ts`, seen at processing
     /// time `now`.
     pub fn observe(&mut self, topic: &str, partition: i32, ts: TimestampMs, now: TimestampMs) {
-        // Records arrive in runs from one partition: try the last one first.
-        let i = match self.partitions.get(self.last_hit) {
-            Some(p) if p.partition == partition && p.topic == topic => self.last_hit,
-            _ => self.entry(topic, partition, now),
-        };
+        // Records arrive in runs from one partition: `find` tries the last one first.
+        let i = self.entry(topic, partition, now);
         self.last_hit = i;
         let p = &mut self.partitions[i];
         let agreed = p.take(ts);
