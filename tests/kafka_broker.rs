@@ -480,13 +480,17 @@ fn a_broker_restart_in_the_middle_of_a_stream_loses_nothing() {
     ]);
     std::thread::sleep(Duration::from_secs(3));
     // A consumer reading through the restart.
-    let mut reader = own.spawn(&[
-        "tail",
-        "vehicle_locations",
-        "--from-beginning",
-        "-n",
-        &total.to_string(),
-    ]);
+    // Its stderr names any partition re-read or moved, should the assertion fail.
+    let mut reader = own
+        .clone()
+        .env("RUST_LOG", "error,streamcity_kafka=info")
+        .spawn(&[
+            "tail",
+            "vehicle_locations",
+            "--from-beginning",
+            "-n",
+            &total.to_string(),
+        ]);
     std::thread::sleep(Duration::from_secs(3));
     // The broker dies without warning and comes back on the same port and storage.
     broker.kill().unwrap();

@@ -141,6 +141,7 @@ pub(crate) fn subscribe(
         processed: HashMap::new(),
         revoked,
         assigned,
+        handed: Handed::default(),
     })
 }
 
@@ -177,6 +178,8 @@ pub struct KafkaSubscription {
     revoked: Pending,
     /// Partitions assigned by rebalances, not yet taken by the subscriber.
     assigned: Pending,
+    /// What was handed to the subscriber, so that nothing is handed twice.
+    handed: Handed,
 }
 
 impl Drop for KafkaSubscription {
@@ -203,23 +206,6 @@ impl std::fmt::Debug for KafkaSubscription {
 }
 
 impl KafkaSubscription {
-    /// The subscription's shared name for `topic`, so deliveries need not allocate one.
-    fn shared_name(&self, topic: &str) -> Arc<str> {
-        self.topics
-            .iter()
-            .find(|t| ***t == *topic)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(topic))
-    }
-
-    fn delivery(&self, m: &BorrowedMessage<'_>) -> Delivery {
-        Delivery {
-            record: record_of(self.shared_name(m.topic()), m),
-            partition: m.partition(),
-            offset: m.offset(),
-        }
-    }
-
     /// Empties `pending`, naming the topics with the subscription's shared names.
     fn take(&self, pending: &Pending) -> Vec<(Arc<str>, i32)> {
         let taken = std::mem::take(
@@ -229,9 +215,19 @@ impl KafkaSubscription {
         );
         taken
             .into_iter()
-            .map(|(topic, partition)| (self.shared_name(&topic), partition))
+            .map(|(topic, partition)| (shared_name(&self.topics, &topic), partition))
             .collect()
     }
+}
+
+/// The subscription's shared name for `topic` (one of `topics`), so deliveries need not
+/// allocate one.
+fn shared_name(topics: &[Arc<str>], topic: &str) -> Arc<str> {
+    topics
+        .iter()
+        .find(|t| ***t == *topic)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(topic))
 }
 
 /// A consumed message as a bus record on `topic`.
@@ -244,6 +240,53 @@ pub(crate) fn record_of(topic: Arc<str>, m: &BorrowedMessage<'_>) -> Record {
     )
 }
 
+/// What a subscription has handed over per partition.
+#[derive(Default)]
+struct Handed {
+    /// The next offset to hand over per partition held: a partition that stays this
+    /// consumer's is never handed a record twice, even when librdkafka fetches from an
+    /// earlier offset (a broker restart that lost the group, auto-commit behind).
+    next: HashMap<(Arc<str>, i32), i64>,
+    /// Partitions being re-read up to what was already handed over, logged once each.
+    skipping: std::collections::HashSet<(Arc<str>, i32)>,
+}
+
+impl Handed {
+    /// `m` (on `topic`) as a delivery, or `None` when its partition was already handed it.
+    fn delivery(&mut self, topic: Arc<str>, m: &BorrowedMessage<'_>) -> Option<Delivery> {
+        let at = (Arc::clone(&topic), m.partition());
+        let next = self.next.entry(at.clone()).or_insert(0);
+        if m.offset() < *next {
+            if self.skipping.insert(at) {
+                tracing::info!(
+                    topic = %topic,
+                    partition = m.partition(),
+                    from = m.offset(),
+                    to = *next,
+                    "Kafka re-sends records this consumer already handed over (its position was lost); skipping them"
+                );
+            }
+            return None;
+        }
+        *next = m.offset() + 1;
+        self.skipping.remove(&at);
+        Some(Delivery {
+            record: record_of(Arc::clone(&topic), m),
+            partition: m.partition(),
+            offset: m.offset(),
+        })
+    }
+
+    /// Forgets `partitions`: the subscriber let them go, and reads them again from the
+    /// committed offset if they come back.
+    fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
+        for p in partitions {
+            self.next.remove(p);
+            self.skipping.remove(p);
+        }
+    }
+}
+
 impl Subscription for KafkaSubscription {
     async fn recv_many(
         &mut self,
@@ -252,28 +295,34 @@ impl Subscription for KafkaSubscription {
     ) -> Result<usize, BusError> {
         // Transient errors (a broker restarting, a connection lost) are logged and
         // waited out: librdkafka reconnects and resumes from the stored offsets.
-        let first = loop {
-            match self.consumer.recv().await {
-                Ok(m) => break m,
-                Err(e) if is_fatal(&e) => return Err(backend("consuming", e)),
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error; retrying"),
-            }
-        };
-        buf.push(self.delivery(&first));
-        drop(first);
-        let mut n = 1;
-        // Whatever else is already waiting, without waiting for more.
-        while n < limit {
-            match self.consumer.recv().now_or_never() {
-                Some(Ok(m)) => {
-                    buf.push(self.delivery(&m));
-                    n += 1;
+        let before = buf.len();
+        let mut n = 0;
+        while n == 0 {
+            let first = loop {
+                match self.consumer.recv().await {
+                    Ok(m) => break m,
+                    Err(e) if is_fatal(&e) => return Err(backend("consuming", e)),
+                    Err(e) => tracing::warn!(error = %e, "Kafka consumer error; retrying"),
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "Kafka consumer error");
-                    break;
+            };
+            let topic = shared_name(&self.topics, first.topic());
+            buf.extend(self.handed.delivery(topic, &first));
+            drop(first);
+            n = buf.len() - before;
+            // Whatever else is already waiting, without waiting for more.
+            while n < limit {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(m)) => {
+                        let topic = shared_name(&self.topics, m.topic());
+                        buf.extend(self.handed.delivery(topic, &m));
+                        n = buf.len() - before;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "Kafka consumer error");
+                        break;
+                    }
+                    None => break,
                 }
-                None => break,
             }
         }
         Ok(n)
@@ -289,7 +338,9 @@ impl Subscription for KafkaSubscription {
             return Vec::new(); // the assignment to come may give them back
         }
         let revoked = Arc::clone(&self.revoked);
-        self.take(&revoked)
+        let revoked = self.take(&revoked);
+        self.handed.release(&revoked);
+        revoked
     }
 
     fn take_assigned(&mut self) -> Vec<(Arc<str>, i32)> {
