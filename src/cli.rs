@@ -318,11 +318,18 @@ pub struct TwinArgs {
     #[arg(long, env = "STREAMCITY_SPEED", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true, global = true)]
     pub speed: f64,
 
-    /// Simulated time to start at: a time of day `HH:MM` (UTC, today), e.g. 17:00 for
-    /// the evening peak, or milliseconds since the epoch. Default: now. `process` and
-    /// `serve` follow the producer's clock instead.
+    /// Simulated time to start at: a time of day `HH:MM` in the city's local time (a
+    /// feed's `agency_timezone`; UTC for the built-in city), today or on `--date`, e.g.
+    /// 17:00 for the evening peak; or milliseconds since the epoch. Default: now.
+    /// `process` and `serve` follow the producer's clock instead.
     #[arg(long, env = "STREAMCITY_START", value_parser = parse_start, global = true)]
-    pub start: Option<TimestampMs>,
+    pub start: Option<StartAt>,
+
+    /// The simulated day, `YYYY-MM-DD` [default: today in the city]. With a GTFS feed
+    /// whose calendar does not cover it, the nearest day of the same weekday inside the
+    /// calendar gives the timetable.
+    #[arg(long, env = "STREAMCITY_DATE", value_parser = parse_date, global = true)]
+    pub date: Option<streamcity_network::Date>,
 
     /// Latitude of the city centre, degrees [default: 40.7128].
     #[arg(
@@ -518,18 +525,62 @@ fn parse_hhmm(s: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_start(s: &str) -> Result<TimestampMs, String> {
+/// When a run starts, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// A time of day, minutes after the city's local midnight.
+    TimeOfDay(u32),
+    /// A moment, ms since the epoch.
+    Epoch(TimestampMs),
+}
+
+fn parse_start(s: &str) -> Result<StartAt, String> {
     if s.contains(':') {
-        let minutes = parse_hhmm(s)?;
-        let now = wall_clock_ms();
-        return Ok(now - now.rem_euclid(86_400_000) + minutes as i64 * 60_000);
+        return parse_hhmm(s).map(StartAt::TimeOfDay);
     }
     s.parse::<TimestampMs>()
         .ok()
         .filter(|&t| t >= streamcity_core::event::MIN_VALID_TIMESTAMP)
+        .map(StartAt::Epoch)
         .ok_or_else(|| {
             format!("expected HH:MM or milliseconds since the epoch (after 2000), got `{s}`")
         })
+}
+
+fn parse_date(s: &str) -> Result<streamcity_network::Date, String> {
+    let err = || format!("expected a date as YYYY-MM-DD, got `{s}`");
+    let digits: String = s.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let date = streamcity_network::Date(digits.parse().map_err(|_| err())?);
+    if date.is_valid() {
+        Ok(date)
+    } else {
+        Err(err())
+    }
+}
+
+/// The simulated moment a run starts at, in a city `utc_offset_min` ahead of UTC.
+pub fn start_ms(twin: &TwinArgs, utc_offset_min: i32) -> anyhow::Result<TimestampMs> {
+    let offset_ms = i64::from(utc_offset_min) * 60_000;
+    let now = wall_clock_ms();
+    let day = twin
+        .date
+        .unwrap_or_else(|| streamcity_network::Date::of(now, utc_offset_min));
+    let midnight = day.days() * 86_400_000 - offset_ms;
+    Ok(match twin.start {
+        Some(StartAt::TimeOfDay(minutes)) => midnight + i64::from(minutes) * 60_000,
+        Some(StartAt::Epoch(ms)) => {
+            ensure!(
+                twin.date.is_none(),
+                "--date goes with a time of day (--start HH:MM), not with a moment in ms"
+            );
+            ms
+        }
+        // The time of day it is now, on the day asked.
+        None => midnight + (now + offset_ms).rem_euclid(86_400_000),
+    })
 }
 
 fn parse_crowd(s: &str) -> Result<CrowdSpec, String> {
@@ -641,8 +692,12 @@ pub fn simulation(
     twin: &TwinArgs,
     pace: &PaceArgs,
     producer: ProducerKind,
+    network: &streamcity_network::Network,
 ) -> anyhow::Result<(SimConfig, Limits)> {
-    let start_ms = twin.start.unwrap_or_else(wall_clock_ms);
+    let start_ms = start_ms(twin, network.utc_offset_min)?;
+    if network.runs_timetable() {
+        tracing::info!("{}", streamcity::service_day(network, start_ms)?);
+    }
     let mut sim = SimConfig {
         seed: twin
             .seed
@@ -651,13 +706,26 @@ pub fn simulation(
         tick_ms: SimConfig::live_tick_ms(twin.speed),
         ..SimConfig::default()
     };
+    // Riders: the built-in city's rate, in proportion to the stops a feed's vehicles
+    // serve (a city-wide rate on a small feed would pack every stop).
+    let tap_rate = if network.runs_timetable() {
+        let served = network
+            .stops
+            .iter()
+            .filter(|s| !s.route_ids.is_empty())
+            .count();
+        DEFAULT_TAP_RATE * served as f64 / SYNTHETIC_STOPS
+    } else {
+        DEFAULT_TAP_RATE
+    };
+    sim.taps.gaps = Gaps::rate(tap_rate);
     let mut limits = Limits {
         max_events: pace.max_events,
         duration: pace.duration.map(Duration::from_secs_f64),
     };
     if pace.demo {
         limits.duration.get_or_insert(Duration::from_secs(120));
-        sim.taps.gaps = Gaps::rate(DEFAULT_TAP_RATE * 3.0);
+        sim.taps.gaps = Gaps::rate(tap_rate * 3.0);
         sim.traffic.gaps = Gaps::Poisson { mean_s: 20.0 };
         sim.incidents.gaps = Gaps::Poisson { mean_s: 15.0 };
         let burst = Burst {
@@ -701,7 +769,12 @@ pub fn simulation(
         probability,
         size: pace.burst_size,
     });
-    let fleet = twin.network()?.vehicles as f64;
+    let fleet = network
+        .routes
+        .iter()
+        .map(|r| r.vehicles)
+        .sum::<usize>()
+        .max(1) as f64;
     match producer {
         ProducerKind::Vehicles => {
             if burst.is_some() {
@@ -740,8 +813,9 @@ pub fn simulation(
     sim.incidents.emit = all || producer == ProducerKind::Incidents;
 
     for c in &twin.crowd {
-        // On the start's day, or the next day when that time has passed.
-        let day = start_ms - start_ms.rem_euclid(86_400_000);
+        // On the start's day (local time), or the next day when that time has passed.
+        let offset_ms = i64::from(network.utc_offset_min) * 60_000;
+        let day = start_ms - (start_ms + offset_ms).rem_euclid(86_400_000);
         let mut at = day + c.minute_of_day as i64 * 60_000;
         if at + c.minutes as i64 * 60_000 < start_ms {
             at += 86_400_000;
@@ -755,6 +829,9 @@ pub fn simulation(
     }
     Ok((sim, limits))
 }
+
+/// Stops of the built-in city, which [`DEFAULT_TAP_RATE`] is for.
+const SYNTHETIC_STOPS: f64 = 352.0;
 
 fn apply(
     stream: &mut streamcity_producers::sim::StreamConfig,
@@ -807,7 +884,17 @@ mod tests {
                 .contains("probability")
         );
         assert!(parse_start("25:00").is_err());
-        assert_eq!(parse_start("1763884800000"), Ok(1_763_884_800_000));
+        assert_eq!(parse_start("08:30"), Ok(StartAt::TimeOfDay(510)));
+        assert_eq!(
+            parse_start("1763884800000"),
+            Ok(StartAt::Epoch(1_763_884_800_000))
+        );
+        assert_eq!(
+            parse_date("2014-06-02"),
+            Ok(streamcity_network::Date(20140602))
+        );
+        assert!(parse_date("2014-02-30").unwrap_err().contains("YYYY-MM-DD"));
+        assert!(parse_date("June").is_err());
         assert!(parse_start("12").is_err());
     }
 }

@@ -36,6 +36,9 @@ pub struct EmbeddedConfig {
     pub network: SyntheticConfig,
     /// An agency's GTFS feed to run instead of the built-in city.
     pub gtfs: Option<PathBuf>,
+    /// The network, built already (the command line reads a feed once); then `network`
+    /// and `gtfs` only describe it.
+    pub built: Option<Arc<Network>>,
     /// The simulation.
     pub sim: SimConfig,
     /// Simulated seconds per real second.
@@ -66,6 +69,7 @@ impl Default for EmbeddedConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             network: SyntheticConfig::default(),
             gtfs: None,
+            built: None,
             sim: SimConfig {
                 start_ms: clock::wall_clock_ms(),
                 tick_ms: SimConfig::live_tick_ms(1.0),
@@ -200,10 +204,11 @@ impl<B: TwinBus> Embedded<B> {
     /// keeps records (Kafka), the network is published for stages running apart, and
     /// the twin refuses to start when the bus holds another one.
     pub async fn start_on(config: EmbeddedConfig, bus: B) -> anyhow::Result<Embedded<B>> {
-        let network = Arc::new(match &config.gtfs {
-            Some(feed) => load_gtfs(feed)?,
-            None => synthetic::generate(config.network),
-        });
+        let network = match (&config.built, &config.gtfs) {
+            (Some(built), _) => Arc::clone(built),
+            (None, Some(feed)) => Arc::new(load_gtfs(feed)?),
+            (None, None) => Arc::new(synthetic::generate(config.network)),
+        };
         streamcity_network::topic::offer(&bus, &config.topics, &network)
             .await
             .context(
@@ -360,6 +365,46 @@ pub fn load_gtfs(feed: &Path) -> anyhow::Result<Network> {
         tracing::warn!(count, example = %example, "GTFS feed: {kind}");
     }
     Ok(loaded.network)
+}
+
+/// Which day of `network`'s timetable the simulation starting at `start_ms` runs, for
+/// people; an error when that day has no service (a run would show an empty city).
+pub fn service_day(network: &Network, start_ms: i64) -> anyhow::Result<String> {
+    use streamcity_network::Date;
+    let day = Date::of(start_ms, network.utc_offset_min);
+    let weekday = |d: Date| format!("{:?}", d.weekday());
+    let Some((first, last)) = network.service_range() else {
+        anyhow::bail!("the feed's calendar has no day of service");
+    };
+    let Some(feed_day) = network.timetable_day(day) else {
+        anyhow::bail!("the feed's calendar has no day of service");
+    };
+    let trips = network.trips_on(feed_day).len();
+    anyhow::ensure!(
+        trips > 0,
+        "no trip of the feed runs on {} ({}): its calendar runs from {} to {}; choose another --date",
+        feed_day.iso(),
+        weekday(feed_day),
+        first.iso(),
+        last.iso()
+    );
+    Ok(if feed_day == day {
+        format!(
+            "Service day {} ({}): {trips} trips",
+            day.iso(),
+            weekday(day)
+        )
+    } else {
+        format!(
+            "Service day {} ({}) is outside the feed's calendar ({} to {}): running the timetable of {}, the nearest {} inside it ({trips} trips)",
+            day.iso(),
+            weekday(day),
+            first.iso(),
+            last.iso(),
+            feed_day.iso(),
+            weekday(feed_day)
+        )
+    })
 }
 
 /// The processor's settings for `network`: bunching and gapping are judged against its

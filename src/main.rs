@@ -180,8 +180,8 @@ async fn run_produce(
     pace: &PaceArgs,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
-    let (sim, limits) = cli::simulation(twin, pace, producer)?;
     let network = Arc::new(twin.build_network()?);
+    let (sim, limits) = cli::simulation(twin, pace, producer, &network)?;
     let every = Duration::from_secs(5);
     let topics = kafka.topics();
     let stats = Arc::new(ProducerStats::default());
@@ -253,11 +253,13 @@ async fn run_embedded(
     pace: PaceArgs,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
-    let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All)?;
+    let network = Arc::new(twin.build_network()?);
+    let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All, &network)?;
     let config = EmbeddedConfig {
         addr: SocketAddr::new(listen.host, listen.dashboard_port()),
         network: twin.network()?,
         gtfs: twin.gtfs.clone(),
+        built: Some(network),
         sim,
         speed: twin.speed,
         limits,

@@ -1,7 +1,10 @@
 //! The twin on a real city's GTFS feed (Cairns, fetched by `scripts/test.sh`): `gtfs
 //! inspect` says what it holds, and `streamcity --gtfs` runs it live: the dashboard
 //! lists the feed's routes and stops by their ids and names, and the vehicles run on
-//! its routes, inside its area.
+//! its routes, inside its area. With `--date` and `--start` in the city's local time,
+//! the vehicles in service are the trips the timetable has running then (counted by
+//! `gtfs_truth.py`, apart from StreamCity), on their shapes, calling at their stops
+//! in order. A day without service is refused.
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,7 +51,11 @@ fn gtfs_inspect_says_what_the_feed_holds() {
         text.contains("stop_times.txt") && text.contains("37790"),
         "{text}"
     );
-    assert!(text.contains("warnings: 0"), "{text}");
+    // Some Cairns trips start at a stop off their shape (a depot, a layover bay).
+    assert!(
+        text.contains("trips with a stop over 100 m from their shape"),
+        "{text}"
+    );
     // A file that is not a feed: a clear error, exit status 1, no panic.
     let junk = std::env::temp_dir().join(format!("streamcity-not-gtfs-{}.zip", std::process::id()));
     std::fs::write(&junk, b"PK\x03\x04 broken").unwrap();
@@ -133,4 +140,221 @@ fn the_twin_runs_the_cairns_feed_live() {
         );
     }
     twin.stop();
+}
+
+/// What `tests/gtfs_truth.py` says of the Cairns feed on `day` at `at` seconds of the
+/// service day, and of `vehicles`.
+fn truth(day: &str, at: i64, vehicles: &[Value]) -> Value {
+    use std::io::Write as _;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gtfs_truth.py");
+    let mut child = std::process::Command::new("python3")
+        .args([script, &cairns(), day, &at.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs gtfs_truth.py");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(vehicles).unwrap().as_bytes())
+        .unwrap();
+    let out =
+        streamcity_testkit::stage::finish(&mut child, Duration::from_secs(60), "gtfs_truth.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Seconds of a time `HH:MM:SS` (hours may pass 24).
+fn hms(t: &str) -> i64 {
+    t.split(':')
+        .fold(0, |acc, p| acc * 60 + p.parse::<i64>().unwrap())
+}
+
+#[test]
+fn on_a_date_and_a_local_time_the_vehicles_in_service_are_the_timetables_trips() {
+    // 2 June 2014, a Monday; 08:00 in Cairns (UTC+10).
+    let mut twin = bin().start(&[
+        "--gtfs",
+        &cairns(),
+        "--date",
+        "2014-06-02",
+        "--start",
+        "08:00",
+        "--speed",
+        "10",
+        "--port",
+        "0",
+    ]);
+    let port: u16 = twin.dashboard_port().parse().unwrap();
+    assert!(
+        twin.printed()
+            .contains("Service day 2014-06-02 (Monday): 622 trips"),
+        "{}",
+        twin.printed()
+    );
+    let midnight_ms = 1_401_631_200_000_i64; // 2014-06-02T00:00+10:00
+    let snapshot = || -> (Vec<Value>, i64) {
+        let (_, body) = http_get(port, "/api/vehicles");
+        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap();
+        let now = vehicles
+            .iter()
+            .map(|v| v["timestamp"].as_i64().unwrap())
+            .max()
+            .unwrap_or(0);
+        (vehicles, (now - midnight_ms) / 1000)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (vehicles, at) = loop {
+        let (vehicles, at) = snapshot();
+        if vehicles.len() >= 20 {
+            break (vehicles, at);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} vehicles after 30 s:\n{}",
+            vehicles.len(),
+            twin.printed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        (8 * 3600..8 * 3600 + 600).contains(&at),
+        "the twin is at {at} s of the day"
+    );
+    let feed = truth("20140602", at, &vehicles);
+    let trips = feed["trips"].as_object().unwrap();
+    // Every vehicle runs a trip of the day, around its scheduled time: boarding at its
+    // first stop up to three minutes before, or late by at most ten minutes.
+    let mut on_the_road = HashSet::new();
+    for v in &vehicles {
+        let trip = v["trip_id"].as_str().unwrap();
+        let t = trips
+            .get(trip)
+            .unwrap_or_else(|| panic!("{trip} does not run on 2 June 2014: {v}"));
+        let (start, end) = (t["start"].as_i64().unwrap(), t["end"].as_i64().unwrap());
+        assert!(
+            start - 180 <= at && at <= end + 600,
+            "{v} at {at} s: trip runs {start}..{end}"
+        );
+        assert_eq!(hms(v["start_time"].as_str().unwrap()), start, "{v}");
+        assert_eq!(v["start_date"], "20140602", "{v}");
+        if at >= start {
+            on_the_road.insert(trip.to_owned());
+        }
+    }
+    // ...and every trip the timetable has running is on the road (a vehicle late
+    // from its last trip may not have started it yet: a tenth of them at most).
+    let active: HashSet<String> = feed["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    assert!(active.len() >= 20, "{active:?}");
+    let missing: Vec<&String> = active.difference(&on_the_road).collect();
+    assert!(
+        missing.len() * 10 <= active.len(),
+        "not running: {missing:?} of {}",
+        active.len()
+    );
+    // Every vehicle lies on its trip's shape.
+    for (vehicle, away) in feed["away_m"].as_object().unwrap() {
+        assert!(
+            away.as_f64().unwrap() <= 50.0,
+            "{vehicle} is {away} m from its shape"
+        );
+    }
+    // Vehicles call at their trips' stops in order: over 20 s (200 s of the city) the
+    // next stop each names only moves forward along its trip.
+    let mut seen: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        for v in snapshot().0 {
+            let key = (
+                v["vehicle_id"].as_str().unwrap().to_owned(),
+                v["trip_id"].as_str().unwrap().to_owned(),
+            );
+            let next = v["next_stop_id"].as_str().unwrap().to_owned();
+            let calls = seen.entry(key).or_default();
+            if calls.last() != Some(&next) {
+                calls.push(next);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut moved = 0;
+    for ((vehicle, trip), calls) in &seen {
+        let stops: Vec<&str> = trips[trip.as_str()]["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let mut from = 0;
+        for call in calls {
+            let at = stops[from..]
+                .iter()
+                .position(|s| s == call)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{vehicle} on {trip} went back to or off its stops: {calls:?} of {stops:?}"
+                    )
+                });
+            from += at;
+        }
+        moved += usize::from(calls.len() > 1);
+    }
+    assert!(
+        moved >= 10,
+        "only {moved} vehicles reached a stop in 200 s: {seen:?}"
+    );
+    twin.stop();
+}
+
+#[test]
+fn a_day_outside_the_calendar_runs_the_nearest_same_weekday_and_a_day_without_service_is_refused() {
+    // Cairns' calendar ends on 28 December 2014; 30 November 2026 is a Monday.
+    let mut twin = bin().start(&[
+        "--gtfs",
+        &cairns(),
+        "--date",
+        "2026-11-30",
+        "--start",
+        "08:00",
+        "--port",
+        "0",
+    ]);
+    let _ = twin.dashboard_port();
+    let printed = twin.printed();
+    assert!(
+        printed.contains("Service day 2026-11-30 (Monday) is outside the feed's calendar (2014-05-26 to 2014-12-28): running the timetable of 2014-12-22, the nearest Monday inside it"),
+        "{printed}"
+    );
+    twin.stop();
+    // The small feed has no service on Saturdays.
+    let dir =
+        streamcity_testkit::feeds::feed_dir("saturday", &streamcity_testkit::feeds::small_feed());
+    let out = bin().run(&[
+        "--gtfs",
+        dir.to_str().unwrap(),
+        "--date",
+        "2025-03-08",
+        "--start",
+        "08:00",
+        "--port",
+        "0",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no trip of the feed runs on 2025-03-08 (Saturday): its calendar runs from 2025-01-01 to 2025-12-31; choose another --date"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -130,6 +130,14 @@ pub struct VehiclePosition {
     pub delay_s: i32,
     /// What it is doing.
     pub status: VehicleStatus,
+    /// The service day its trip belongs to, `YYYYMMDD` (GTFS-realtime's `start_date`):
+    /// with a timetable, a trip after midnight may belong to the day before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<Id>,
+    /// When its trip leaves its first stop by the timetable, `HH:MM:SS` of the service
+    /// day (past `24:00:00` after midnight; GTFS-realtime's `start_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Id>,
 }
 
 impl VehiclePosition {

@@ -57,6 +57,8 @@ fn vehicle_position() {
             occupancy_status: OccupancyStatus::FewSeatsAvailable,
             delay_s: 42,
             status: VehicleStatus::InTransitTo,
+            start_date: None,
+            start_time: None,
         },
     );
 }

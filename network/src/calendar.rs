@@ -55,6 +55,12 @@ impl Date {
         era * 146_097 + doe - 719_468
     }
 
+    /// As ISO 8601 writes it: `2014-06-02`.
+    pub fn iso(self) -> String {
+        let (y, m, d) = self.ymd();
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
     /// The day of the week.
     pub fn weekday(self) -> Weekday {
         // 1970-01-01 was a Thursday.

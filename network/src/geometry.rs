@@ -77,6 +77,87 @@ impl LocalShape {
         best.1
     }
 
+    /// Where along the line each of `points` lies, in order (a vehicle calls at stops
+    /// in sequence, so each lies at or after the one before), with its distance from the
+    /// line, metres. A line that passes a place twice (a loop, a street served both
+    /// ways) puts each point on the passage that keeps the order with the points
+    /// nearest to the line overall, not greedily on the nearest passage.
+    pub fn project_in_order(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        if self.xy.len() < 2 {
+            return points.iter().map(|_| (0.0, 0.0)).collect();
+        }
+        // Candidate places per point: each passage of the line nearest to it (the local
+        // minima of the distance along the line), and the line's two ends, so that an
+        // order always exists.
+        let candidates: Vec<Vec<(f64, f64)>> = points
+            .iter()
+            .map(|&p| {
+                let per_segment: Vec<(f64, f64)> = self
+                    .xy
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let (t, d2) = segment_position(p, w[0], w[1]);
+                        (
+                            self.dist[i] + t * (self.dist[i + 1] - self.dist[i]),
+                            d2.sqrt(),
+                        )
+                    })
+                    .collect();
+                let n = per_segment.len();
+                let mut c: Vec<(f64, f64)> = (0..n)
+                    .filter(|&i| {
+                        let d = per_segment[i].1;
+                        (i == 0 || d < per_segment[i - 1].1)
+                            && (i + 1 == n || d <= per_segment[i + 1].1)
+                    })
+                    .map(|i| per_segment[i])
+                    .collect();
+                let dist_to = |(x, y): (f64, f64)| ((x - p.0).powi(2) + (y - p.1).powi(2)).sqrt();
+                c.push((0.0, dist_to(self.xy[0])));
+                c.push((self.length_m(), dist_to(self.xy[n])));
+                // The nearest passages are enough; a line passing a place 20 times is
+                // not a route.
+                c.sort_by(|a, b| a.1.total_cmp(&b.1));
+                c.truncate(8);
+                c
+            })
+            .collect();
+        // Least total distance over orders that never go back along the line.
+        let mut cost: Vec<Vec<(f64, usize)>> = Vec::with_capacity(points.len());
+        for (k, here) in candidates.iter().enumerate() {
+            let row = here
+                .iter()
+                .map(|&(along, d)| {
+                    if k == 0 {
+                        return (d, 0);
+                    }
+                    candidates[k - 1]
+                        .iter()
+                        .zip(&cost[k - 1])
+                        .enumerate()
+                        .filter(|(_, ((prev_along, _), _))| *prev_along <= along)
+                        .map(|(j, (_, &(c, _)))| (c + d, j))
+                        .min_by(|a, b| a.0.total_cmp(&b.0))
+                        .unwrap_or((f64::INFINITY, 0))
+                })
+                .collect();
+            cost.push(row);
+        }
+        let mut out = vec![(0.0, 0.0); points.len()];
+        let Some(last) = cost.last() else {
+            return out;
+        };
+        let mut j = (0..last.len())
+            .min_by(|&a, &b| last[a].0.total_cmp(&last[b].0))
+            .unwrap_or(0);
+        for k in (0..points.len()).rev() {
+            out[k] = candidates[k][j];
+            j = cost[k][j].1;
+        }
+        out
+    }
+
     /// Whether the line passes within `radius_m` of `p`.
     pub fn passes_within(&self, p: (f64, f64), radius_m: f64) -> bool {
         let r2 = radius_m * radius_m;
@@ -134,6 +215,31 @@ mod tests {
         assert!((s.project_from((40.0, 7.0), 110.0) - 110.0).abs() < 1e-9);
         assert!(s.passes_within((50.0, 9.0), 10.0));
         assert!(!s.passes_within((50.0, 11.0), 10.0));
+    }
+
+    #[test]
+    fn points_in_order_take_the_passage_that_keeps_the_order() {
+        // A loop out along y = 0 and back along y = 20, ending where it began.
+        let s = LocalShape::new(vec![
+            (0.0, 0.0),
+            (100.0, 0.0),
+            (100.0, 20.0),
+            (0.0, 20.0),
+            (0.0, 1.0),
+        ]);
+        // The first call, by the start, is nearer the end of the loop (0 m vs 1 m):
+        // greedy projection would put it there and every later call at the end.
+        let calls = [(0.0, 1.0), (50.0, 2.0), (50.0, 18.0), (0.0, 1.0)];
+        let got: Vec<f64> = s
+            .project_in_order(&calls)
+            .iter()
+            .map(|c| c.0.round())
+            .collect();
+        assert_eq!(got, vec![0.0, 50.0, 170.0, 239.0]);
+        // Far points still get an order, with their distance told.
+        let far = s.project_in_order(&[(50.0, 500.0)]);
+        assert!((far[0].1 - 480.0).abs() < 1e-9, "{far:?}");
+        assert_eq!(LocalShape::new(vec![]).project_in_order(&calls).len(), 4);
     }
 
     #[test]

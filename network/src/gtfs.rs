@@ -22,8 +22,8 @@ use streamcity_core::{Id, TransportMode};
 
 use crate::calendar::Date;
 use crate::model::{
-    Agency, District, Frequency, LAYOVER_S, Network, NetworkError, Route, Service, Shape, Source,
-    Stop, StopTime, Trip,
+    Agency, District, Frequency, LAYOVER_S, Network, NetworkError, Route, SHAPE_NEAR_M, Service,
+    Shape, Source, Stop, StopTime, Trip,
 };
 
 /// Why a feed cannot be run.
@@ -307,6 +307,7 @@ impl Builder {
                 block_id: trip.block_id.as_deref().map(Id::from),
                 stop_times,
                 frequencies: freq_of.remove(trip.id.as_str()).unwrap_or_default(),
+                pattern: 0,
             });
         }
         if kept.is_empty() {
@@ -361,8 +362,28 @@ impl Builder {
             districts,
             ..Network::empty()
         };
+        let network = network.prepare()?;
+        for trip in &network.trips {
+            let pattern = &network.patterns[trip.pattern];
+            let shape = trip.shape_id.as_deref().unwrap_or("");
+            let example = || {
+                format!(
+                    "trip {}: shape {shape}, a stop {:.0} m away",
+                    trip.trip_id, pattern.farthest_stop_m
+                )
+            };
+            if pattern.straightened {
+                self.report.warn(
+                    "trips whose shape passes over 1 km from a stop (run straight)",
+                    example,
+                );
+            } else if pattern.farthest_stop_m > SHAPE_NEAR_M {
+                self.report
+                    .warn("trips with a stop over 100 m from their shape", example);
+            }
+        }
         Ok(Loaded {
-            network: network.prepare()?,
+            network,
             report: self.report,
         })
     }

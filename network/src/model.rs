@@ -146,7 +146,7 @@ pub struct Stop {
     /// Derived: metres north of the centre.
     #[serde(skip)]
     pub y: f64,
-    /// Derived: the routes calling here.
+    /// Derived: the routes calling here (on their main pattern or any trip's).
     #[serde(skip)]
     pub route_ids: Vec<Id>,
 }
@@ -185,7 +185,35 @@ pub struct Trip {
     /// When it repeats through the day (empty: it runs once, at its stop times).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frequencies: Vec<Frequency>,
+    /// Derived: index into [`Network::patterns`] of the course it runs.
+    #[serde(skip)]
+    pub pattern: usize,
 }
+
+/// A course trips run: the stops they call at, in order, and the path between them.
+/// Trips with the same stops and shape share one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pattern {
+    /// Index into [`Network::routes`] of the route of its first trip.
+    pub route: usize,
+    /// The path in local metres, in travel order: the trips' shape, or straight from
+    /// stop to stop without one (or when the shape passes far from the stops).
+    pub path: LocalShape,
+    /// Index into [`Network::stops`] of each call, in order.
+    pub stops: Vec<usize>,
+    /// Distance along `path` of each call, metres, never decreasing.
+    pub stop_dist: Vec<f64>,
+    /// The farthest a stop lies from the path, metres.
+    pub farthest_stop_m: f64,
+    /// Whether its shape passed more than [`SHAPE_TOLERANCE_M`] from a stop and was
+    /// replaced by straight segments.
+    pub straightened: bool,
+}
+
+/// How far from its shape a stop may lie before the shape is not believed, metres.
+pub const SHAPE_TOLERANCE_M: f64 = 1_000.0;
+/// How far from its shape a stop may lie without a warning, metres.
+pub const SHAPE_NEAR_M: f64 = 100.0;
 
 /// A trip's call at a stop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,6 +319,9 @@ pub struct Network {
     pub services: Vec<Service>,
     /// Districts, for city incidents.
     pub districts: Vec<District>,
+    /// Derived: the courses trips run ([`Trip::pattern`]).
+    #[serde(skip)]
+    pub patterns: Vec<Pattern>,
     /// Derived: the projection between local metres and degrees.
     #[serde(skip)]
     pub projection: LocalProjection,
@@ -339,6 +370,7 @@ impl Network {
             trips: Vec::new(),
             services: Vec::new(),
             districts: Vec::new(),
+            patterns: Vec::new(),
             projection: LocalProjection::default(),
             stop_index: HashMap::new(),
             route_index: HashMap::new(),
@@ -502,18 +534,17 @@ impl Network {
             route.path = LocalShape::new(points);
             let length = route.path.length_m();
             route.stop_dist = if route.stop_dist_m.is_empty() {
-                // Project each stop onto the shape, never behind the previous one.
-                let mut from = 0.0;
-                route
+                // Each stop onto the shape, in order.
+                let places: Vec<(f64, f64)> = route
                     .stops
                     .iter()
-                    .map(|&s| {
-                        let d = route
-                            .path
-                            .project_from((self.stops[s].x, self.stops[s].y), from);
-                        from = d;
-                        d
-                    })
+                    .map(|&s| (self.stops[s].x, self.stops[s].y))
+                    .collect();
+                route
+                    .path
+                    .project_in_order(&places)
+                    .into_iter()
+                    .map(|p| p.0)
                     .collect()
             } else if route.stop_dist_m.len() == route.stop_ids.len()
                 && route.stop_dist_m.iter().all(|d| d.is_finite())
@@ -535,7 +566,9 @@ impl Network {
             }
         }
 
-        for trip in &self.trips {
+        self.patterns.clear();
+        let mut pattern_index: HashMap<(Option<Id>, Vec<usize>), usize> = HashMap::new();
+        for trip in &mut self.trips {
             let t = &trip.trip_id;
             if !self.route_index.contains_key(&trip.route_id) {
                 return Err(invalid(format!(
@@ -572,6 +605,46 @@ impl Network {
                     "trip {t}: a frequency needs a positive headway and an end after its start"
                 )));
             }
+            if trip.stop_times.len() < 2 {
+                return Err(invalid(format!(
+                    "trip {t} calls at {} stops; it needs 2",
+                    trip.stop_times.len()
+                )));
+            }
+            if trip
+                .stop_times
+                .windows(2)
+                .any(|w| w[0].arrival_s > w[0].departure_s || w[1].arrival_s < w[0].departure_s)
+                || trip
+                    .stop_times
+                    .iter()
+                    .any(|st| st.arrival_s > st.departure_s)
+            {
+                return Err(invalid(format!("trip {t}: its stop times go back in time")));
+            }
+            let calls: Vec<usize> = trip
+                .stop_times
+                .iter()
+                .map(|st| self.stop_index[&st.stop_id])
+                .collect();
+            let key = (trip.shape_id.clone(), calls);
+            trip.pattern = match pattern_index.get(&key) {
+                Some(&p) => p,
+                None => {
+                    let route = self.route_index[&trip.route_id];
+                    let shape = key.0.as_ref().and_then(|s| shapes.get(s)).copied();
+                    let pattern = pattern_of(route, shape, &key.1, &self.stops, &projection);
+                    for &s in &pattern.stops {
+                        let calls = &mut self.stops[s].route_ids;
+                        if !calls.contains(&trip.route_id) {
+                            calls.push(trip.route_id.clone());
+                        }
+                    }
+                    self.patterns.push(pattern);
+                    pattern_index.insert(key, self.patterns.len() - 1);
+                    self.patterns.len() - 1
+                }
+            };
         }
         for d in &mut self.districts {
             if !(LatLon::new(d.lat, d.lon).is_valid() && d.radius_m.is_finite() && d.radius_m > 0.0)
@@ -627,6 +700,119 @@ impl Network {
         self.services
             .iter()
             .any(|s| s.service_id == service_id && s.runs_on(date))
+    }
+
+    /// Whether its vehicles run its trips as timetabled (a GTFS feed), rather than
+    /// shuttling along their routes at the routes' headways (the synthetic city).
+    pub fn runs_timetable(&self) -> bool {
+        matches!(self.source, Source::Gtfs { .. })
+    }
+
+    /// The first and last day any service runs, if any does.
+    pub fn service_range(&self) -> Option<(Date, Date)> {
+        let days = self.services.iter().flat_map(|s| {
+            let range = (s.start_date <= s.end_date && s.weekdays.contains(&true))
+                .then_some([s.start_date, s.end_date]);
+            range.into_iter().flatten().chain(s.added.iter().copied())
+        });
+        days.fold(None, |acc, d| match acc {
+            None => Some((d, d)),
+            Some((a, b)) => Some((a.min(d), b.max(d))),
+        })
+    }
+
+    /// The trips that run on `date`, as indexes into [`Network::trips`].
+    pub fn trips_on(&self, date: Date) -> Vec<usize> {
+        let running: std::collections::HashSet<&str> = self
+            .services
+            .iter()
+            .filter(|s| s.runs_on(date))
+            .map(|s| s.service_id.as_str())
+            .collect();
+        (0..self.trips.len())
+            .filter(|&t| running.contains(self.trips[t].service_id.as_str()))
+            .collect()
+    }
+
+    /// The day of the timetable that runs on the simulated day `date`: `date` itself
+    /// when it lies within the feed's calendar, otherwise the nearest day with the same
+    /// weekday inside it (every published feed is of another year than some run). `None`
+    /// when the network has no calendar at all.
+    pub fn timetable_day(&self, date: Date) -> Option<Date> {
+        let (first, last) = self.service_range()?;
+        if (first..=last).contains(&date) {
+            return Some(date);
+        }
+        let (days, first, last) = (date.days(), first.days(), last.days());
+        let target = if days < first { first } else { last };
+        // The day of `date`'s weekday nearest to `target`, inside the range when there is
+        // one (a range shorter than a week may not hold that weekday: then the nearest).
+        let shift = (days - target).rem_euclid(7);
+        let candidates = [target + shift, target + shift - 7];
+        let inside = candidates
+            .iter()
+            .copied()
+            .find(|d| (first..=last).contains(d));
+        Some(Date::from_days(inside.unwrap_or(candidates[0])))
+    }
+}
+
+/// The course of a trip of `route` calling at `calls` (indexes into `stops`), along
+/// `shape` when it has one that passes near its stops.
+fn pattern_of(
+    route: usize,
+    shape: Option<&Shape>,
+    calls: &[usize],
+    stops: &[Stop],
+    projection: &LocalProjection,
+) -> Pattern {
+    let places: Vec<(f64, f64)> = calls.iter().map(|&s| (stops[s].x, stops[s].y)).collect();
+    let straight = || LocalShape::new(places.clone());
+    // Each stop's distance along the path, and the farthest a stop lies from it.
+    let along = |path: &LocalShape| -> (Vec<f64>, f64) {
+        let placed = path.project_in_order(&places);
+        let worst = placed.iter().map(|p| p.1).fold(0.0, f64::max);
+        (placed.into_iter().map(|p| p.0).collect(), worst)
+    };
+    if let Some(shape) = shape.filter(|s| s.points.len() >= 2) {
+        let path = LocalShape::new(
+            shape
+                .points
+                .iter()
+                .map(|p| projection.to_xy(LatLon::new(p[0], p[1])))
+                .collect(),
+        );
+        let (stop_dist, worst) = along(&path);
+        if worst <= SHAPE_TOLERANCE_M && path.length_m() > 0.0 {
+            return Pattern {
+                route,
+                path,
+                stops: calls.to_vec(),
+                stop_dist,
+                farthest_stop_m: worst,
+                straightened: false,
+            };
+        }
+        let path = straight();
+        let (stop_dist, _) = along(&path);
+        return Pattern {
+            route,
+            path,
+            stops: calls.to_vec(),
+            stop_dist,
+            farthest_stop_m: worst,
+            straightened: true,
+        };
+    }
+    let path = straight();
+    let (stop_dist, _) = along(&path);
+    Pattern {
+        route,
+        path,
+        stops: calls.to_vec(),
+        stop_dist,
+        farthest_stop_m: 0.0,
+        straightened: false,
     }
 }
 

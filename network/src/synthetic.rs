@@ -453,6 +453,7 @@ fn trips_of(line: &Laid) -> Vec<Trip> {
                     headway_s: r.headway_s as u32,
                     exact_times: false,
                 }],
+                pattern: 0,
             }
         })
         .collect()

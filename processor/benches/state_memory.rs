@@ -44,6 +44,8 @@ fn main() {
             occupancy_status: OccupancyStatus::FewSeatsAvailable,
             delay_s: 0,
             status: VehicleStatus::InTransitTo,
+            start_date: None,
+            start_time: None,
         };
         let r = Record::new(
             &topics.vehicle_locations,

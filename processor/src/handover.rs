@@ -169,6 +169,8 @@ mod tests {
                 occupancy_status: streamcity_core::OccupancyStatus::Full,
                 delay_s: 0,
                 status: streamcity_core::VehicleStatus::InTransitTo,
+                start_date: None,
+                start_time: None,
             };
             Record::new(&topics.vehicle_locations, id.to_owned(), encode(&v), ts)
         };

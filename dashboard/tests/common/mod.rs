@@ -87,6 +87,8 @@ pub fn position(id: &str, route: &str, lat: f64, lon: f64, ts: i64) -> VehiclePo
         occupancy_status: OccupancyStatus::ManySeatsAvailable,
         delay_s: 0,
         status: VehicleStatus::InTransitTo,
+        start_date: None,
+        start_time: None,
     }
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod demand;
 mod incidents;
 mod riders;
+mod timetable;
 mod vehicles;
 
 use std::collections::VecDeque;
@@ -29,6 +30,7 @@ pub use demand::{demand_factor, local_hour};
 use crate::arrivals::Arrivals;
 use incidents::{ActiveCity, ActiveTraffic};
 use riders::{ActiveCrowd, Rider};
+use timetable::Timetable;
 use vehicles::Vehicle;
 
 /// One event produced by the simulation.
@@ -82,6 +84,8 @@ pub struct Simulation {
     rng: ChaCha8Rng,
     now: TimestampMs,
     vehicles: Vec<Vehicle>,
+    /// With a timetabled network: the blocks still to start.
+    timetable: Option<Timetable>,
     /// Riders waiting per stop, per direction (outbound, inbound).
     waiting: Vec<[VecDeque<Rider>; 2]>,
     /// Every (route, stop in outbound order) pair, with the cumulative importance used
@@ -102,14 +106,27 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// A simulation of `network` with its fleet placed along the routes, evenly spaced
-    /// by their headways, as if service had been running for a while.
+    /// A simulation of `network` from `config.start_ms`. A timetabled network (a GTFS
+    /// feed) has every trip of the service day where its timetable has it; otherwise
+    /// each route's fleet is placed along it, evenly spaced by its headway, as if
+    /// service had been running for a while.
     pub fn new(network: Arc<Network>, mut config: SimConfig) -> Self {
         // Demand follows the network's local time.
         config.utc_offset_min = network.utc_offset_min;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let now = config.start_ms;
-        let vehicles = vehicles::place_fleet(&network, &config, &mut rng);
+        let (vehicles, timetable) = if network.runs_timetable() {
+            let mut timetable = Timetable::new(&network, now, &mut rng);
+            let report_gap_ms = (config.vehicles.gaps.mean_s() * 1000.0).max(1.0) as i64;
+            let vehicles = timetable
+                .due(&network, now, &mut rng)
+                .into_iter()
+                .map(|b| vehicles::sign_on(&network, b, now, report_gap_ms, &mut rng))
+                .collect();
+            (vehicles, Some(timetable))
+        } else {
+            (vehicles::place_fleet(&network, &config, &mut rng), None)
+        };
         let (tap_places, tap_weights) = riders::tap_places(&network);
         let taps = Arrivals::new(config.taps.gaps, config.taps.burst, now, &mut rng);
         let traffic_arrivals =
@@ -126,6 +143,7 @@ impl Simulation {
             rng,
             now,
             vehicles,
+            timetable,
             tap_places,
             tap_weights,
             taps,
@@ -162,9 +180,14 @@ impl Simulation {
         &self.config
     }
 
-    /// Vehicles in the fleet.
+    /// Vehicles on the road (with a timetable: those signed on for their work).
     pub fn fleet_size(&self) -> usize {
         self.vehicles.len()
+    }
+
+    /// With a timetable: the vehicles whose work for the day is still to start.
+    pub fn blocks_pending(&self) -> usize {
+        self.timetable.as_ref().map_or(0, Timetable::pending)
     }
 
     /// What has been produced so far.

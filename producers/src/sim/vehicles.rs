@@ -12,11 +12,12 @@ use streamcity_core::{
     Id, OccupancyStatus, RiderTap, TimestampMs, TransportMode, VehiclePosition, VehicleStatus,
 };
 use streamcity_network::geometry::round6;
-use streamcity_network::model::{LAYOVER_S, NOMINAL_DWELL_S, SCHEDULE_SPEED_SHARE};
+use streamcity_network::model::{LAYOVER_S, NOMINAL_DWELL_S, Pattern, SCHEDULE_SPEED_SHARE};
 use streamcity_network::{Network, Route};
 
 use super::demand::{demand_factor, local_hour};
 use super::riders::{MAX_WAITING, Rider, pick_destination};
+use super::timetable::{Block, Leg};
 use super::{SimConfig, SimEvent, Simulation};
 use crate::arrivals::Gaps;
 
@@ -27,6 +28,8 @@ pub(super) enum Phase {
     Layover,
     BrokenDown,
     Held,
+    /// Its work is done: it leaves the road.
+    OutOfService,
 }
 
 /// A vehicle's state. Kept small: memory per vehicle bounds how large a fleet one
@@ -59,6 +62,11 @@ pub(super) struct Vehicle {
     y: f64,
     heading: f64,
     riders: Vec<Rider>,
+    /// With a timetable: the runs it works, in order (empty: it shuttles along its
+    /// route at the route's headway).
+    legs: Box<[Leg]>,
+    /// The run it is on, index into `legs`.
+    leg: u16,
 }
 
 /// Longest physics step, seconds: a vehicle reporting rarely still brakes accurately.
@@ -114,6 +122,59 @@ fn stop_along(route: &Route, outbound: bool, k: usize) -> f64 {
     if outbound { d } else { route.length_m() - d }
 }
 
+/// The course a vehicle is running: a route one way or the other (shuttling), or the
+/// pattern of its timetabled trip. Stops are numbered in travel order.
+#[derive(Clone, Copy)]
+enum Course<'a> {
+    Shuttle(&'a Route, bool),
+    Trip(&'a Pattern),
+}
+
+impl Course<'_> {
+    fn of<'a>(network: &'a Network, v: &Vehicle) -> Course<'a> {
+        match v.legs.get(usize::from(v.leg)) {
+            Some(leg) => Course::Trip(&network.patterns[network.trips[leg.trip as usize].pattern]),
+            None => Course::Shuttle(&network.routes[v.route as usize], v.outbound),
+        }
+    }
+
+    /// Stops called at.
+    fn len(self) -> usize {
+        match self {
+            Course::Shuttle(route, _) => route.stops.len(),
+            Course::Trip(p) => p.stops.len(),
+        }
+    }
+
+    /// Index into [`Network::stops`] of the `k`-th call.
+    fn stop(self, k: usize) -> usize {
+        match self {
+            Course::Shuttle(route, outbound) => route.stops[stop_index(route, outbound, k)],
+            Course::Trip(p) => p.stops[k.min(p.stops.len() - 1)],
+        }
+    }
+
+    /// Distance from the start of the course to its `k`-th call.
+    fn along(self, k: usize) -> f64 {
+        match self {
+            Course::Shuttle(route, outbound) => stop_along(route, outbound, k),
+            Course::Trip(p) => p.stop_dist[k.min(p.stop_dist.len() - 1)],
+        }
+    }
+
+    /// The point `along` metres from the start, with the heading of travel.
+    fn point(self, along: f64, hint: &mut usize) -> (f64, f64, f64) {
+        match self {
+            Course::Shuttle(route, true) => route.path.point_at(along, hint),
+            Course::Shuttle(route, false) => {
+                let (x, y, heading) = route.path.point_at(route.length_m() - along, hint);
+                (x, y, heading + std::f64::consts::PI)
+            }
+            Course::Trip(p) => p.path.point_at(along, hint),
+        }
+    }
+}
+
 /// Seconds into its trip the timetable expects a vehicle to be at `along`, with
 /// `next_stop` stops served so far.
 fn sched_offset_s(route: &Route, along: f64, next_stop: u16) -> f64 {
@@ -124,23 +185,102 @@ fn trip_id(v: &Vehicle) -> Id {
     format_compact!("{}-T{:04}", v.id, v.trip_no)
 }
 
-/// Updates the vehicle's map position and heading from its distance along the route.
+/// Updates the vehicle's map position and heading from its distance along its course.
 fn locate(network: &Network, v: &mut Vehicle) {
-    let route = &network.routes[v.route as usize];
-    let d = if v.outbound {
-        v.along
-    } else {
-        route.length_m() - v.along
-    };
-    let (x, y, heading) = route.path.point_at(d, &mut v.hint);
-    v.x = x;
-    v.y = y;
-    v.heading = if v.outbound {
-        heading
-    } else {
-        heading + std::f64::consts::PI
-    };
+    (v.x, v.y, v.heading) = Course::of(network, v).point(v.along, &mut v.hint);
 }
+
+/// The vehicle working `block`, placed where the timetable has it at `now`: at the
+/// first stop of its next run (signing on or laying over), or along its run in progress.
+pub(super) fn sign_on(
+    network: &Network,
+    block: Block,
+    now: TimestampMs,
+    report_gap_ms: i64,
+    rng: &mut ChaCha8Rng,
+) -> Vehicle {
+    let legs = block.legs;
+    let leg = legs
+        .iter()
+        .position(|l| l.end_ms(network) > now)
+        .unwrap_or(legs.len() - 1);
+    let l = legs[leg];
+    let trip = &network.trips[l.trip as usize];
+    let route = network.route_position(&trip.route_id).unwrap_or(0);
+    let pattern = &network.patterns[trip.pattern];
+    let n = pattern.stops.len();
+    // Where the timetable has it: before its run, dwelling at a stop, or between two.
+    let (phase, next_stop, along, until_ms) = if now < l.start_ms(network) {
+        (
+            Phase::Layover,
+            0,
+            0.0,
+            l.start_ms(network) - LAYOVER_EARLY_MS,
+        )
+    } else {
+        let k = (1..n)
+            .find(|&k| l.arrival_ms(network, k) > now || l.departure_ms(network, k) > now)
+            .unwrap_or(n - 1);
+        let (arrive, leave) = (l.arrival_ms(network, k), l.departure_ms(network, k - 1));
+        if now >= arrive {
+            (
+                Phase::Dwelling,
+                k,
+                pattern.stop_dist[k],
+                l.departure_ms(network, k),
+            )
+        } else {
+            let f = (now - leave) as f64 / (arrive - leave).max(1) as f64;
+            let (a, b) = (pattern.stop_dist[k - 1], pattern.stop_dist[k]);
+            (Phase::Running, k, a + (b - a) * f.clamp(0.0, 1.0), now)
+        }
+    };
+    let capacity = network.routes[route].capacity;
+    let aboard = if phase == Phase::Layover {
+        0
+    } else {
+        (f64::from(capacity) * rng.random_range(0.05..0.35)) as usize
+    };
+    let riders = (0..aboard)
+        .map(|_| Rider {
+            card: rng.random_range(0..100_000_000),
+            dest: pick_destination(rng, next_stop.saturating_sub(1), n).max(next_stop as u16),
+        })
+        .collect();
+    let mut v = Vehicle {
+        id: block.vehicle_id,
+        trip_id: trip.trip_id.clone(),
+        route: route as u16,
+        outbound: trip.direction_id == 0,
+        phase,
+        next_stop: next_stop as u16,
+        trip_no: 1,
+        along,
+        speed: if phase == Phase::Running {
+            network.routes[route].cruise_mps * rng.random_range(0.5..1.0)
+        } else {
+            0.0
+        },
+        updated_ms: now,
+        report_ms: now + rng.random_range(0..report_gap_ms.max(1)),
+        until_ms,
+        silent_until_ms: now,
+        trip_start_ms: l.start_ms(network),
+        hint: 0,
+        x: 0.0,
+        y: 0.0,
+        heading: 0.0,
+        riders,
+        legs,
+        leg: leg as u16,
+    };
+    locate(network, &mut v);
+    v
+}
+
+/// How long before its scheduled departure a vehicle laying over pulls up to its first
+/// stop to board (riders board while it waits), ms.
+const LAYOVER_EARLY_MS: i64 = 120_000;
 
 /// The fleet of every route, placed along it evenly spaced by its headway, as if
 /// service had been running for a while.
@@ -197,6 +337,8 @@ pub(super) fn place_fleet(
                 y: 0.0,
                 heading: 0.0,
                 riders,
+                legs: Box::new([]),
+                leg: 0,
             };
             v.trip_start_ms = now - (sched_offset_s(route, v.along, v.next_stop) * 1000.0) as i64;
             v.trip_id = trip_id(&v);
@@ -210,6 +352,13 @@ pub(super) fn place_fleet(
 impl Simulation {
     pub(super) fn vehicle_step(&mut self, out: &mut Vec<SimEvent>) {
         let now = self.now;
+        if let Some(timetable) = &mut self.timetable {
+            let report_gap_ms = (self.config.vehicles.gaps.mean_s() * 1000.0).max(1.0) as i64;
+            for block in timetable.due(&self.network, now, &mut self.rng) {
+                let v = sign_on(&self.network, block, now, report_gap_ms, &mut self.rng);
+                self.vehicles.push(v);
+            }
+        }
         let hour = local_hour(now, self.config.utc_offset_min);
         // Street traffic is slower at the peaks.
         let rush = 1.0 - 0.12 * (demand_factor(hour) - 1.0).max(0.0);
@@ -232,12 +381,15 @@ impl Simulation {
             if v.report_ms <= now {
                 v.report_ms = now + 1; // far behind (a long pause): do not report in a burst
             }
-            if now >= v.silent_until_ms {
+            if now >= v.silent_until_ms && v.phase != Phase::OutOfService {
                 self.counts.positions += 1;
                 if self.config.vehicles.emit {
                     out.push(SimEvent::Position(self.report(i)));
                 }
             }
+        }
+        if self.timetable.is_some() {
+            self.vehicles.retain(|v| v.phase != Phase::OutOfService);
         }
     }
 
@@ -245,7 +397,7 @@ impl Simulation {
     fn advance_vehicle(&mut self, i: usize, rush: f64, out: &mut Vec<SimEvent>) {
         let now = self.now;
         let mut t = self.vehicles[i].updated_ms;
-        while t < now {
+        while t < now && self.vehicles[i].phase != Phase::OutOfService {
             let dt_ms = ((MAX_STEP_S * 1000.0) as i64).min(now - t);
             t += dt_ms;
             self.step_vehicle(i, t, dt_ms as f64 / 1000.0, rush, out);
@@ -277,10 +429,12 @@ impl Simulation {
         };
         let v = &mut self.vehicles[i];
         let route = &network.routes[v.route as usize];
+        let course = Course::of(&network, v);
         let params = mode_params(route.mode);
         let suspended = self.suspended[v.route as usize];
 
         match v.phase {
+            Phase::OutOfService => return,
             Phase::BrokenDown | Phase::Dwelling | Phase::Layover if now < v.until_ms => {
                 v.speed = 0.0;
                 return;
@@ -312,7 +466,7 @@ impl Simulation {
             // Its riders walk on to the next stop and wait there for the next vehicle
             // (those going there get off for good).
             let k = v.next_stop as usize;
-            let s = route.stops[stop_index(route, v.outbound, k)];
+            let s = course.stop(k);
             let dir = usize::from(!v.outbound);
             for rider in v.riders.drain(..) {
                 if rider.dest as usize <= k {
@@ -348,9 +502,19 @@ impl Simulation {
                 }
             }
         }
-        let target = route.cruise_mps * factor;
-        let stop_at = stop_along(route, v.outbound, v.next_stop as usize);
+        let stop_at = course.along(v.next_stop as usize);
         let remaining = stop_at - v.along;
+        let cruise = match v.legs.get(usize::from(v.leg)) {
+            // With a timetable: the speed that makes the next stop on time, within what
+            // the mode can do (a late vehicle makes up time; an early one eases off).
+            Some(leg) => {
+                let left_s = (leg.arrival_ms(&network, v.next_stop as usize) - now) as f64 / 1000.0;
+                let needed = remaining.max(0.0) / left_s.max(1.0) * 1.15;
+                needed.clamp(0.4 * route.cruise_mps, 1.6 * route.cruise_mps)
+            }
+            None => route.cruise_mps,
+        };
+        let target = cruise * factor;
         let v_brake = (2.0 * params.decel * (remaining - 1.0).max(0.0)).sqrt();
         // Never brake harder than the vehicle can, even when a coarse step brought it in fast.
         let v_new = if v.speed > target {
@@ -382,16 +546,18 @@ impl Simulation {
     }
 
     /// A vehicle reached its next stop: riders get off and on, and it dwells; at the end
-    /// of the line it lays over and turns into its next trip.
+    /// of the line it lays over and turns into its next trip (with a timetable: its
+    /// block's next run, or it leaves service).
     fn arrive(&mut self, i: usize, now: TimestampMs, out: &mut Vec<SimEvent>) {
         let network = Arc::clone(&self.network);
         let emit = self.config.taps.emit;
         let v = &mut self.vehicles[i];
         let route = &network.routes[v.route as usize];
+        let course = Course::of(&network, v);
         let params = mode_params(route.mode);
-        let n = route.stops.len();
+        let n = course.len();
         let k = v.next_stop as usize;
-        let s = route.stops[stop_index(route, v.outbound, k)];
+        let s = course.stop(k);
         let stop_id = &network.stops[s].stop_id;
 
         // Riders for this stop tap off.
@@ -412,12 +578,34 @@ impl Simulation {
         self.counts.tap_offs += alight as u64;
 
         if k + 1 >= n {
-            // Terminus: lay over, then run the next trip back.
-            let half_ms = (route.round_trip_s() / 2.0 * 1000.0) as i64;
-            let next_start = v.trip_start_ms + half_ms;
             let min_turn = now
                 + ((params.dwell_base_s + params.per_alighting_s * alight as f64) * 1000.0) as i64
                 + 60_000;
+            if !v.legs.is_empty() {
+                // The end of a timetabled run: the block's next one, or out of service.
+                let next = usize::from(v.leg) + 1;
+                let Some(leg) = v.legs.get(next).copied() else {
+                    v.phase = Phase::OutOfService;
+                    return;
+                };
+                let trip = &network.trips[leg.trip as usize];
+                v.leg = next as u16;
+                v.route = network.route_position(&trip.route_id).unwrap_or(0) as u16;
+                v.outbound = trip.direction_id == 0;
+                v.trip_id = trip.trip_id.clone();
+                v.trip_start_ms = leg.start_ms(&network);
+                v.phase = Phase::Layover;
+                // Turned round, it waits for its departure (a late arrival delays it).
+                v.until_ms = (leg.start_ms(&network) - LAYOVER_EARLY_MS).max(min_turn - 60_000);
+                v.along = 0.0;
+                v.next_stop = 0;
+                v.hint = 0;
+                locate(&network, v);
+                return;
+            }
+            // Terminus: lay over, then run the next trip back.
+            let half_ms = (route.round_trip_s() / 2.0 * 1000.0) as i64;
+            let next_start = v.trip_start_ms + half_ms;
             v.phase = Phase::Layover;
             v.until_ms = next_start.max(min_turn);
             v.outbound = !v.outbound;
@@ -435,31 +623,44 @@ impl Simulation {
         let board = queue.len().min(room);
         self.counts.left_behind += (queue.len() - board) as u64;
         self.counts.boardings += board as u64;
+        let boarded = v.riders.len();
         v.riders.extend(queue.drain(..board));
         let dwell_s = params.dwell_base_s
             + params.per_boarding_s * board as f64
             + params.per_alighting_s * alight as f64;
         v.phase = Phase::Dwelling;
         v.until_ms = now + (dwell_s * 1000.0) as i64;
+        if let Some(leg) = v.legs.get(usize::from(v.leg)) {
+            // A timetabled vehicle does not leave before its departure time, and its
+            // riders ride to a stop of this trip.
+            v.until_ms = v.until_ms.max(leg.departure_ms(&network, k));
+            for rider in &mut v.riders[boarded..] {
+                rider.dest = pick_destination(&mut self.rng, k, n);
+            }
+        }
     }
 
     fn report(&self, i: usize) -> VehiclePosition {
         let v = &self.vehicles[i];
-        let route = &self.network.routes[v.route as usize];
-        let at = self.network.projection.to_latlon(v.x, v.y);
-        let next =
-            &self.network.stops[route.stops[stop_index(route, v.outbound, v.next_stop as usize)]];
-        let delay_s = match v.phase {
-            Phase::Layover => ((self.now - v.trip_start_ms) / 1000).max(0),
-            _ => {
+        let network = &self.network;
+        let route = &network.routes[v.route as usize];
+        let course = Course::of(network, v);
+        let at = network.projection.to_latlon(v.x, v.y);
+        let k = v.next_stop as usize;
+        let next = &network.stops[course.stop(k)];
+        let leg = v.legs.get(usize::from(v.leg));
+        let delay_s = match (leg, v.phase) {
+            (None, Phase::Layover) => ((self.now - v.trip_start_ms) / 1000).max(0),
+            (None, _) => {
                 let elapsed = (self.now - v.trip_start_ms) as f64 / 1000.0;
                 (elapsed - sched_offset_s(route, v.along, v.next_stop)).round() as i64
             }
+            (Some(leg), _) => timetable_delay_s(network, leg, course, v, self.now),
         };
         let status = match v.phase {
             Phase::Running => VehicleStatus::InTransitTo,
             Phase::Dwelling => VehicleStatus::StoppedAt,
-            Phase::Layover => VehicleStatus::Layover,
+            Phase::Layover | Phase::OutOfService => VehicleStatus::Layover,
             Phase::BrokenDown => VehicleStatus::BrokenDown,
             Phase::Held => VehicleStatus::Suspended,
         };
@@ -481,6 +682,43 @@ impl Simulation {
             occupancy_status: OccupancyStatus::from_load(passengers, route.capacity),
             delay_s: delay_s.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
             status,
+            start_date: leg.map(|l| format_compact!("{:08}", l.date.0)),
+            start_time: leg.map(|l| l.start_time(network)),
         }
     }
+}
+
+/// How late a timetabled vehicle is, seconds (negative: early): against the time the
+/// timetable has it where it is (at a stop: between its arrival and departure there;
+/// between two: in proportion to the distance run).
+fn timetable_delay_s(
+    network: &Network,
+    leg: &Leg,
+    course: Course<'_>,
+    v: &Vehicle,
+    now: TimestampMs,
+) -> i64 {
+    let k = v.next_stop as usize;
+    let scheduled = match v.phase {
+        Phase::Layover => leg.start_ms(network),
+        Phase::Dwelling | Phase::Held => {
+            let (arrive, leave) = (leg.arrival_ms(network, k), leg.departure_ms(network, k));
+            now.clamp(arrive, leave)
+        }
+        _ if k == 0 => leg.start_ms(network),
+        _ => {
+            let (from, to) = (course.along(k - 1), course.along(k));
+            let f = if to > from {
+                ((v.along - from) / (to - from)).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            let (leave, arrive) = (leg.departure_ms(network, k - 1), leg.arrival_ms(network, k));
+            leave + ((arrive - leave) as f64 * f) as i64
+        }
+    };
+    if v.phase == Phase::Layover {
+        return ((now - scheduled) / 1000).max(0);
+    }
+    (now - scheduled).div_euclid(1000)
 }

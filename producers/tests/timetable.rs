@@ -1,0 +1,200 @@
+//! A GTFS network runs its timetable: each trip of the service day leaves its first
+//! stop at its time and calls at its stops in order; a block's trips run on one vehicle,
+//! one after the other; frequencies start a run every headway (exactly, or about);
+//! trips past 24:00 run after midnight as trips of the day before; a day outside the
+//! feed's calendar runs the nearest day of the same weekday inside it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use streamcity_core::{VehiclePosition, VehicleStatus};
+use streamcity_network::{Date, Network, gtfs};
+use streamcity_producers::arrivals::Gaps;
+use streamcity_producers::sim::SimEvent;
+use streamcity_producers::{SimConfig, Simulation};
+use streamcity_testkit::feeds::{feed_dir, small_feed};
+
+fn small() -> Arc<Network> {
+    let dir = feed_dir("timetable", &small_feed());
+    let network = gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network;
+    std::fs::remove_dir_all(dir).unwrap();
+    Arc::new(network)
+}
+
+/// `hh:mm` local time on `date` in the small feed's Paris (UTC+1 in winter), ms.
+fn paris(date: Date, hh: i64, mm: i64) -> i64 {
+    date.days() * 86_400_000 - 3_600_000 + (hh * 60 + mm) * 60_000
+}
+
+/// Seconds after local midnight of `date` of the moment `ms`.
+fn clock_s(date: Date, ms: i64) -> i64 {
+    (ms - paris(date, 0, 0)) / 1000
+}
+
+/// Every position report from `start_ms` for `minutes`, with nothing random but the
+/// timetable: no incidents, breakdowns or GPS dropouts, and few riders (five stops
+/// would otherwise share a city's riders, and boarding them would hold every vehicle).
+fn run(network: &Arc<Network>, start_ms: i64, minutes: i64) -> Vec<VehiclePosition> {
+    let mut config = SimConfig {
+        start_ms,
+        ..SimConfig::default()
+    };
+    config.traffic.gaps = Gaps::rate(0.0);
+    config.incidents.gaps = Gaps::rate(0.0);
+    config.taps.gaps = Gaps::rate(0.02);
+    config.breakdowns_per_vehicle_hour = 0.0;
+    config.dropouts_per_vehicle_hour = 0.0;
+    let mut sim = Simulation::new(Arc::clone(network), config);
+    let mut out = Vec::new();
+    for _ in 0..minutes * 60_000 / sim.config().tick_ms {
+        sim.step(&mut out);
+    }
+    out.into_iter()
+        .filter_map(|e| match e {
+            SimEvent::Position(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reports by vehicle, in time order.
+fn by_vehicle(reports: Vec<VehiclePosition>) -> BTreeMap<String, Vec<VehiclePosition>> {
+    let mut map: BTreeMap<String, Vec<VehiclePosition>> = BTreeMap::new();
+    for p in reports {
+        map.entry(p.vehicle_id.to_string()).or_default().push(p);
+    }
+    map
+}
+
+/// When the vehicle left its first stop: its first report bound for its second.
+fn departure(reports: &[VehiclePosition], trip: &str, second_stop: &str) -> i64 {
+    reports
+        .iter()
+        .find(|p| p.trip_id == trip && p.next_stop_id == second_stop)
+        .unwrap_or_else(|| panic!("{trip} never left for {second_stop}"))
+        .timestamp
+}
+
+const MONDAY: Date = Date::from_ymd(2025, 3, 3);
+
+#[test]
+fn a_block_runs_its_trips_on_one_vehicle_in_order_and_on_time() {
+    let network = small();
+    let reports = by_vehicle(run(&network, paris(MONDAY, 7, 55), 40));
+    let b1 = &reports["B1"];
+    // R1-a then R1-b, never back.
+    let trips: Vec<&str> = b1.iter().map(|p| p.trip_id.as_str()).collect();
+    let switch = trips.iter().position(|t| *t == "R1-b").expect("R1-b ran");
+    assert!(trips[..switch].iter().all(|t| *t == "R1-a"), "{trips:?}");
+    assert!(trips[switch..].iter().all(|t| *t == "R1-b"), "{trips:?}");
+    // Each calls at its stops in order: P1, S2, S3 then S3, P2.
+    let mut calls: Vec<(&str, &str)> = b1
+        .iter()
+        .map(|p| (p.trip_id.as_str(), p.next_stop_id.as_str()))
+        .collect();
+    calls.dedup();
+    assert_eq!(
+        calls,
+        [
+            ("R1-a", "P1"),
+            ("R1-a", "S2"),
+            ("R1-a", "S3"),
+            ("R1-b", "S3"),
+            ("R1-b", "P2")
+        ]
+    );
+    // It leaves at its times (08:00, 08:20), within the dwell, and runs about on time.
+    let a = clock_s(MONDAY, departure(b1, "R1-a", "S2"));
+    let b = clock_s(MONDAY, departure(b1, "R1-b", "P2"));
+    assert!((8 * 3600..8 * 3600 + 30).contains(&a), "R1-a left at {a} s");
+    assert!(
+        (8 * 3600 + 1200..8 * 3600 + 1230).contains(&b),
+        "R1-b left at {b} s"
+    );
+    for p in b1.iter().filter(|p| p.status == VehicleStatus::InTransitTo) {
+        assert!(p.delay_s.abs() <= 120, "{p:?}");
+    }
+    // Reports name the service day and the trip's start, as GTFS-realtime does.
+    assert_eq!(b1[0].start_date.as_deref(), Some("20250303"));
+    assert_eq!(b1[0].start_time.as_deref(), Some("08:00:00"));
+    // After its last trip the vehicle leaves service.
+    let last = b1.last().unwrap();
+    assert!(
+        clock_s(MONDAY, last.timestamp) < 8 * 3600 + 32 * 60,
+        "{last:?}"
+    );
+}
+
+#[test]
+fn frequencies_start_a_run_every_headway_exactly_or_about() {
+    let network = small();
+    let reports = by_vehicle(run(&network, paris(MONDAY, 9, 25), 80));
+    // Runs of T1-freq, each a vehicle of its own, named by its start.
+    let grid = |id: &str| {
+        let hhmm = &id["T1-freq@".len()..];
+        hhmm[..2].parse::<i64>().unwrap() * 3600 + hhmm[2..].parse::<i64>().unwrap() * 60
+    };
+    let starts: BTreeMap<&str, i64> = reports
+        .iter()
+        .filter(|(id, _)| {
+            id.starts_with("T1-freq@") && (9 * 3600 + 1800..=10 * 3600 + 1800).contains(&grid(id))
+        })
+        .map(|(id, r)| (id.as_str(), clock_s(MONDAY, departure(r, "T1-freq", "S3"))))
+        .collect();
+    // 09:30, 09:40, 09:50 exactly (every 600 s); 10:00, 10:15, 10:30 about (every 900 s).
+    let exact: Vec<i64> = starts
+        .iter()
+        .filter(|(id, _)| grid(id) < 10 * 3600)
+        .map(|(id, s)| s - grid(id))
+        .collect();
+    let about: Vec<i64> = starts
+        .iter()
+        .filter(|(id, _)| (10 * 3600..=10 * 3600 + 1800).contains(&grid(id)))
+        .map(|(id, s)| s - grid(id))
+        .collect();
+    assert_eq!((exact.len(), about.len()), (3, 3), "{starts:?}");
+    assert!(exact.iter().all(|d| (0..30).contains(d)), "{starts:?}");
+    // Without exact times a start strays up to a tenth of the headway (90 s), and
+    // some do.
+    assert!(about.iter().all(|d| (-90..120).contains(d)), "{starts:?}");
+    assert!(about.iter().any(|d| !(0..30).contains(d)), "{starts:?}");
+}
+
+#[test]
+fn a_trip_past_midnight_runs_after_midnight_as_a_trip_of_the_day_before() {
+    let network = small();
+    let tuesday = Date::from_ymd(2025, 3, 4);
+    let reports = by_vehicle(run(&network, paris(tuesday, 0, 40), 30));
+    let night = &reports["R1-night"];
+    assert_eq!(night[0].start_date.as_deref(), Some("20250303"));
+    assert_eq!(night[0].start_time.as_deref(), Some("24:50:00"));
+    let left = clock_s(tuesday, departure(night, "R1-night", "S3"));
+    assert!((50 * 60..50 * 60 + 30).contains(&left), "left at {left} s");
+}
+
+#[test]
+fn a_day_outside_the_calendar_runs_the_nearest_same_weekday_inside_it() {
+    let network = small();
+    // The feed runs through 2025; 2 March 2026 is a Monday.
+    let monday_2026 = Date::from_ymd(2026, 3, 2);
+    assert_eq!(
+        network.timetable_day(monday_2026),
+        Some(Date::from_ymd(2025, 12, 29))
+    );
+    assert_eq!(
+        network.timetable_day(Date::from_ymd(2024, 6, 5)),
+        Some(Date::from_ymd(2025, 1, 1))
+    );
+    let reports = by_vehicle(run(&network, paris(monday_2026, 7, 55), 10));
+    let b1 = &reports["B1"];
+    // The timetable of that day, on the simulated day.
+    assert_eq!(b1[0].start_date.as_deref(), Some("20260302"));
+    let a = clock_s(monday_2026, departure(b1, "R1-a", "S2"));
+    assert!((8 * 3600..8 * 3600 + 30).contains(&a), "R1-a left at {a} s");
+    // A Saturday has no service: nothing runs (the command line refuses it).
+    let saturday = Date::from_ymd(2025, 3, 8);
+    assert!(network.trips_on(saturday).is_empty());
+    assert!(run(&network, paris(saturday, 7, 55), 10).is_empty());
+}
