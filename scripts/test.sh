@@ -4,9 +4,9 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-browser   skip the browser tests (for quick local runs)
 #
-# Needs the Rust toolchain, Node.js with npm, and python3 (to find a free port, and for
-# the Python side of the producer benchmark, whose kafka-python comes from PyPI into
-# ~/.cache/streamcity/python).
+# Needs the Rust toolchain, Node.js with npm, and python3 (to find a free port; and for
+# gtfs-guru, the GTFS validator the export test runs, and the Python side of the
+# producer benchmark, kafka-python, both from PyPI into ~/.cache/streamcity/python).
 # Installs what else the tests use: the tansu Kafka broker (cargo install, cached in
 # ~/.cargo/bin), Debian's chromium and the DejaVu fonts for the benchmark charts (apt-get,
 # as root), and playwright-core (npm, cached in tests/browser/node_modules). A missing
@@ -79,6 +79,10 @@ if [ ! -s "$STREAMCITY_TEST_CAIRNS" ]; then
     rm -rf "$sdist"
 fi
 
+# The tests' Python (gtfs-guru checks the exported feed) and the benchmarks' (kafka-python).
+STREAMCITY_PYTHON="$(benchmarks/python-env.sh)"
+export STREAMCITY_PYTHON
+
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
 # Each test binary runs within a deadline (TEST_BINARY_TIMEOUT seconds, 15 minutes by
 # default), from its package's directory as `cargo test` runs it: a hang fails that
@@ -115,18 +119,17 @@ timeout -k 10 "$per_binary" cargo test --workspace --locked --doc
 # well-formed results; their timings are not judged (BENCHMARKS.md has the full runs).
 echo "== benchmark smoke runs"
 rm -rf "${CARGO_TARGET_DIR:-target}/benchmarks"  # a stale result must not pass the check
-STREAMCITY_PYTHON="$(benchmarks/python-env.sh)"
-export STREAMCITY_PYTHON
 cargo bench --locked --bench kafka_produce -- --quick
 cargo bench --locked -p streamcity-processor --bench pipeline -- --quick --warm-up-time 1
 cargo bench --locked --bench ws_load -- --quick
 cargo bench --locked --bench latency -- --quick
+cargo bench --locked -p streamcity-producers --bench gtfs_scale -- --quick
 # The scaling charts' text is drawn with DejaVu Sans.
 if [ -z "${STREAMCITY_FONT:-}" ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
     apt_install fonts-dejavu-core "the DejaVu Sans font for the benchmark charts"
 fi
 cargo bench --locked --bench scaling -- --quick
-python3 benchmarks/check_results.py kafka_produce pipeline ws_load latency scaling
+python3 benchmarks/check_results.py kafka_produce pipeline ws_load latency gtfs_scale scaling
 
 if [ "$browser" = 1 ]; then
     echo "== browser tests"

@@ -196,6 +196,12 @@ pub enum GtfsAction {
         /// The feed: a .zip or a directory of GTFS files.
         feed: PathBuf,
     },
+    /// Writes the built-in city (`--seed`, `--vehicles`, `--lat`, `--lon`) as a GTFS
+    /// feed: a zip any GTFS tool reads, and `streamcity --gtfs` runs.
+    Export {
+        /// Where to write the zip.
+        out: PathBuf,
+    },
 }
 
 /// Which simulators' records a producer emits.

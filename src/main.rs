@@ -63,6 +63,9 @@ async fn main() -> ExitCode {
         Some(Command::Gtfs {
             action: cli::GtfsAction::Inspect { feed },
         }) => gtfs_inspect(&feed),
+        Some(Command::Gtfs {
+            action: cli::GtfsAction::Export { out },
+        }) => gtfs_export(&cli.twin, &out),
         Some(Command::Process) => {
             stages::process(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
         }
@@ -107,6 +110,37 @@ fn stop_on_signal() -> CancellationToken {
 }
 
 /// `streamcity gtfs inspect`: what the feed holds and what will run.
+/// `streamcity gtfs export`: the built-in city as a GTFS zip, written beside `out` and
+/// renamed into place, so that a failed write leaves no half feed.
+fn gtfs_export(twin: &cli::TwinArgs, out: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        twin.gtfs.is_none(),
+        "gtfs export writes the built-in city; --gtfs names a feed already"
+    );
+    let network = streamcity_network::synthetic::generate(twin.network()?);
+    let partial = out.with_extension("zip.partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let written = streamcity_network::export::write_gtfs(&network, std::io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", partial.display()))?;
+    written
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, out)
+        .with_context(|| format!("cannot move the feed to {}", out.display()))?;
+    say!(
+        "Wrote {}: {} ({} routes, {} stops, {} trips)",
+        out.display(),
+        network.name,
+        network.routes.len(),
+        network.stops.len(),
+        network.trips.len()
+    );
+    Ok(())
+}
+
 fn gtfs_inspect(feed: &std::path::Path) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let loaded = streamcity_network::gtfs::load(feed)

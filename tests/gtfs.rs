@@ -358,3 +358,125 @@ fn a_day_outside_the_calendar_runs_the_nearest_same_weekday_and_a_day_without_se
         stderr(&out)
     );
 }
+
+#[test]
+fn the_built_in_city_exports_as_a_feed_a_validator_passes_and_the_twin_runs_again() {
+    let dir = std::env::temp_dir().join(format!("streamcity-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zip = dir.join("city.zip");
+    let out = bin().run(&["gtfs", "export", zip.to_str().unwrap(), "--seed", "7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("city.zip"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // MobilityData's rules, as gtfs-guru (PyPI) checks them: no error.
+    let python = std::env::var("STREAMCITY_PYTHON").expect(
+        "STREAMCITY_PYTHON is not set: scripts/test.sh installs gtfs-guru into the tests' Python (benchmarks/python-env.sh)",
+    );
+    let check = "import gtfs_guru, json, sys\n\
+                 r = gtfs_guru.validate(sys.argv[1])\n\
+                 print(json.dumps({'errors': [[n.code, n.message] for n in r.errors()], 'warnings': sorted({n.code for n in r.warnings()})}))";
+    let checked = std::process::Command::new(&python)
+        .args(["-c", check, zip.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    // Read back, it is the same city: routes, stops, shapes, trips and headways.
+    let city = streamcity_network::synthetic::generate(streamcity_network::SyntheticConfig {
+        seed: 7,
+        ..Default::default()
+    });
+    let back = streamcity_network::gtfs::load(&zip).unwrap_or_else(|e| panic!("{e}"));
+    let n = &back.network;
+    assert_eq!(back.report.warning_count(), 0, "{:?}", back.report.warnings);
+    let routes = |n: &streamcity_network::Network| -> Vec<String> {
+        n.routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {:?} {} {:?} {}",
+                    r.route_id,
+                    r.short_name,
+                    r.name,
+                    r.mode,
+                    r.color.to_lowercase(),
+                    r.stop_ids,
+                    r.headway_s
+                )
+            })
+            .collect()
+    };
+    assert_eq!(routes(n), routes(&city));
+    assert_eq!(n.stops.len(), city.stops.len());
+    for s in &city.stops {
+        let t = n
+            .stop(&s.stop_id)
+            .unwrap_or_else(|| panic!("stop {} lost", s.stop_id));
+        assert_eq!(t.name, s.name);
+        assert!(
+            (t.lat - s.lat).abs() < 1e-6 && (t.lon - s.lon).abs() < 1e-6,
+            "{t:?} {s:?}"
+        );
+    }
+    assert_eq!(n.trips.len(), city.trips.len());
+    for t in &city.trips {
+        let u = n.trip(&t.trip_id).unwrap();
+        assert_eq!(
+            (&u.stop_times, &u.frequencies),
+            (
+                &t.stop_times
+                    .iter()
+                    .map(|st| streamcity_network::model::StopTime {
+                        dist_m: None,
+                        ..st.clone()
+                    })
+                    .collect::<Vec<_>>(),
+                &t.frequencies
+            )
+        );
+    }
+    // Every trip follows its shape: both ways along each route.
+    assert!(
+        n.patterns.iter().all(|p| p.farthest_stop_m < 30.0),
+        "{:?}",
+        n.patterns
+            .iter()
+            .map(|p| p.farthest_stop_m)
+            .collect::<Vec<_>>()
+    );
+    // And the twin runs it.
+    let mut twin = bin().start(&[
+        "--gtfs",
+        zip.to_str().unwrap(),
+        "--port",
+        "0",
+        "--speed",
+        "5",
+    ]);
+    let port: u16 = twin.dashboard_port().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http_get(port, "/api/vehicles");
+        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap();
+        if vehicles.len() >= 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} vehicles after 30 s:\n{}",
+            vehicles.len(),
+            twin.printed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    twin.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -114,6 +114,17 @@ pub async fn stop(
     Ok(Json(stop).into_response())
 }
 
+/// `GET /api/trips/{id}`: a trip of the timetable, with its calls.
+pub async fn trip(
+    State(live): State<Arc<Live>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let trip = live
+        .trip_json(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no trip `{id}`")))?;
+    Ok(Json(trip).into_response())
+}
+
 /// Filters of `/api/vehicles`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

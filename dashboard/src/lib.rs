@@ -32,6 +32,7 @@ pub fn app(live: Arc<Live>) -> Router {
         .route("/api/routes", get(api::routes))
         .route("/api/stops", get(api::stops))
         .route("/api/stops/{id}", get(api::stop))
+        .route("/api/trips/{id}", get(api::trip))
         .route("/api/vehicles", get(api::vehicles))
         .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))

@@ -4,7 +4,7 @@
 //!   parent stations, shapes, trips with stop times and frequencies, services), checked
 //!   and prepared for use;
 //! - [`synthetic`]: the built-in city, generated from a seed around a centre;
-//! - [`gtfs`]: an agency's GTFS feed as a network;
+//! - [`gtfs`]: an agency's GTFS feed as a network; [`export`]: a network as a GTFS feed;
 //! - [`topic`]: the network and the simulated clock on the bus, so that stages running
 //!   apart share one world;
 //! - [`geometry`]: polylines in local metres; [`calendar`]: dates and service days.
@@ -13,6 +13,7 @@
 //! producer publishes it and `process` and `serve` read it back ([`topic::wait_for`]).
 
 pub mod calendar;
+pub mod export;
 pub mod geometry;
 pub mod gtfs;
 pub mod model;

@@ -196,6 +196,8 @@ pub struct Trip {
 pub struct Pattern {
     /// Index into [`Network::routes`] of the route of its first trip.
     pub route: usize,
+    /// The direction of its first trip (0 outbound, 1 inbound).
+    pub direction_id: u8,
     /// The path in local metres, in travel order: the trips' shape, or straight from
     /// stop to stop without one (or when the shape passes far from the stops).
     pub path: LocalShape,
@@ -331,6 +333,9 @@ pub struct Network {
     /// Derived: index into `routes` by route id.
     #[serde(skip)]
     pub(crate) route_index: HashMap<Id, usize>,
+    /// Derived: index into `trips` by trip id.
+    #[serde(skip)]
+    pub(crate) trip_index: HashMap<Id, usize>,
     /// Derived: the content hash of the wire form.
     #[serde(skip)]
     pub(crate) hash: String,
@@ -374,6 +379,7 @@ impl Network {
             projection: LocalProjection::default(),
             stop_index: HashMap::new(),
             route_index: HashMap::new(),
+            trip_index: HashMap::new(),
             hash: String::new(),
         }
     }
@@ -566,6 +572,12 @@ impl Network {
             }
         }
 
+        self.trip_index = HashMap::with_capacity(self.trips.len());
+        for (i, trip) in self.trips.iter().enumerate() {
+            if self.trip_index.insert(trip.trip_id.clone(), i).is_some() {
+                return Err(invalid(format!("trip {} appears twice", trip.trip_id)));
+            }
+        }
         self.patterns.clear();
         let mut pattern_index: HashMap<(Option<Id>, Vec<usize>), usize> = HashMap::new();
         for trip in &mut self.trips {
@@ -633,7 +645,8 @@ impl Network {
                 None => {
                     let route = self.route_index[&trip.route_id];
                     let shape = key.0.as_ref().and_then(|s| shapes.get(s)).copied();
-                    let pattern = pattern_of(route, shape, &key.1, &self.stops, &projection);
+                    let mut pattern = pattern_of(route, shape, &key.1, &self.stops, &projection);
+                    pattern.direction_id = trip.direction_id;
                     for &s in &pattern.stops {
                         let calls = &mut self.stops[s].route_ids;
                         if !calls.contains(&trip.route_id) {
@@ -675,6 +688,36 @@ impl Network {
     /// The index into [`Network::routes`] of a route.
     pub fn route_position(&self, route_id: &str) -> Option<usize> {
         self.route_index.get(route_id).copied()
+    }
+
+    /// Looks up a trip by id.
+    pub fn trip(&self, trip_id: &str) -> Option<&Trip> {
+        self.trip_index.get(trip_id).map(|&i| &self.trips[i])
+    }
+
+    /// When the timetable has a run of `trip_id` leave `stop_id` (its first call there),
+    /// ms since the epoch: the run that starts at `start_time` (`HH:MM:SS`, a start of
+    /// its frequencies, or its own first departure) on the service day `start_date`
+    /// (`YYYYMMDD`), as vehicle reports name them.
+    pub fn scheduled_departure_ms(
+        &self,
+        trip_id: &str,
+        start_date: &str,
+        start_time: &str,
+        stop_id: &str,
+    ) -> Option<i64> {
+        let trip = self.trip(trip_id)?;
+        let date = Date(start_date.parse().ok()?);
+        if !date.is_valid() {
+            return None;
+        }
+        let mut parts = start_time.split(':').map(|p| p.parse::<i64>().ok());
+        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+        let start_s = h * 3600 + m * 60 + s;
+        let first = i64::from(trip.stop_times.first()?.departure_s);
+        let call = trip.stop_times.iter().find(|st| st.stop_id == stop_id)?;
+        let midnight = date.days() * 86_400_000 - i64::from(self.utc_offset_min) * 60_000;
+        Some(midnight + (i64::from(call.departure_s) - first + start_s) * 1000)
     }
 
     /// Indexes of the routes whose path passes within `radius_m` of the point `(x, y)`
@@ -786,6 +829,7 @@ fn pattern_of(
         if worst <= SHAPE_TOLERANCE_M && path.length_m() > 0.0 {
             return Pattern {
                 route,
+                direction_id: 0,
                 path,
                 stops: calls.to_vec(),
                 stop_dist,
@@ -797,6 +841,7 @@ fn pattern_of(
         let (stop_dist, _) = along(&path);
         return Pattern {
             route,
+            direction_id: 0,
             path,
             stops: calls.to_vec(),
             stop_dist,
@@ -808,6 +853,7 @@ fn pattern_of(
     let (stop_dist, _) = along(&path);
     Pattern {
         route,
+        direction_id: 0,
         path,
         stops: calls.to_vec(),
         stop_dist,

@@ -18,6 +18,10 @@ use crate::vehicles::vehicle_alert;
 struct Passage {
     ratio: f64,
     headway_s: f64,
+    /// What the timetable has between the two (0 in checkpoints from before it was kept:
+    /// the line's headway).
+    #[serde(default)]
+    scheduled_s: f64,
     stop: Id,
     leader: Id,
     follower: Id,
@@ -38,6 +42,10 @@ struct LineState {
 pub struct HeadwayDetector {
     /// Last departure from each stop towards the next: (route|from>to) → (time, vehicle).
     last_departure: HashMap<Id, (TimestampMs, Id)>,
+    /// When the timetable had the last vehicle to leave each stop (same keys), for trips
+    /// of a timetabled network.
+    #[serde(default)]
+    last_scheduled: HashMap<Id, TimestampMs>,
     lines: BTreeMap<Id, LineState>,
 }
 
@@ -75,13 +83,25 @@ impl HeadwayDetector {
         if prev.next_stop_id == p.next_stop_id || prev.route_id != p.route_id {
             return;
         }
-        let Some(&scheduled) = config.headway.route_headways_s.get(&p.route_id) else {
-            return;
-        };
-        if scheduled <= 0.0 {
-            return;
-        }
+        let line_headway = config
+            .headway
+            .route_headways_s
+            .get(&p.route_id)
+            .copied()
+            .unwrap_or(0.0);
         let key = format_compact!("{}|{}>{}", p.route_id, prev.next_stop_id, p.next_stop_id);
+        // With a timetable: when this vehicle should have left, against when the one
+        // before it should have (the timetable's own gap, by time of day).
+        let timetabled = cx
+            .network
+            .zip(p.start_date.as_deref().zip(p.start_time.as_deref()))
+            .and_then(|(n, (date, time))| {
+                n.scheduled_departure_ms(&p.trip_id, date, time, &prev.next_stop_id)
+            });
+        let leader_timetabled = match timetabled {
+            Some(t) => self.last_scheduled.insert(key.clone(), t),
+            None => self.last_scheduled.remove(&key),
+        };
         let previous = self
             .last_departure
             .insert(key, (p.timestamp, p.vehicle_id.clone()));
@@ -91,12 +111,20 @@ impl HeadwayDetector {
         if leader == p.vehicle_id || then >= p.timestamp {
             return;
         }
+        let scheduled = match (leader_timetabled, timetabled) {
+            (Some(a), Some(b)) if b > a && b - a <= 7_200_000 => (b - a) as f64 / 1000.0,
+            _ => line_headway,
+        };
+        if scheduled <= 0.0 {
+            return;
+        }
         let headway_s = (p.timestamp - then) as f64 / 1000.0;
         let h = &config.headway;
         let line = self.lines.entry(p.route_id.clone()).or_default();
         line.recent.push_back(Passage {
             ratio: headway_s / scheduled,
             headway_s,
+            scheduled_s: scheduled,
             stop: prev.next_stop_id.clone(),
             leader,
             follower: p.vehicle_id.clone(),
@@ -125,15 +153,14 @@ impl HeadwayDetector {
                     AlertKind::Bunching,
                     route,
                     &x,
-                    scheduled,
                     p,
                     format!(
-                        "Bunching on line {route}: {} left {} {} after {} (scheduled every {})",
+                        "Bunching on line {route}: {} left {} {} after {} (scheduled {} apart)",
                         x.follower,
                         x.stop,
                         duration(x.headway_s),
                         x.leader,
-                        duration(scheduled)
+                        duration(x.scheduled(line_headway))
                     ),
                 );
                 cx.raise_into(&mut line.bunching, a);
@@ -151,15 +178,14 @@ impl HeadwayDetector {
                     AlertKind::Gapping,
                     route,
                     &x,
-                    scheduled,
                     p,
                     format!(
-                        "Gap on line {route}: {} between {} and {} at {} (scheduled every {})",
+                        "Gap on line {route}: {} between {} and {} at {} (scheduled {} apart)",
                         duration(x.headway_s),
                         x.leader,
                         x.follower,
                         x.stop,
-                        duration(scheduled)
+                        duration(x.scheduled(line_headway))
                     ),
                 );
                 cx.raise_into(&mut line.gapping, a);
@@ -208,14 +234,25 @@ fn duration(secs: f64) -> String {
     }
 }
 
+impl Passage {
+    /// The headway it was judged against: the timetable's, or the line's.
+    fn scheduled(&self, line_headway: f64) -> f64 {
+        if self.scheduled_s > 0.0 {
+            self.scheduled_s
+        } else {
+            line_headway
+        }
+    }
+}
+
 fn line_alert(
     kind: AlertKind,
     route: &Id,
     x: &Passage,
-    scheduled: f64,
     p: &VehiclePosition,
     message: String,
 ) -> Alert {
+    let scheduled = x.scheduled_s;
     let mut a = vehicle_alert(
         kind,
         Severity::Moderate,

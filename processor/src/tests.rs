@@ -315,3 +315,53 @@ fn records_far_ahead_on_every_partition_raise_no_false_alerts_and_make_no_tap_la
     // The vehicles whose clocks went wrong once are back to their real reports.
     assert_eq!(rows, vec![T0 + 179_000; 12]);
 }
+
+/// Kinds of the alerts raised among `out`.
+fn raised(topics: &Topics, out: &[Record]) -> Vec<AlertKind> {
+    out.iter()
+        .filter(|r| r.topic == topics.alerts)
+        .map(|r| decode::<Alert>(&r.payload).unwrap())
+        .filter(|a| a.state == AlertState::Raised)
+        .map(|a| a.kind)
+        .collect()
+}
+
+#[test]
+fn with_a_timetable_headways_are_judged_against_the_timetables_own_gap() {
+    // The small feed's tram T1 runs every 10 minutes until 10:00, then every 15: its
+    // line headway is the shorter, 600 s. Two runs timetabled 15 minutes apart leave
+    // its first stop 1,000 s apart: a gap against 600 s, not against the timetable.
+    let dir = streamcity_testkit::feeds::feed_dir("headways", &streamcity_testkit::feeds::small_feed());
+    let network = Arc::new(streamcity_network::gtfs::load(&dir).unwrap().network);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(network.route("T1").unwrap().headway_s, 600.0);
+    let ten = streamcity_network::Date::from_ymd(2025, 3, 3).days() * 86_400_000 - 3_600_000
+        + 10 * 3_600_000;
+    let run = |timetabled: bool| -> Vec<AlertKind> {
+        let topics = Topics::default();
+        let mut config = ProcessorConfig::default();
+        config.headway.route_headways_s = network.headways();
+        let mut p = Processor::new(topics.clone(), config).with_network(Arc::clone(&network));
+        let mut out = Vec::new();
+        let report = |id: &str, start: &str, next: &str, ts: i64| {
+            let run = if timetabled {
+                format!(r#","start_date":"20250303","start_time":"{start}""#)
+            } else {
+                String::new()
+            };
+            let json = format!(
+                r#"{{"vehicle_id":"{id}","route_id":"T1","trip_id":"T1-freq","timestamp":{ts},"lat":48.85,"lon":2.35,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":180,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"{run}}}"#
+            );
+            Record::new(&topics.vehicle_locations, id.to_owned(), Bytes::from(json), ts)
+        };
+        // Each vehicle: at its first stop, then bound for the next (it has left).
+        let second = ten + 1_000_000;
+        for (id, start, at) in [("T1@1000", "10:00:00", ten), ("T1@1015", "10:15:00", second)] {
+            p.on_record(&report(id, start, "P1", at), 0, at, &mut out);
+            p.on_record(&report(id, start, "S3", at + 20_000), 0, at + 20_000, &mut out);
+        }
+        raised(&topics, &out)
+    };
+    assert_eq!(run(false), vec![AlertKind::Gapping]);
+    assert_eq!(run(true), Vec::<AlertKind>::new());
+}

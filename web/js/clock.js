@@ -9,7 +9,7 @@ const STATUS_REFRESH_MS = 10000;
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 // The latest reading: simulated time at performance.now() `at`, advancing `speed`×.
-const clock = { time: null, at: 0, speed: null, running: false, day: null, source: null };
+const clock = { time: null, at: 0, speed: null, running: false, day: null, source: null, offsetMin: 0 };
 
 /** Simulated time now (ms since the epoch), or null before the first reading. */
 export function simNow() {
@@ -28,7 +28,7 @@ function applyStatus(status) {
   const c = status.clock;
   if (c) {
     Object.assign(clock, { time: c.time, at: performance.now(), speed: c.speed, running: c.running,
-      day: c.service_day, source: c.source });
+      day: c.service_day, source: c.source, offsetMin: c.utc_offset_min || 0 });
   }
   const net = status.network;
   if (net) $('sim-network').textContent = net.name;
@@ -39,7 +39,8 @@ function applyStatus(status) {
 export function renderClock() {
   const now = simNow();
   if (now === null) return;
-  const d = new Date(now);
+  // The city's local time (a feed's agency_timezone; UTC for the built-in city).
+  const d = new Date(now + clock.offsetMin * 60000);
   $('sim-time').textContent = d.toISOString().slice(11, 19);
   $('sim-clock').dataset.ms = String(Math.round(now));
   const speed = clock.speed === null ? '' : clock.running ? (clock.speed === 1 ? 'real time' : `×${clock.speed}`) : 'stopped';
@@ -48,9 +49,11 @@ export function renderClock() {
     const [y, m, day] = clock.day.split('-').map(Number);
     $('sim-day').textContent = `${WEEKDAYS[new Date(Date.UTC(y, m - 1, day)).getUTCDay()]} ${clock.day}`;
   }
+  const sign = clock.offsetMin < 0 ? '−' : '+', off = Math.abs(clock.offsetMin);
+  const zone = `local time, UTC${sign}${String(Math.floor(off / 60)).padStart(2, '0')}:${String(off % 60).padStart(2, '0')}`;
   $('sim-clock').title = clock.source === 'producer'
-    ? 'Simulated time, from the producer\'s clock'
-    : 'Latest event time seen (no producer clock yet)';
+    ? `Simulated time (${zone}), from the producer's clock`
+    : `Latest event time seen (${zone}; no producer clock yet)`;
 }
 
 /**

@@ -110,7 +110,7 @@ export function buildLineFilter(routes) {
   const box = $('line-filter');
   box.innerHTML = '<legend class="sr-only">Lines</legend>' + routes.map((r) =>
     `<label class="line-option" title="${esc(r.name)} (${esc(r.mode)})"><input type="checkbox" value="${esc(r.route_id)}" ${state.hiddenLines.has(r.route_id) ? '' : 'checked'}>
-      <i class="sw" style="--c:${esc(r.color)}"></i><span>${esc(r.short_name || r.route_id)}</span></label>`).join('');
+      <i class="sw" style="--c:${esc(r.color)}"></i><span>${esc(r.short_name || r.route_id)}</span>${r.short_name && r.name !== r.short_name ? ` <small class="line-name">${esc(r.name)}</small>` : ''}</label>`).join('');
 }
 
 function setLinesVisible(visible) {

@@ -9,15 +9,37 @@ import { map } from './map.js';
 export const vehiclePopup = L.popup({ className: 'vehicle-popup', autoPan: true, maxWidth: 320 });
 let lastPopupVehicle = null; // the report the open popup shows
 
+// Trips' headsigns from GET /api/trips/{id}, fetched once per trip while popups open
+// (at most TRIPS_KEPT kept: a day of a large feed has tens of thousands).
+const TRIPS_KEPT = 500;
+const trips = new Map(); // trip_id → headsign ('' when the trip has none or is unknown)
+
+function headsign(v) {
+  if (trips.has(v.trip_id)) return trips.get(v.trip_id);
+  if (trips.size >= TRIPS_KEPT) trips.clear();
+  trips.set(v.trip_id, null); // asked
+  fetch(`/api/trips/${encodeURIComponent(v.trip_id)}`, { cache: 'no-store' })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((t) => {
+      trips.set(v.trip_id, (t && t.headsign) || '');
+      lastPopupVehicle = null; // redraw with it
+      refreshVehiclePopup();
+    })
+    .catch(() => trips.set(v.trip_id, ''));
+  return null;
+}
+
 function vehiclePopupHtml(v) {
   const route = state.routes.get(v.route_id), stop = state.stops.get(v.next_stop_id);
+  const towards = headsign(v);
   const pct = v.capacity ? Math.round((100 * v.passengers) / v.capacity) : 0;
   const late = v.delay_s >= ON_TIME_S ? 'late' : v.delay_s <= -ON_TIME_S ? 'early' : 'ok';
   return `<div class="popup" data-vehicle-id="${esc(v.vehicle_id)}">
     <h3><i class="sw" style="--c:${esc(route ? route.color : '#888')}"></i>Line ${esc(v.route_id)}${route ? ` <small>${esc(route.name)}</small>` : ''}</h3>
     <dl>
       <dt>Vehicle</dt><dd>${esc(v.vehicle_id)}</dd>
-      <dt>Trip</dt><dd>${esc(v.trip_id)}</dd>
+      ${towards ? `<dt>To</dt><dd class="headsign">${esc(towards)}</dd>` : ''}
+      <dt>Trip</dt><dd>${esc(v.trip_id)}${v.start_time ? ` <small>from ${esc(v.start_time.slice(0, 5))}</small>` : ''}</dd>
       <dt>Next stop</dt><dd>${esc(stop ? stop.name : v.next_stop_id)} <small>${esc(v.next_stop_id)}</small></dd>
       <dt>Delay</dt><dd class="delay-${late}">${esc(formatDelay(v.delay_s))}</dd>
       <dt>Occupancy</dt><dd>${v.passengers}/${v.capacity} (${pct}%) — ${esc(words(v.occupancy_status))}</dd>

@@ -151,6 +151,49 @@ impl Live {
         text
     }
 
+    /// A trip of the timetable: where it goes and its calls, with the stops' names and
+    /// times as `HH:MM:SS` of the service day (past 24:00 after midnight).
+    pub fn trip_json(&self, id: &str) -> Option<serde_json::Value> {
+        let n = &self.network;
+        let trip = n.trip(id)?;
+        let hms = |s: u32| format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+        let calls: Vec<serde_json::Value> = trip
+            .stop_times
+            .iter()
+            .map(|st| {
+                serde_json::json!({
+                    "stop_id": st.stop_id,
+                    "stop_name": n.stop(&st.stop_id).map_or("", |s| s.name.as_str()),
+                    "arrival_time": hms(st.arrival_s),
+                    "departure_time": hms(st.departure_s),
+                })
+            })
+            .collect();
+        let frequencies: Vec<serde_json::Value> = trip
+            .frequencies
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "start_time": hms(f.start_s),
+                    "end_time": hms(f.end_s),
+                    "headway_s": f.headway_s,
+                    "exact_times": f.exact_times,
+                })
+            })
+            .collect();
+        Some(serde_json::json!({
+            "trip_id": trip.trip_id,
+            "route_id": trip.route_id,
+            "service_id": trip.service_id,
+            "direction_id": trip.direction_id,
+            "headsign": trip.headsign,
+            "block_id": trip.block_id,
+            "shape_id": trip.shape_id,
+            "stop_times": calls,
+            "frequencies": frequencies,
+        }))
+    }
+
     /// A stop with its live activity: waiting riders (estimated), recent tap-ons and
     /// its active surge.
     pub fn stop_json(&self, id: &str) -> Option<serde_json::Value> {

@@ -90,7 +90,7 @@ pub struct Simulation {
     waiting: Vec<[VecDeque<Rider>; 2]>,
     /// Every (route, stop in outbound order) pair, with the cumulative importance used
     /// to pick where the next rider arrives.
-    tap_places: Vec<(u16, u16)>,
+    tap_places: Vec<riders::TapPlace>,
     tap_weights: Vec<f64>,
     taps: Arrivals,
     traffic_arrivals: Arrivals,

@@ -42,23 +42,74 @@ pub(super) fn pick_destination<R: Rng>(rng: &mut R, k: usize, n: usize) -> u16 {
     (k + a.min(b)) as u16
 }
 
-/// Every (route, stop in outbound order) pair, with the cumulative importance used to
-/// pick where the next rider arrives.
-pub(super) fn tap_places(network: &Network) -> (Vec<(u16, u16)>, Vec<f64>) {
+/// Where riders arrive: a stop of a route (outbound order) on which they wait for the
+/// route either way, or with a timetable a call of a course ([`Network::patterns`])
+/// where they wait for its trips' direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TapPlace {
+    Route(u16, u16),
+    Pattern(u32, u16),
+}
+
+/// Every place riders arrive at, with the cumulative importance used to pick where the
+/// next one does: each stop of each route; with a timetable, each call of each course
+/// but the last (where nobody boards), so that a stop gets riders for every course
+/// serving it.
+pub(super) fn tap_places(network: &Network) -> (Vec<TapPlace>, Vec<f64>) {
     let mut tap_places = Vec::new();
     let mut tap_weights = Vec::new();
     let mut acc = 0.0;
-    for (r, route) in network.routes.iter().enumerate() {
-        for (k, &s) in route.stops.iter().enumerate() {
-            acc += network.stops[s].importance;
-            tap_places.push((r as u16, k as u16));
-            tap_weights.push(acc);
+    if network.runs_timetable() {
+        for (p, pattern) in network.patterns.iter().enumerate() {
+            for (k, &s) in pattern
+                .stops
+                .iter()
+                .enumerate()
+                .take(pattern.stops.len() - 1)
+            {
+                acc += network.stops[s].importance;
+                tap_places.push(TapPlace::Pattern(p as u32, k as u16));
+                tap_weights.push(acc);
+            }
+        }
+    } else {
+        for (r, route) in network.routes.iter().enumerate() {
+            for (k, &s) in route.stops.iter().enumerate() {
+                acc += network.stops[s].importance;
+                tap_places.push(TapPlace::Route(r as u16, k as u16));
+                tap_weights.push(acc);
+            }
         }
     }
     (tap_places, tap_weights)
 }
 
 impl Simulation {
+    /// A rider arrives at the `k`-th call of course `p` at `ts`, to wait for a trip of
+    /// its direction (where they get off is drawn when they board).
+    fn rider_arrives_for(&mut self, p: usize, k: usize, ts: TimestampMs, out: &mut Vec<SimEvent>) {
+        let pattern = &self.network.patterns[p];
+        let s = pattern.stops[k];
+        let queue = &mut self.waiting[s][usize::from(pattern.direction_id)];
+        if queue.len() >= MAX_WAITING {
+            return;
+        }
+        let rider = Rider {
+            card: self.rng.random_range(0..100_000_000),
+            dest: (pattern.stops.len() - 1) as u16,
+        };
+        queue.push_back(rider);
+        self.counts.tap_ons += 1;
+        if self.config.taps.emit {
+            out.push(SimEvent::TapOn(RiderTap {
+                rider_id: format_compact!("C{:08}", rider.card),
+                stop_id: self.network.stops[s].stop_id.clone(),
+                route_id: Some(self.network.routes[pattern.route].route_id.clone()),
+                timestamp: ts,
+            }));
+        }
+    }
+
     /// A rider arrives at the `k`-th stop (outbound order) of route `r` at `ts`.
     fn rider_arrives(&mut self, r: usize, k: usize, ts: TimestampMs, out: &mut Vec<SimEvent>) {
         let route = &self.network.routes[r];
@@ -105,9 +156,14 @@ impl Simulation {
                 .tap_weights
                 .partition_point(|&w| w <= roll)
                 .min(self.tap_places.len() - 1);
-            let (r, k) = self.tap_places[i];
+            let place = self.tap_places[i];
             for _ in 0..n {
-                self.rider_arrives(r as usize, k as usize, t, out);
+                match place {
+                    TapPlace::Route(r, k) => self.rider_arrives(r as usize, k as usize, t, out),
+                    TapPlace::Pattern(p, k) => {
+                        self.rider_arrives_for(p as usize, k as usize, t, out)
+                    }
+                }
             }
         }
         // Scripted crowds.
