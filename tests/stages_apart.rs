@@ -312,3 +312,75 @@ async fn a_backfill_of_yesterday_gives_the_alerts_of_a_live_run() {
     );
     assert_eq!(got, expected, "{} alert records", expected.len());
 }
+
+#[test]
+fn a_gtfs_feed_produced_on_kafka_reaches_process_and_serve_with_no_flags() {
+    let cairns = std::env::var("STREAMCITY_TEST_CAIRNS").expect(
+        "STREAMCITY_TEST_CAIRNS is not set: run the tests with scripts/test.sh, which fetches the Cairns GTFS feed",
+    );
+    let expected = streamcity_network::gtfs::load(std::path::Path::new(&cairns))
+        .unwrap()
+        .network;
+    let prefix = unique("apart-gtfs");
+    let bin = bin(&prefix);
+    let producer = bin.start(&[
+        "produce",
+        "all",
+        "--gtfs",
+        &cairns,
+        "--date",
+        "2014-06-02",
+        "--start",
+        "08:00",
+        "--speed",
+        "10",
+        "--port",
+        "0",
+    ]);
+    producer.wait_for("Producing", Duration::from_secs(60));
+    let process = bin.start(&["process", "--port", "0"]);
+    let mut serve = bin.start(&["serve", "--port", "0"]);
+    let port: u16 = serve.dashboard_port().parse().unwrap();
+    // The feed's city, from the bus: its network, its clock in its local time, its trips.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let vehicles = loop {
+        let (_, body) = http_get(port, "/api/vehicles");
+        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
+        if vehicles.len() >= 20 {
+            break vehicles;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} vehicles after 60 s\nserve: {}\nprocess: {}\nproduce: {}",
+            vehicles.len(),
+            serve.printed(),
+            process.printed(),
+            producer.printed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for v in &vehicles {
+        assert_eq!(v["start_date"], "20140602", "{v}");
+        assert!(
+            expected.trip(v["trip_id"].as_str().unwrap()).is_some(),
+            "{v}"
+        );
+    }
+    let (_, body) = http_get(port, "/api/status");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["network"]["hash"], expected.hash(), "{status}");
+    assert_eq!(status["clock"]["service_day"], "2014-06-02", "{status}");
+    assert_eq!(status["clock"]["utc_offset_min"], 600, "{status}");
+    let (_, routes) = http_get(port, "/api/routes");
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&routes).unwrap().len(),
+        22
+    );
+    let (_, trip) = http_get(port, "/api/trips/CNS2014-CNS_MUL-Weekday-00-4165878");
+    let trip: Value = serde_json::from_str(&trip).unwrap();
+    assert_eq!(trip["headsign"], "The Pier Cairns Terminus", "{trip}");
+    serve.stop();
+    let done = process.stop();
+    producer.stop();
+    assert!(done.contains("dead letters 0"), "{done}");
+}

@@ -293,3 +293,32 @@ proptest! {
         prop_assert!(result.is_ok(), "loading panicked");
     }
 }
+
+#[test]
+fn a_feed_survives_its_wire_form_unchanged() {
+    // What `process` and `serve` read from the bus is what the producer loaded: the
+    // same hash, so a stage given the feed too agrees with the bus.
+    for dir in [cairns(), feed_dir("wire", &small_feed())] {
+        let loaded = load(&dir).unwrap_or_else(|e| panic!("{e}")).network;
+        let back = streamcity_network::Network::from_json(&loaded.to_json()).unwrap();
+        if back.hash() != loaded.hash() {
+            let (a, b) = (
+                String::from_utf8(loaded.to_json()).unwrap(),
+                String::from_utf8(back.to_json()).unwrap(),
+            );
+            let at = a
+                .bytes()
+                .zip(b.bytes())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "{}: hash {} became {}; first difference at byte {at}:\n{}\n{}",
+                dir.display(),
+                loaded.hash(),
+                back.hash(),
+                &a[at.saturating_sub(200)..(at + 200).min(a.len())],
+                &b[at.saturating_sub(200)..(at + 200).min(b.len())]
+            );
+        }
+    }
+}

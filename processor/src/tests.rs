@@ -331,7 +331,8 @@ fn with_a_timetable_headways_are_judged_against_the_timetables_own_gap() {
     // The small feed's tram T1 runs every 10 minutes until 10:00, then every 15: its
     // line headway is the shorter, 600 s. Two runs timetabled 15 minutes apart leave
     // its first stop 1,000 s apart: a gap against 600 s, not against the timetable.
-    let dir = streamcity_testkit::feeds::feed_dir("headways", &streamcity_testkit::feeds::small_feed());
+    let dir =
+        streamcity_testkit::feeds::feed_dir("headways", &streamcity_testkit::feeds::small_feed());
     let network = Arc::new(streamcity_network::gtfs::load(&dir).unwrap().network);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(network.route("T1").unwrap().headway_s, 600.0);
@@ -352,13 +353,26 @@ fn with_a_timetable_headways_are_judged_against_the_timetables_own_gap() {
             let json = format!(
                 r#"{{"vehicle_id":"{id}","route_id":"T1","trip_id":"T1-freq","timestamp":{ts},"lat":48.85,"lon":2.35,"bearing":0,"speed_mps":8,"next_stop_id":"{next}","passengers":0,"capacity":180,"occupancy_status":"empty","delay_s":0,"status":"in_transit_to"{run}}}"#
             );
-            Record::new(&topics.vehicle_locations, id.to_owned(), Bytes::from(json), ts)
+            Record::new(
+                &topics.vehicle_locations,
+                id.to_owned(),
+                Bytes::from(json),
+                ts,
+            )
         };
         // Each vehicle: at its first stop, then bound for the next (it has left).
         let second = ten + 1_000_000;
-        for (id, start, at) in [("T1@1000", "10:00:00", ten), ("T1@1015", "10:15:00", second)] {
+        for (id, start, at) in [
+            ("T1@1000", "10:00:00", ten),
+            ("T1@1015", "10:15:00", second),
+        ] {
             p.on_record(&report(id, start, "P1", at), 0, at, &mut out);
-            p.on_record(&report(id, start, "S3", at + 20_000), 0, at + 20_000, &mut out);
+            p.on_record(
+                &report(id, start, "S3", at + 20_000),
+                0,
+                at + 20_000,
+                &mut out,
+            );
         }
         raised(&topics, &out)
     };

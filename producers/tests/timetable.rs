@@ -198,3 +198,49 @@ fn a_day_outside_the_calendar_runs_the_nearest_same_weekday_inside_it() {
     assert!(network.trips_on(saturday).is_empty());
     assert!(run(&network, paris(saturday, 7, 55), 10).is_empty());
 }
+
+#[test]
+fn a_late_arrival_delays_the_blocks_next_trip() {
+    // B1's first trip is timetabled faster than a bus can run it (1.8 km in a minute,
+    // through S2), with 30 s to turn round: it arrives late, and its next trip leaves late.
+    let stop_times = streamcity_testkit::feeds::STOP_TIMES
+        .replace("R1-a,08:10:00,08:11:00,S3,3", "R1-a,08:01:00,08:01:00,S3,3")
+        .replace("R1-b,08:20:00,08:20:00,S3,1", "R1-b,08:01:30,08:01:30,S3,1");
+    assert!(
+        stop_times.contains("R1-a,08:01:00") && stop_times.contains("R1-b,08:01:30"),
+        "{stop_times}"
+    );
+    let files: Vec<(&str, &str)> = small_feed()
+        .into_iter()
+        .map(|(name, text)| {
+            if name == "stop_times.txt" {
+                (name, stop_times.as_str())
+            } else {
+                (name, text)
+            }
+        })
+        .collect();
+    let dir = feed_dir("late-block", &files);
+    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
+    std::fs::remove_dir_all(dir).unwrap();
+    let reports = by_vehicle(run(&network, paris(MONDAY, 7, 55), 20));
+    let b1 = &reports["B1"];
+    let arrived = b1
+        .iter()
+        .find(|p| p.trip_id == "R1-b")
+        .map(|p| clock_s(MONDAY, p.timestamp))
+        .unwrap();
+    let left = clock_s(MONDAY, departure(b1, "R1-b", "P2"));
+    let due = 8 * 3600 + 90;
+    assert!(
+        arrived > due,
+        "B1 turned round at {arrived} s, before R1-b was due"
+    );
+    assert!(left > due + 20, "R1-b left at {left} s, due at {due}");
+    // Its reports say so.
+    let leaving = b1
+        .iter()
+        .find(|p| p.trip_id == "R1-b" && p.next_stop_id == "P2")
+        .unwrap();
+    assert!(leaving.delay_s > 20, "{leaving:?}");
+}

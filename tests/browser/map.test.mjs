@@ -72,6 +72,41 @@ async function open(url) {
   return { page, problems };
 }
 
+/**
+ * Clicks a vehicle in view with no other within 25 px (so the click can only mean it)
+ * and resolves with its id and its popup's text. A moving vehicle may leave the spot
+ * between being found and being clicked: then another is tried, three times at most.
+ */
+async function openAVehiclePopup(page) {
+  let id = null;
+  let popup = null;
+  const tried = [];
+  for (let attempt = 0; attempt < 3 && !popup; attempt++) {
+    await page.evaluate(() => { window.streamcity.map.closePopup(); });
+    id = await page.evaluate((tried) => {
+      const points = [...window.streamcity.vehicles.keys()]
+        .map((k) => [k, window.streamcity.screenPointOf(k)])
+        .filter(([, p]) => p && p.x > 50 && p.x < 1000 && p.y > 50 && p.y < 850);
+      const alone = points.find(([k, p]) => !tried.includes(k)
+        && points.every(([j, q]) => j === k || Math.hypot(p.x - q.x, p.y - q.y) > 25));
+      return alone && alone[0];
+    }, tried);
+    assert.ok(id, 'a vehicle alone in view');
+    tried.push(id);
+    const at = await page.evaluate((id) => window.streamcity.screenPointOf(id), id);
+    await page.mouse.click(at.x, at.y);
+    const shown = page.locator('.leaflet-popup-content', { hasText: id });
+    try {
+      await shown.waitFor({ timeout: 3_000 });
+      popup = shown;
+    } catch {
+      // moved away from the click: another one
+    }
+  }
+  assert.ok(popup, `no vehicle's popup opened in 3 clicks (last ${id})`);
+  return { id, popup, text: await popup.innerText() };
+}
+
 test('the map shows the city moving, vehicle details and an injected surge', async () => {
   // A crowd of 600 riders pours into S0042 from the start: a surge within seconds.
   const twin = await startTwin(['--speed', '5', '--start', '08:00', '--crowd', 'S0042@08:00+3x600']);
@@ -116,35 +151,7 @@ test('the map shows the city moving, vehicle details and an injected surge', asy
     await page.evaluate(() => { window.streamcity.map.closePopup(); });
 
     // Clicking a vehicle shows its details.
-    // One in view with no other vehicle within 25 px, so the click can only mean it. At
-    // 5x speed it may move between being found and being clicked: then try another.
-    let id = null;
-    let popup = null;
-    const tried = [];
-    for (let attempt = 0; attempt < 3 && !popup; attempt++) {
-      await page.evaluate(() => { window.streamcity.map.closePopup(); });
-      id = await page.evaluate((tried) => {
-        const points = [...window.streamcity.vehicles.keys()]
-          .map((k) => [k, window.streamcity.screenPointOf(k)])
-          .filter(([, p]) => p && p.x > 50 && p.x < 1000 && p.y > 50 && p.y < 850);
-        const alone = points.find(([k, p]) => !tried.includes(k)
-          && points.every(([j, q]) => j === k || Math.hypot(p.x - q.x, p.y - q.y) > 25));
-        return alone && alone[0];
-      }, tried);
-      assert.ok(id, 'a vehicle alone in view');
-      tried.push(id);
-      const at = await page.evaluate((id) => window.streamcity.screenPointOf(id), id);
-      await page.mouse.click(at.x, at.y);
-      const shown = page.locator('.leaflet-popup-content', { hasText: id });
-      try {
-        await shown.waitFor({ timeout: 3_000 });
-        popup = shown;
-      } catch {
-        // moved away from the click: another one
-      }
-    }
-    assert.ok(popup, `no vehicle's popup opened in 3 clicks (last ${id})`);
-    const text = await popup.innerText();
+    const { id, text } = await openAVehiclePopup(page);
     const route = id.split('-')[0];
     assert.ok(text.includes(route), `the popup names the line ${route}: ${text}`);
     assert.match(text, /late|early|on time/, `the popup shows the delay: ${text}`);
@@ -155,6 +162,43 @@ test('the map shows the city moving, vehicle details and an injected surge', asy
     assert.match(await surge.first().innerText(), /S0042/);
 
     await page.screenshot({ path: path.join(OUT, 'map.png') });
+    assert.deepEqual(problems, [], 'no console errors or warnings');
+    await page.close();
+  } finally {
+    await stopTwin(twin);
+  }
+});
+
+test('a GTFS feed: the map opens on its city in its local time, lists its lines, and says where vehicles go', async () => {
+  const feed = process.env.STREAMCITY_TEST_CAIRNS;
+  assert.ok(feed && existsSync(feed), 'STREAMCITY_TEST_CAIRNS must name the Cairns feed (scripts/test.sh fetches it)');
+  // Monday 2 June 2014, 08:00 in Cairns (UTC+10).
+  const twin = await startTwin(['--gtfs', feed, '--date', '2014-06-02', '--start', '08:00', '--speed', '5']);
+  try {
+    const { page, problems } = await open(twin.url);
+    await page.waitForFunction(() => window.streamcity && window.streamcity.vehicles.size >= 20, null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.getElementById('sim-clock').dataset.ms, null, { timeout: 20_000 });
+    assert.match(await page.locator('#sim-time').innerText(), /^08:0\d:\d\d$/, 'the clock shows Cairns time');
+    assert.match(await page.locator('#sim-day').innerText(), /Monday 2014-06-02/);
+    // The map opens on Cairns, not on the built-in city's New York.
+    const centre = await page.evaluate(() => window.streamcity.map.getCenter());
+    assert.ok(centre.lat > -17.3 && centre.lat < -16.6 && centre.lng > 145.5 && centre.lng < 146.0,
+      `the map is centred on ${JSON.stringify(centre)}`);
+    // The lines panel: the feed's short names, with their long names.
+    const lines = await page.locator('#line-filter').innerText();
+    assert.match(lines, /110\s+City - Palm Cove/, lines);
+    assert.equal(await page.locator('#line-filter input').count(), 22);
+    // A vehicle's popup: where its trip goes, its next stop by name, how late it runs.
+    const { id, text } = await openAVehiclePopup(page);
+    const vehicle = await page.evaluate((id) => window.streamcity.vehicles.get(id), id);
+    const trip = await page.evaluate(async (t) => (await fetch(`/api/trips/${encodeURIComponent(t)}`)).json(), vehicle.trip_id);
+    assert.ok(trip.headsign, `trip ${vehicle.trip_id} has a headsign`);
+    await page.locator('.leaflet-popup-content', { hasText: trip.headsign }).waitFor({ timeout: 5_000 });
+    const stop = trip.stop_times.find((s) => s.stop_id === vehicle.next_stop_id);
+    assert.ok(stop, `the next stop ${vehicle.next_stop_id} is a call of ${vehicle.trip_id}`);
+    assert.ok(text.includes(stop.stop_name), `the popup names the next stop ${stop.stop_name}: ${text}`);
+    assert.match(text, /late|early|on time/, `the popup shows the delay: ${text}`);
+    await page.screenshot({ path: path.join(OUT, 'map-cairns.png') });
     assert.deepEqual(problems, [], 'no console errors or warnings');
     await page.close();
   } finally {

@@ -9,12 +9,14 @@ import { map } from './map.js';
 export const vehiclePopup = L.popup({ className: 'vehicle-popup', autoPan: true, maxWidth: 320 });
 let lastPopupVehicle = null; // the report the open popup shows
 
-// Trips' headsigns from GET /api/trips/{id}, fetched once per trip while popups open
-// (at most TRIPS_KEPT kept: a day of a large feed has tens of thousands).
+// Trips' headsigns from GET /api/trips/{id} (vehicles of a feed's timetable, whose
+// reports name their service day), fetched once per trip while popups open (at most
+// TRIPS_KEPT kept: a day of a large feed has tens of thousands).
 const TRIPS_KEPT = 500;
 const trips = new Map(); // trip_id → headsign ('' when the trip has none or is unknown)
 
 function headsign(v) {
+  if (!v.start_date) return null; // not a trip of a timetable (the built-in city's shuttles)
   if (trips.has(v.trip_id)) return trips.get(v.trip_id);
   if (trips.size >= TRIPS_KEPT) trips.clear();
   trips.set(v.trip_id, null); // asked
@@ -35,7 +37,7 @@ function vehiclePopupHtml(v) {
   const pct = v.capacity ? Math.round((100 * v.passengers) / v.capacity) : 0;
   const late = v.delay_s >= ON_TIME_S ? 'late' : v.delay_s <= -ON_TIME_S ? 'early' : 'ok';
   return `<div class="popup" data-vehicle-id="${esc(v.vehicle_id)}">
-    <h3><i class="sw" style="--c:${esc(route ? route.color : '#888')}"></i>Line ${esc(v.route_id)}${route ? ` <small>${esc(route.name)}</small>` : ''}</h3>
+    <h3><i class="sw" style="--c:${esc(route ? route.color : '#888')}"></i>Line ${esc((route && route.short_name) || v.route_id)}${route ? ` <small>${esc(route.name)}</small>` : ''}</h3>
     <dl>
       <dt>Vehicle</dt><dd>${esc(v.vehicle_id)}</dd>
       ${towards ? `<dt>To</dt><dd class="headsign">${esc(towards)}</dd>` : ''}
