@@ -180,6 +180,7 @@ test('a GTFS feed: the map opens on its city in its local time, lists its lines,
     await page.waitForFunction(() => document.getElementById('sim-clock').dataset.ms, null, { timeout: 20_000 });
     assert.match(await page.locator('#sim-time').innerText(), /^08:0\d:\d\d$/, 'the clock shows Cairns time');
     assert.match(await page.locator('#sim-day').innerText(), /Monday 2014-06-02/);
+    assert.equal(await page.locator('#sim-zone').innerText(), 'UTC+10');
     // The map opens on Cairns, not on the built-in city's New York.
     const centre = await page.evaluate(() => window.streamcity.map.getCenter());
     assert.ok(centre.lat > -17.3 && centre.lat < -16.6 && centre.lng > 145.5 && centre.lng < 146.0,

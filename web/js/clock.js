@@ -50,7 +50,11 @@ export function renderClock() {
     $('sim-day').textContent = `${WEEKDAYS[new Date(Date.UTC(y, m - 1, day)).getUTCDay()]} ${clock.day}`;
   }
   const sign = clock.offsetMin < 0 ? '−' : '+', off = Math.abs(clock.offsetMin);
-  const zone = `local time, UTC${sign}${String(Math.floor(off / 60)).padStart(2, '0')}:${String(off % 60).padStart(2, '0')}`;
+  const utc = clock.offsetMin === 0
+    ? 'UTC'
+    : `UTC${sign}${Math.floor(off / 60)}${off % 60 ? `:${String(off % 60).padStart(2, '0')}` : ''}`;
+  $('sim-zone').textContent = utc;
+  const zone = `local time, ${utc}`;
   $('sim-clock').title = clock.source === 'producer'
     ? `Simulated time (${zone}), from the producer's clock`
     : `Latest event time seen (${zone}; no producer clock yet)`;
