@@ -83,6 +83,19 @@ fi
 STREAMCITY_PYTHON="$(benchmarks/python-env.sh)"
 export STREAMCITY_PYTHON
 
+# Edge cases (frequencies, stations, a loop, a trip past 24:00 across a DST change):
+# the GTFS zip of the npm package sample-gtfs-feed 0.13.0; downloaded once.
+export STREAMCITY_TEST_SAMPLE_GTFS="$gtfs_cache/sample-gtfs-feed-0.13.0.zip"
+if [ ! -s "$STREAMCITY_TEST_SAMPLE_GTFS" ]; then
+    echo "== fetching the sample GTFS feed (npm sample-gtfs-feed 0.13.0; once)"
+    mkdir -p "$gtfs_cache"
+    pack=$(mktemp -d)
+    (cd "$pack" && npm pack --silent sample-gtfs-feed@0.13.0 >/dev/null)
+    tar -xzf "$pack"/sample-gtfs-feed-0.13.0.tgz -C "$pack" package/gtfs.zip
+    mv "$pack"/package/gtfs.zip "$STREAMCITY_TEST_SAMPLE_GTFS"
+    rm -rf "$pack"
+fi
+
 echo "== cargo test (unit, golden, property, end-to-end, Kafka)"
 # Each test binary runs within a deadline (TEST_BINARY_TIMEOUT seconds, 15 minutes by
 # default), from its package's directory as `cargo test` runs it: a hang fails that

@@ -469,15 +469,11 @@ impl Builder {
                     });
                 }
                 Some(true) => {
-                    return Err(GtfsError::Field {
-                        file: "stop_times.txt",
-                        line: *line,
-                        field: "stop_id",
-                        why: format!(
-                            "trip {trip}: {} is a station; vehicles call at its platforms",
-                            st.stop_id
-                        ),
-                    });
+                    // GTFS wants a platform here; the station's place will do.
+                    self.report.warn(
+                        "calls at a station rather than a platform (run at the station)",
+                        || format!("stop_times.txt line {line}: trip {trip} at {}", st.stop_id),
+                    );
                 }
                 Some(false) => {}
             }

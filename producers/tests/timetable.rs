@@ -244,3 +244,50 @@ fn a_late_arrival_delays_the_blocks_next_trip() {
         .unwrap();
     assert!(leaving.delay_s > 20, "{leaving:?}");
 }
+
+/// npm's sample-gtfs-feed 0.13.0 (`scripts/test.sh` fetches it).
+fn sample_feed() -> Arc<Network> {
+    let path = std::env::var("STREAMCITY_TEST_SAMPLE_GTFS").expect(
+        "STREAMCITY_TEST_SAMPLE_GTFS is not set: run the tests with scripts/test.sh, which fetches npm's sample-gtfs-feed",
+    );
+    Arc::new(
+        gtfs::load(std::path::Path::new(&path))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .network,
+    )
+}
+
+#[test]
+fn the_sample_feed_runs_its_frequencies_on_the_dot_and_its_loop_in_order() {
+    let network = sample_feed();
+    // Monday 11 March 2019, in Warsaw's winter time (UTC+1), as the feed's first agency.
+    let monday = Date::from_ymd(2019, 3, 11);
+    assert_eq!(network.utc_offset_min, 60);
+    let reports = by_vehicle(run(&network, paris(monday, 7, 55), 70));
+    // The tram every 5 minutes from 08:00 to 08:59, on the dot (exact_times=1), calling
+    // at the airport station (the feed names the station, not a platform).
+    let starts: Vec<(String, i64)> = reports
+        .iter()
+        .filter(|(id, _)| id.starts_with("b-downtown-on-working-days@"))
+        .map(|(id, r)| {
+            (
+                id.clone(),
+                clock_s(monday, departure(r, "b-downtown-on-working-days", "lake")),
+            )
+        })
+        .collect();
+    assert_eq!(starts.len(), 12, "{starts:?}");
+    for (k, (id, left)) in starts.iter().enumerate() {
+        // A frequency's start is the first departure (the template's 13:14).
+        let due = 8 * 3600 + 300 * k as i64;
+        assert!((due..due + 30).contains(left), "{id} left at {left} s, due at {due}");
+    }
+    // The evening loop calls at the airport twice, in order.
+    let evening = by_vehicle(run(&network, paris(monday, 19, 15), 40));
+    let mut calls: Vec<&str> = evening["c-outbound-all-day"]
+        .iter()
+        .map(|p| p.next_stop_id.as_str())
+        .collect();
+    calls.dedup();
+    assert_eq!(calls, ["airport", "museum", "airport", "center"]);
+}
