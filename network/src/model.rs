@@ -617,9 +617,9 @@ impl Network {
                     "trip {t}: a frequency needs a positive headway and an end after its start"
                 )));
             }
-            if trip.stop_times.len() < 2 {
+            if trip.stop_times.len() < 2 || trip.stop_times.len() > usize::from(u16::MAX) {
                 return Err(invalid(format!(
-                    "trip {t} calls at {} stops; it needs 2",
+                    "trip {t} calls at {} stops; it needs 2 to 65535",
                     trip.stop_times.len()
                 )));
             }

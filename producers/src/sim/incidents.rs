@@ -143,8 +143,10 @@ impl Simulation {
             .drain(now, 1.0, &mut self.rng, |_, _, n| due.push(n));
         for n in due.drain(..) {
             for _ in 0..n {
-                let incident = self.random_traffic();
-                self.start_traffic(incident, out);
+                // A network of rail alone (a metro's feed) has no streets to jam.
+                if let Some(incident) = self.random_traffic() {
+                    self.start_traffic(incident, out);
+                }
             }
         }
         self.city_arrivals
@@ -160,11 +162,15 @@ impl Simulation {
         }
     }
 
-    fn random_traffic(&mut self) -> TrafficIncident {
+    /// A traffic incident somewhere on a street route; `None` when there is none.
+    fn random_traffic(&mut self) -> Option<TrafficIncident> {
         let rng = &mut self.rng;
         let street: Vec<usize> = (0..self.network.routes.len())
             .filter(|&r| self.network.routes[r].mode != TransportMode::Rail)
             .collect();
+        if street.is_empty() {
+            return None;
+        }
         let route = &self.network.routes[street[rng.random_range(0..street.len())]];
         let mut hint = 0;
         let (x, y, _) = route
@@ -198,7 +204,7 @@ impl Simulation {
         };
         let no = self.next_incident_no;
         self.next_incident_no += 1;
-        TrafficIncident {
+        Some(TrafficIncident {
             incident_id: format_compact!("TI-{no:06}"),
             kind,
             status: IncidentStatus::Active,
@@ -210,6 +216,6 @@ impl Simulation {
             started_at: self.now,
             expected_end: self.now + (rng.random_range(minutes) * 60_000.0) as i64,
             timestamp: self.now,
-        }
+        })
     }
 }
