@@ -280,7 +280,10 @@ fn the_sample_feed_runs_its_frequencies_on_the_dot_and_its_loop_in_order() {
     for (k, (id, left)) in starts.iter().enumerate() {
         // A frequency's start is the first departure (the template's 13:14).
         let due = 8 * 3600 + 300 * k as i64;
-        assert!((due..due + 30).contains(left), "{id} left at {left} s, due at {due}");
+        assert!(
+            (due..due + 30).contains(left),
+            "{id} left at {left} s, due at {due}"
+        );
     }
     // The evening loop calls at the airport twice, in order.
     let evening = by_vehicle(run(&network, paris(monday, 19, 15), 40));
@@ -290,4 +293,46 @@ fn the_sample_feed_runs_its_frequencies_on_the_dot_and_its_loop_in_order() {
         .collect();
     calls.dedup();
     assert_eq!(calls, ["airport", "museum", "airport", "center"]);
+}
+
+#[test]
+fn a_network_of_rail_alone_runs_without_street_traffic() {
+    // Every route a metro: traffic incidents have no street to happen on.
+    let routes = streamcity_testkit::feeds::ROUTES
+        .replace(",3,FF8800", ",1,FF8800")
+        .replace(",0,\n", ",1,\n")
+        .replace(",4,\n", ",1,\n")
+        .replace(",202,\n", ",1,\n");
+    assert!(
+        routes
+            .lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(4) == Some("1")),
+        "{routes}"
+    );
+    let files: Vec<(&str, &str)> = small_feed()
+        .into_iter()
+        .map(|(name, text)| {
+            if name == "routes.txt" {
+                (name, routes.as_str())
+            } else {
+                (name, text)
+            }
+        })
+        .collect();
+    let dir = feed_dir("rail", &files);
+    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
+    std::fs::remove_dir_all(dir).unwrap();
+    let mut config = SimConfig {
+        start_ms: paris(MONDAY, 7, 55),
+        ..SimConfig::default()
+    };
+    config.traffic.gaps = Gaps::rate(1.0);
+    let mut sim = Simulation::new(network, config);
+    let mut out = Vec::new();
+    for _ in 0..10 * 60_000 / sim.config().tick_ms {
+        sim.step(&mut out);
+    }
+    assert_eq!(sim.counts().traffic, 0);
+    assert!(sim.counts().positions > 0);
 }
