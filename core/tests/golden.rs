@@ -61,6 +61,29 @@ fn vehicle_position() {
             start_time: None,
         },
     );
+    // A vehicle running a GTFS feed's trip: its service day and start, as GTFS-realtime
+    // names a trip.
+    check(
+        "vehicle_position_gtfs",
+        &VehiclePosition {
+            vehicle_id: "CNS2014-CNS_MUL-Weekday-00-4179907".into(),
+            route_id: "141-423".into(),
+            trip_id: "CNS2014-CNS_MUL-Weekday-00-4179907".into(),
+            timestamp: 1_401_660_119_000,
+            lat: -16.922242,
+            lon: 145.779149,
+            bearing: 49.9,
+            speed_mps: 4.1,
+            next_stop_id: "750449".into(),
+            passengers: 22,
+            capacity: 80,
+            occupancy_status: OccupancyStatus::FewSeatsAvailable,
+            delay_s: 3,
+            status: VehicleStatus::InTransitTo,
+            start_date: Some("20140602".into()),
+            start_time: Some("07:25:00".into()),
+        },
+    );
 }
 
 #[test]
