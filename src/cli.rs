@@ -567,16 +567,15 @@ fn parse_date(s: &str) -> Result<streamcity_network::Date, String> {
     }
 }
 
-/// The simulated moment a run starts at, in a city `utc_offset_min` ahead of UTC.
-pub fn start_ms(twin: &TwinArgs, utc_offset_min: i32) -> anyhow::Result<TimestampMs> {
-    let offset_ms = i64::from(utc_offset_min) * 60_000;
+/// The simulated moment a run starts at, by the clocks of `network`'s city.
+pub fn start_ms(
+    twin: &TwinArgs,
+    network: &streamcity_network::Network,
+) -> anyhow::Result<TimestampMs> {
     let now = wall_clock_ms();
-    let day = twin
-        .date
-        .unwrap_or_else(|| streamcity_network::Date::of(now, utc_offset_min));
-    let midnight = day.days() * 86_400_000 - offset_ms;
+    let day = twin.date.unwrap_or_else(|| network.local_date(now));
     Ok(match twin.start {
-        Some(StartAt::TimeOfDay(minutes)) => midnight + i64::from(minutes) * 60_000,
+        Some(StartAt::TimeOfDay(minutes)) => network.local_time_ms(day, i64::from(minutes) * 60),
         Some(StartAt::Epoch(ms)) => {
             ensure!(
                 twin.date.is_none(),
@@ -585,7 +584,10 @@ pub fn start_ms(twin: &TwinArgs, utc_offset_min: i32) -> anyhow::Result<Timestam
             ms
         }
         // The time of day it is now, on the day asked.
-        None => midnight + (now + offset_ms).rem_euclid(86_400_000),
+        None => {
+            let offset_ms = i64::from(network.utc_offset_at(now)) * 60_000;
+            network.local_time_ms(day, (now + offset_ms).rem_euclid(86_400_000) / 1000)
+        }
     })
 }
 
@@ -700,7 +702,7 @@ pub fn simulation(
     producer: ProducerKind,
     network: &streamcity_network::Network,
 ) -> anyhow::Result<(SimConfig, Limits)> {
-    let start_ms = start_ms(twin, network.utc_offset_min)?;
+    let start_ms = start_ms(twin, network)?;
     if network.runs_timetable() {
         tracing::info!("{}", streamcity::service_day(network, start_ms)?);
     }
@@ -820,11 +822,11 @@ pub fn simulation(
 
     for c in &twin.crowd {
         // On the start's day (local time), or the next day when that time has passed.
-        let offset_ms = i64::from(network.utc_offset_min) * 60_000;
-        let day = start_ms - (start_ms + offset_ms).rem_euclid(86_400_000);
-        let mut at = day + c.minute_of_day as i64 * 60_000;
+        let day = network.local_date(start_ms);
+        let minute = i64::from(c.minute_of_day) * 60;
+        let mut at = network.local_time_ms(day, minute);
         if at + c.minutes as i64 * 60_000 < start_ms {
-            at += 86_400_000;
+            at = network.local_time_ms(streamcity_network::Date::from_days(day.days() + 1), minute);
         }
         sim.crowds.push(CrowdEvent {
             stop_id: c.stop_id.clone(),

@@ -371,7 +371,7 @@ pub fn load_gtfs(feed: &Path) -> anyhow::Result<Network> {
 /// people; an error when that day has no service (a run would show an empty city).
 pub fn service_day(network: &Network, start_ms: i64) -> anyhow::Result<String> {
     use streamcity_network::Date;
-    let day = Date::of(start_ms, network.utc_offset_min);
+    let day = network.local_date(start_ms);
     let weekday = |d: Date| format!("{:?}", d.weekday());
     let Some((first, last)) = network.service_range() else {
         anyhow::bail!("the feed's calendar has no day of service");

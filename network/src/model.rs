@@ -339,6 +339,10 @@ pub struct Network {
     /// Derived: the content hash of the wire form.
     #[serde(skip)]
     pub(crate) hash: String,
+    /// Derived: the time zone of its first agency, when known (local times follow its
+    /// daylight saving time).
+    #[serde(skip)]
+    pub(crate) zone: Option<jiff::tz::TimeZone>,
 }
 
 /// Why a network could not be used.
@@ -381,6 +385,7 @@ impl Network {
             route_index: HashMap::new(),
             trip_index: HashMap::new(),
             hash: String::new(),
+            zone: None,
         }
     }
 
@@ -666,6 +671,10 @@ impl Network {
             }
             (d.x, d.y) = projection.to_xy(LatLon::new(d.lat, d.lon));
         }
+        self.zone = self
+            .agencies
+            .first()
+            .and_then(|a| jiff::tz::TimeZone::get(&a.timezone).ok());
         self.hash = format!("{:016x}", key_hash(&self.to_json()));
         Ok(self)
     }
@@ -688,6 +697,37 @@ impl Network {
     /// The index into [`Network::routes`] of a route.
     pub fn route_position(&self, route_id: &str) -> Option<usize> {
         self.route_index.get(route_id).copied()
+    }
+
+    /// Offset of the city's local time from UTC at `ts` (ms since the epoch), minutes:
+    /// its agency's time zone, daylight saving time included; `utc_offset_min` when the
+    /// zone is not known.
+    pub fn utc_offset_at(&self, ts: i64) -> i32 {
+        match (&self.zone, jiff::Timestamp::from_millisecond(ts)) {
+            (Some(zone), Ok(at)) => zone.to_offset(at).seconds() / 60,
+            _ => self.utc_offset_min,
+        }
+    }
+
+    /// The city's local date at `ts`.
+    pub fn local_date(&self, ts: i64) -> Date {
+        Date::of(ts, self.utc_offset_at(ts))
+    }
+
+    /// The moment it is `seconds` past midnight by the city's clocks on `date`, ms since
+    /// the epoch (in an hour a clock change skips or repeats, the earlier reading).
+    pub fn local_time_ms(&self, date: Date, seconds: i64) -> i64 {
+        let wall = date.days() * 86_400_000 + seconds * 1000;
+        // The offset in force then, found from a guess: clock changes are hours apart.
+        let guess = wall - i64::from(self.utc_offset_at(wall)) * 60_000;
+        wall - i64::from(self.utc_offset_at(guess)) * 60_000
+    }
+
+    /// Where the times of `date`'s timetable count from, ms since the epoch: noon minus
+    /// twelve hours by the city's clocks, as GTFS has it (midnight, but on the days the
+    /// clocks change).
+    pub fn service_day_start_ms(&self, date: Date) -> i64 {
+        self.local_time_ms(date, 12 * 3600) - 12 * 3_600_000
     }
 
     /// Looks up a trip by id.
@@ -716,8 +756,8 @@ impl Network {
         let start_s = h * 3600 + m * 60 + s;
         let first = i64::from(trip.stop_times.first()?.departure_s);
         let call = trip.stop_times.iter().find(|st| st.stop_id == stop_id)?;
-        let midnight = date.days() * 86_400_000 - i64::from(self.utc_offset_min) * 60_000;
-        Some(midnight + (i64::from(call.departure_s) - first + start_s) * 1000)
+        let start = self.service_day_start_ms(date);
+        Some(start + (i64::from(call.departure_s) - first + start_s) * 1000)
     }
 
     /// Indexes of the routes whose path passes within `radius_m` of the point `(x, y)`

@@ -22,6 +22,10 @@ struct Passage {
     /// the line's headway).
     #[serde(default)]
     scheduled_s: f64,
+    /// Whether `scheduled_s` is the timetable's gap between the two trips (else the
+    /// line's headway).
+    #[serde(default)]
+    timetabled: bool,
     stop: Id,
     leader: Id,
     follower: Id,
@@ -111,9 +115,9 @@ impl HeadwayDetector {
         if leader == p.vehicle_id || then >= p.timestamp {
             return;
         }
-        let scheduled = match (leader_timetabled, timetabled) {
-            (Some(a), Some(b)) if b > a && b - a <= 7_200_000 => (b - a) as f64 / 1000.0,
-            _ => line_headway,
+        let (scheduled, by_timetable) = match (leader_timetabled, timetabled) {
+            (Some(a), Some(b)) if b > a && b - a <= 7_200_000 => ((b - a) as f64 / 1000.0, true),
+            _ => (line_headway, false),
         };
         if scheduled <= 0.0 {
             return;
@@ -125,6 +129,7 @@ impl HeadwayDetector {
             ratio: headway_s / scheduled,
             headway_s,
             scheduled_s: scheduled,
+            timetabled: by_timetable,
             stop: prev.next_stop_id.clone(),
             leader,
             follower: p.vehicle_id.clone(),
@@ -155,12 +160,12 @@ impl HeadwayDetector {
                     &x,
                     p,
                     format!(
-                        "Bunching on line {route}: {} left {} {} after {} (scheduled {} apart)",
+                        "Bunching on line {route}: {} left {} {} after {} (scheduled {})",
                         x.follower,
                         x.stop,
                         duration(x.headway_s),
                         x.leader,
-                        duration(x.scheduled(line_headway))
+                        x.schedule(line_headway)
                     ),
                 );
                 cx.raise_into(&mut line.bunching, a);
@@ -180,12 +185,12 @@ impl HeadwayDetector {
                     &x,
                     p,
                     format!(
-                        "Gap on line {route}: {} between {} and {} at {} (scheduled {} apart)",
+                        "Gap on line {route}: {} between {} and {} at {} (scheduled {})",
                         duration(x.headway_s),
                         x.leader,
                         x.follower,
                         x.stop,
-                        duration(x.scheduled(line_headway))
+                        x.schedule(line_headway)
                     ),
                 );
                 cx.raise_into(&mut line.gapping, a);
@@ -235,12 +240,13 @@ fn duration(secs: f64) -> String {
 }
 
 impl Passage {
-    /// The headway it was judged against: the timetable's, or the line's.
-    fn scheduled(&self, line_headway: f64) -> f64 {
-        if self.scheduled_s > 0.0 {
-            self.scheduled_s
-        } else {
-            line_headway
+    /// What it was judged against, for people: `every 10 min` (the line's headway) or
+    /// `15 min apart` (the timetable's gap between the two trips).
+    fn schedule(&self, line_headway: f64) -> String {
+        match (self.timetabled, self.scheduled_s > 0.0) {
+            (true, _) => format!("{} apart", duration(self.scheduled_s)),
+            (false, true) => format!("every {}", duration(self.scheduled_s)),
+            (false, false) => format!("every {}", duration(line_headway)),
         }
     }
 }

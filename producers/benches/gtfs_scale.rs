@@ -192,8 +192,7 @@ fn sim_speed(network: Arc<Network>, minutes: i64) -> (f64, usize) {
     while network.trips_on(day).is_empty() || day.weekday().index() != 1 {
         day = Date::from_days(day.days() + 1);
     }
-    let start_ms =
-        day.days() * 86_400_000 - i64::from(network.utc_offset_min) * 60_000 + 8 * 3_600_000;
+    let start_ms = network.local_time_ms(day, 8 * 3600);
     let mut sim = Simulation::new(
         network,
         SimConfig {

@@ -336,3 +336,28 @@ fn a_network_of_rail_alone_runs_without_street_traffic() {
     assert_eq!(sim.counts().traffic, 0);
     assert!(sim.counts().positions > 0);
 }
+
+#[test]
+fn summer_time_moves_the_timetable_with_the_citys_clocks() {
+    let network = small();
+    // Paris changed to summer time (UTC+2) at 02:00 on Sunday 30 March 2025.
+    let monday = Date::from_ymd(2025, 3, 31);
+    let eight = network.local_time_ms(monday, 8 * 3600);
+    assert_eq!(eight, 1_743_400_800_000); // 2025-03-31T06:00:00Z
+    assert_eq!(network.utc_offset_at(eight), 120);
+    assert_eq!(network.utc_offset_at(paris(MONDAY, 8, 0)), 60);
+    // Where the Sunday's timetable counts from: noon (10:00 UTC, summer time) less
+    // twelve hours, 22:00 UTC on the Saturday: 23:00 by the clocks, an hour before
+    // their midnight (GTFS's rule for such a day).
+    assert_eq!(
+        network.service_day_start_ms(Date::from_ymd(2025, 3, 30)),
+        1_743_285_600_000
+    );
+    // B1 leaves at 08:00 by the clocks: 06:00 UTC.
+    let reports = by_vehicle(run(&network, eight - 5 * 60_000, 10));
+    let left = departure(&reports["B1"], "R1-a", "S2");
+    assert!(
+        (eight..eight + 30_000).contains(&left),
+        "left at {left}, due {eight}"
+    );
+}

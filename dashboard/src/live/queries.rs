@@ -6,8 +6,8 @@ use serde::Serialize;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::query::VehicleFilter;
 use streamcity_core::{AlertKind, Id, TransportMode, wire_name};
+use streamcity_network::Network;
 use streamcity_network::calendar::iso8601;
-use streamcity_network::{Date, Network};
 
 use super::Live;
 
@@ -103,8 +103,8 @@ impl Live {
                 "time_utc": iso8601(t),
                 "speed": speed,
                 "running": speed.is_none_or(|s| s > 0.0),
-                "service_day": Date::of(t, n.utc_offset_min).to_string(),
-                "utc_offset_min": n.utc_offset_min,
+                "service_day": n.local_date(t).to_string(),
+                "utc_offset_min": n.utc_offset_at(t),
                 "source": source,
             })
         });

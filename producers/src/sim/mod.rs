@@ -111,8 +111,8 @@ impl Simulation {
     /// each route's fleet is placed along it, evenly spaced by its headway, as if
     /// service had been running for a while.
     pub fn new(network: Arc<Network>, mut config: SimConfig) -> Self {
-        // Demand follows the network's local time.
-        config.utc_offset_min = network.utc_offset_min;
+        // Demand follows the network's local time (as it is at the start).
+        config.utc_offset_min = network.utc_offset_at(config.start_ms);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let now = config.start_ms;
         let (vehicles, timetable) = if network.runs_timetable() {

@@ -16,7 +16,8 @@ pub(super) struct Leg {
     /// Seconds added to the trip's stop times: a trip with frequencies is a template
     /// repeated from each start.
     pub(super) shift_s: i32,
-    /// Local midnight of the service day, ms since the epoch.
+    /// Where the service day's times count from, ms since the epoch
+    /// ([`Network::service_day_start_ms`]).
     pub(super) day_ms: TimestampMs,
     /// The service day (the simulated one, which records carry).
     pub(super) date: Date,
@@ -76,11 +77,6 @@ impl Block {
     }
 }
 
-/// Local midnight of `date`, ms since the epoch, in a place `utc_offset_min` ahead of UTC.
-pub(super) fn midnight_ms(date: Date, utc_offset_min: i32) -> TimestampMs {
-    date.days() * 86_400_000 - i64::from(utc_offset_min) * 60_000
-}
-
 /// The blocks of the simulated service day `date`, which runs the timetable of the
 /// feed's day `network.timetable_day(date)`, sorted by their first departure. Starts of
 /// frequencies without exact times vary by up to a tenth of the headway.
@@ -88,7 +84,7 @@ pub(super) fn blocks_of_day(network: &Network, date: Date, rng: &mut ChaCha8Rng)
     let Some(feed_day) = network.timetable_day(date) else {
         return Vec::new();
     };
-    let day_ms = midnight_ms(date, network.utc_offset_min);
+    let day_ms = network.service_day_start_ms(date);
     let mut by_block: std::collections::BTreeMap<&str, Vec<Leg>> = Default::default();
     let mut blocks = Vec::new();
     for t in network.trips_on(feed_day) {
@@ -166,7 +162,7 @@ impl Timetable {
     /// The timetable from `now`: the blocks of the service day before (trips past
     /// midnight) and of today that have not ended.
     pub(super) fn new(network: &Network, now: TimestampMs, rng: &mut ChaCha8Rng) -> Self {
-        let today = Date::of(now, network.utc_offset_min);
+        let today = network.local_date(now);
         let mut t = Timetable {
             pending: Vec::new(),
             next_day: Date::from_days(today.days() - 1),
@@ -189,7 +185,7 @@ impl Timetable {
 
     /// Loads the next service day once `now` is within an hour of its midnight.
     fn load_due(&mut self, network: &Network, now: TimestampMs, rng: &mut ChaCha8Rng) {
-        while midnight_ms(self.next_day, network.utc_offset_min) - 3_600_000 <= now {
+        while network.service_day_start_ms(self.next_day) - 3_600_000 <= now {
             self.load_day(network, now, rng);
         }
     }
