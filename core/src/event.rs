@@ -92,8 +92,26 @@ pub enum TransportMode {
     Bus,
     /// A tram or light rail, partly in street traffic.
     Tram,
-    /// Rail on its own right of way (metro, suburban).
+    /// Rail on its own right of way (suburban, regional).
     Rail,
+    /// A metro or subway: rail on its own right of way, frequent, short dwells.
+    Subway,
+    /// A ferry or water bus.
+    Ferry,
+    /// Hauled by a cable: a cable tram, an aerial lift, a funicular.
+    Cable,
+}
+
+impl TransportMode {
+    /// Whether street traffic (jams, road closures) slows it.
+    pub fn in_street_traffic(self) -> bool {
+        matches!(self, TransportMode::Bus | TransportMode::Tram)
+    }
+
+    /// Whether it runs on electric rail a power cut stops.
+    pub fn is_rail(self) -> bool {
+        matches!(self, TransportMode::Rail | TransportMode::Subway)
+    }
 }
 
 /// A vehicle's position report, about once a second per vehicle.

@@ -29,12 +29,15 @@ fn hms(s: u32) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// GTFS's `route_type` of a mode: bus 3, tram 0, rail as a metro (1).
+/// GTFS's `route_type` of a mode (a cable mode as a cable tram).
 fn route_type(mode: TransportMode) -> &'static str {
     match mode {
-        TransportMode::Bus => "3",
         TransportMode::Tram => "0",
-        TransportMode::Rail => "1",
+        TransportMode::Subway => "1",
+        TransportMode::Rail => "2",
+        TransportMode::Bus => "3",
+        TransportMode::Ferry => "4",
+        TransportMode::Cable => "5",
     }
 }
 

@@ -155,9 +155,12 @@ fn mode(route_type: RouteType) -> (TransportMode, bool) {
     match route_type {
         RouteType::Bus => (TransportMode::Bus, false),
         RouteType::Tramway => (TransportMode::Tram, false),
-        RouteType::Subway | RouteType::Rail => (TransportMode::Rail, false),
-        RouteType::CableCar | RouteType::Funicular => (TransportMode::Tram, true),
-        RouteType::Ferry | RouteType::Gondola => (TransportMode::Bus, true),
+        RouteType::Subway => (TransportMode::Subway, false),
+        RouteType::Rail => (TransportMode::Rail, false),
+        RouteType::Ferry => (TransportMode::Ferry, false),
+        RouteType::CableCar | RouteType::Gondola | RouteType::Funicular => {
+            (TransportMode::Cable, false)
+        }
         RouteType::Extended(e) => match e.to_standard_route_type() {
             RouteType::Extended(_) => (TransportMode::Bus, true),
             base => mode(base),
@@ -171,7 +174,10 @@ fn mode_defaults(mode: TransportMode) -> (f64, u32, &'static str) {
     match mode {
         TransportMode::Bus => (11.0, 80, "#1f77b4"),
         TransportMode::Tram => (12.0, 180, "#2ca02c"),
-        TransportMode::Rail => (20.0, 600, "#d62728"),
+        TransportMode::Rail => (25.0, 600, "#d62728"),
+        TransportMode::Subway => (18.0, 1_000, "#9467bd"),
+        TransportMode::Ferry => (8.0, 300, "#17becf"),
+        TransportMode::Cable => (5.0, 60, "#8c564b"),
     }
 }
 

@@ -200,7 +200,8 @@ pub fn generate(config: SyntheticConfig) -> Network {
                 (format_compact!("B{bus_no:02}"), bus_no.to_string())
             }
             TransportMode::Tram => (Id::from("T1"), "T1".to_owned()),
-            TransportMode::Rail => {
+            // The built-in city's lines are buses, a tram and rail.
+            _ => {
                 rail_no += 1;
                 (format_compact!("R{rail_no}"), format!("R{rail_no}"))
             }

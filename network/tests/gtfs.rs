@@ -127,16 +127,15 @@ fn a_small_feed_keeps_its_stations_blocks_frequencies_and_late_night_times() {
     assert_eq!(f.len(), 2);
     assert!(f[0].exact_times && !f[1].exact_times);
     assert_eq!(n.route("T1").unwrap().headway_s, 600.0);
-    // Modes: tram; ferry and coach run as the nearest mode, and said so.
+    // Modes: tram, ferry; a coach (extended type 202) is a bus; a monorail (12) runs
+    // as the nearest mode, and said so.
     assert_eq!(n.route("T1").unwrap().mode, TransportMode::Tram);
+    assert_eq!(n.route("F1").unwrap().mode, TransportMode::Ferry);
     assert_eq!(n.route("X1").unwrap().mode, TransportMode::Bus);
-    assert!(
-        loaded
-            .report
-            .warnings
-            .keys()
-            .any(|k| k.contains("nearest mode"))
-    );
+    assert_eq!(n.route("M1").unwrap().mode, TransportMode::Bus);
+    let (count, example) = &loaded.report.warnings["route types simulated as the nearest mode"];
+    assert_eq!(*count, 1);
+    assert!(example.contains("M1"), "{example}");
     assert_eq!(n.route("R1").unwrap().color, "#ff8800");
     // A service only in calendar_dates runs on its dates; a removed date is removed.
     let july14 = Date::from_ymd(2025, 7, 14);
@@ -274,7 +273,7 @@ fn the_small_feed_loads_from_a_zip_too() {
         .iter()
         .map(|r| r.route_id.as_str())
         .collect();
-    assert_eq!(ids, HashSet::from(["R1", "T1", "F1", "X1"]));
+    assert_eq!(ids, HashSet::from(["R1", "T1", "F1", "X1", "M1"]));
 }
 
 proptest! {

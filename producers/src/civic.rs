@@ -9,7 +9,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use streamcity_core::{
     CityIncident, CityIncidentCategory, CityIncidentKind, IncidentStatus, Severity, TimestampMs,
-    TransitEffect, TransportMode,
+    TransitEffect,
 };
 
 use streamcity_network::Network;
@@ -191,12 +191,12 @@ pub fn generate<R: Rng>(
     let street: Vec<usize> = near
         .iter()
         .copied()
-        .filter(|&r| network.routes[r].mode != TransportMode::Rail)
+        .filter(|&r| network.routes[r].mode.in_street_traffic())
         .collect();
     let rail: Vec<usize> = near
         .iter()
         .copied()
-        .filter(|&r| network.routes[r].mode == TransportMode::Rail)
+        .filter(|&r| network.routes[r].mode.is_rail())
         .collect();
     let (transit_effect, speed_factor, affected) = match kind {
         CityIncidentKind::RoadClosure if !street.is_empty() => {

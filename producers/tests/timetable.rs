@@ -302,7 +302,8 @@ fn a_network_of_rail_alone_runs_without_street_traffic() {
         .replace(",3,FF8800", ",1,FF8800")
         .replace(",0,\n", ",1,\n")
         .replace(",4,\n", ",1,\n")
-        .replace(",202,\n", ",1,\n");
+        .replace(",202,\n", ",1,\n")
+        .replace(",12,\n", ",1,\n");
     assert!(
         routes
             .lines()

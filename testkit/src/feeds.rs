@@ -33,13 +33,16 @@ pub const STOPS: &str = "stop_id,stop_name,stop_lat,stop_lon,location_type,paren
     S2,Market,48.8550,2.3600,0,\n\
     S3,Harbour,48.8600,2.3700,0,\n\
     E1,Central entrance,48.8499,2.3499,2,CENTRAL\n";
-/// `routes.txt`: a bus, a tram, a ferry and an express coach.
+/// `routes.txt`: a bus, a tram, a ferry, an express coach (an extended route type) and
+/// a monorail (a type simulated as the nearest mode).
 pub const ROUTES: &str = "route_id,agency_id,route_short_name,route_long_name,route_type,route_color\n\
     R1,A,1,Central – Harbour,3,FF8800\n\
     T1,A,T,Tram,0,\n\
     F1,A,F,Ferry,4,\n\
-    X1,A,X,Express coach,202,\n";
-/// `trips.txt`: block B1 of two trips, a night trip, a trip repeated by frequencies, a holiday ferry, a coach, a trip without stop times.
+    X1,A,X,Express coach,202,\n\
+    M1,A,M,Monorail,12,\n";
+/// `trips.txt`: block B1 of two trips, a night trip, a trip repeated by frequencies, a
+/// holiday ferry, a coach, a monorail, a trip without stop times.
 pub const TRIPS: &str = "route_id,service_id,trip_id,trip_headsign,direction_id,block_id\n\
     R1,WK,R1-a,Harbour,0,B1\n\
     R1,WK,R1-b,Central,1,B1\n\
@@ -47,6 +50,7 @@ pub const TRIPS: &str = "route_id,service_id,trip_id,trip_headsign,direction_id,
     T1,WK,T1-freq,Harbour,0,\n\
     F1,HOL,F1-a,Harbour,0,\n\
     X1,WK,X1-a,Harbour,0,\n\
+    M1,WK,M1-a,Market,0,\n\
     R1,WK,R1-empty,Harbour,0,\n";
 /// `stop_times.txt`: with a call between timepoints and times past 24:00.
 pub const STOP_TIMES: &str = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n\
@@ -62,7 +66,9 @@ pub const STOP_TIMES: &str = "trip_id,arrival_time,departure_time,stop_id,stop_s
     F1-a,09:00:00,09:00:00,S2,1\n\
     F1-a,09:20:00,09:20:00,S3,2\n\
     X1-a,07:00:00,07:00:00,P2,1\n\
-    X1-a,07:30:00,07:30:00,S3,2\n";
+    X1-a,07:30:00,07:30:00,S3,2\n\
+    M1-a,09:00:00,09:00:00,P2,1\n\
+    M1-a,09:10:00,09:10:00,S2,2\n";
 /// `calendar.txt`: weekday service through 2025.
 pub const CALENDAR: &str = "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n\
     WK,1,1,1,1,1,0,0,20250101,20251231\n";

@@ -29,7 +29,7 @@ function drawNetwork(routes, stops) {
   for (const r of routes) {
     state.routes.set(r.route_id, r);
     if (!r.shape || r.shape.length < 2) continue;
-    const line = L.polyline(r.shape, { renderer: sharedCanvas, color: r.color, weight: r.mode === 'rail' ? 5 : r.mode === 'tram' ? 3.5 : 2.5, opacity: 0.8, interactive: false });
+    const line = L.polyline(r.shape, { renderer: sharedCanvas, color: r.color, weight: r.mode === 'rail' || r.mode === 'subway' ? 5 : r.mode === 'bus' ? 2.5 : 3.5, dashArray: r.mode === 'ferry' ? '6 6' : null, opacity: 0.8, interactive: false });
     routeLines.set(r.route_id, line.addTo(routesLayer));
     bounds.extend(line.getBounds());
   }

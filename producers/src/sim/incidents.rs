@@ -6,7 +6,7 @@ use rand::Rng;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{
     CityIncident, IncidentStatus, Severity, TimestampMs, TrafficIncident, TrafficIncidentKind,
-    TransitEffect, TransportMode,
+    TransitEffect,
 };
 use streamcity_network::geometry::round6;
 
@@ -166,7 +166,7 @@ impl Simulation {
     fn random_traffic(&mut self) -> Option<TrafficIncident> {
         let rng = &mut self.rng;
         let street: Vec<usize> = (0..self.network.routes.len())
-            .filter(|&r| self.network.routes[r].mode != TransportMode::Rail)
+            .filter(|&r| self.network.routes[r].mode.in_street_traffic())
             .collect();
         if street.is_empty() {
             return None;

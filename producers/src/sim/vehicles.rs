@@ -103,6 +103,27 @@ fn mode_params(mode: TransportMode) -> ModeParams {
             per_boarding_s: 0.15,
             per_alighting_s: 0.1,
         },
+        TransportMode::Subway => ModeParams {
+            accel: 1.2,
+            decel: 1.3,
+            dwell_base_s: 15.0,
+            per_boarding_s: 0.1,
+            per_alighting_s: 0.08,
+        },
+        TransportMode::Ferry => ModeParams {
+            accel: 0.25,
+            decel: 0.3,
+            dwell_base_s: 90.0,
+            per_boarding_s: 1.0,
+            per_alighting_s: 0.8,
+        },
+        TransportMode::Cable => ModeParams {
+            accel: 0.4,
+            decel: 0.5,
+            dwell_base_s: 25.0,
+            per_boarding_s: 1.5,
+            per_alighting_s: 1.0,
+        },
     }
 }
 
@@ -488,7 +509,7 @@ impl Simulation {
 
         // Running: accelerate towards the allowed speed, brake to stop at the next stop.
         let mut factor = 1.0;
-        if route.mode != TransportMode::Rail {
+        if route.mode.in_street_traffic() {
             factor = rush;
             let slowdowns = self.traffic.iter().map(|t| &t.area).chain(
                 self.city_incidents
