@@ -212,6 +212,8 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
             "departure_time",
             "stop_id",
             "stop_sequence",
+            "pickup_type",
+            "drop_off_type",
             "timepoint",
         ],
         &mut network.trips.iter().flat_map(|t| {
@@ -222,7 +224,9 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
                     hms(st.departure_s),
                     st.stop_id.to_string(),
                     (k + 1).to_string(),
-                    "1".to_owned(),
+                    if st.pickup { "0" } else { "1" }.to_owned(),
+                    if st.drop_off { "0" } else { "1" }.to_owned(),
+                    u8::from(st.timepoint).to_string(),
                 ]
             })
         }),

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use gtfs_structures::{
-    DirectionType, ExactTimes, Exception, GtfsReader, LocationType, RawGtfs, RouteType,
+    DirectionType, ExactTimes, Exception, GtfsReader, LocationType, PickupDropOffType, RawGtfs,
+    RouteType, TimepointType,
 };
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::{Id, TransportMode};
@@ -529,6 +530,9 @@ impl Builder {
                 arrival_s: arrival,
                 departure_s: departure,
                 dist_m: st.shape_dist_traveled.map(f64::from),
+                pickup: st.pickup_type != PickupDropOffType::NotAvailable,
+                drop_off: st.drop_off_type != PickupDropOffType::NotAvailable,
+                timepoint: arrival != u32::MAX && st.timepoint != TimepointType::Approximate,
             });
         }
         // Interpolate the calls between timepoints, evenly by position.

@@ -229,6 +229,25 @@ pub struct StopTime {
     /// Distance along the trip's shape, metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dist_m: Option<f64>,
+    /// Whether riders may board here (GTFS `pickup_type` other than 1).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub pickup: bool,
+    /// Whether riders may get off here (GTFS `drop_off_type` other than 1).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub drop_off: bool,
+    /// Whether its times are exact (a timepoint): a vehicle early here waits for its
+    /// departure time. Times the feed leaves out, or marks approximate, are not.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub timepoint: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// A trip repeated at a fixed interval for part of the day (GTFS `frequencies.txt`).

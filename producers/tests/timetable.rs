@@ -362,3 +362,101 @@ fn summer_time_moves_the_timetable_with_the_citys_clocks() {
         "left at {left}, due {eight}"
     );
 }
+
+/// B1 on R1-a from 07:30 for 45 minutes with riders at every stop: riders aboard when
+/// bound for S2 and when bound for S3, riders who got off at S2, and when it left S2.
+fn through_s2(network: Arc<Network>) -> (u32, u32, usize, i64) {
+    let mut config = SimConfig {
+        start_ms: paris(MONDAY, 7, 30),
+        ..SimConfig::default()
+    };
+    config.traffic.gaps = Gaps::rate(0.0);
+    config.incidents.gaps = Gaps::rate(0.0);
+    config.taps.gaps = Gaps::rate(0.03);
+    config.breakdowns_per_vehicle_hour = 0.0;
+    config.dropouts_per_vehicle_hour = 0.0;
+    let mut sim = Simulation::new(network, config);
+    let mut out = Vec::new();
+    for _ in 0..45 * 60_000 / sim.config().tick_ms {
+        sim.step(&mut out);
+    }
+    let off_at_s2 = out
+        .iter()
+        .filter(|e| {
+            matches!(e, SimEvent::TapOff(t) if t.stop_id == "S2" && t.route_id.as_deref() == Some("R1"))
+        })
+        .count();
+    let b1: Vec<VehiclePosition> = out
+        .into_iter()
+        .filter_map(|e| match e {
+            SimEvent::Position(p) if p.vehicle_id == "B1" && p.trip_id == "R1-a" => Some(p),
+            _ => None,
+        })
+        .collect();
+    // Riders aboard as it pulls in (the last report on the way), and as it leaves.
+    let coming = b1
+        .iter()
+        .rfind(|p| p.next_stop_id == "S2" && p.status == VehicleStatus::InTransitTo)
+        .unwrap();
+    let leaving = b1.iter().find(|p| p.next_stop_id == "S3").unwrap();
+    (
+        coming.passengers,
+        leaving.passengers,
+        off_at_s2,
+        leaving.timestamp,
+    )
+}
+
+#[test]
+fn nobody_boards_or_alights_where_the_timetable_says_so_and_only_timepoints_hold() {
+    // As timetabled, riders board B1 at S2 (those at P1 took the tram), and it waits
+    // there for 08:05.
+    let (before, after, _, left) = through_s2(small());
+    assert!(
+        after > before,
+        "nobody boarded at S2 ({before}, then {after}): the test proves nothing"
+    );
+    assert!(
+        left >= paris(MONDAY, 8, 5),
+        "left S2 at {}",
+        clock_s(MONDAY, left)
+    );
+    // Now R1-a passes S2 taking nobody up and setting nobody down; its time there is
+    // interpolated (not a timepoint), so an early bus does not wait at it.
+    let stop_times: String = streamcity_testkit::feeds::STOP_TIMES
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match (i, line) {
+            (0, header) => format!("{header},pickup_type,drop_off_type\n"),
+            (_, "R1-a,,,S2,2") => "R1-a,,,S2,2,1,1\n".to_owned(),
+            (_, row) => format!("{row},,\n"),
+        })
+        .collect();
+    assert!(stop_times.contains("S2,2,1,1"), "{stop_times}");
+    let files: Vec<(&str, &str)> = small_feed()
+        .into_iter()
+        .map(|(name, text)| {
+            if name == "stop_times.txt" {
+                (name, stop_times.as_str())
+            } else {
+                (name, text)
+            }
+        })
+        .collect();
+    let dir = feed_dir("no-pickup", &files);
+    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
+    std::fs::remove_dir_all(dir).unwrap();
+    let call = &network.trip("R1-a").unwrap().stop_times[1];
+    assert!(
+        !call.pickup && !call.drop_off && !call.timepoint,
+        "{call:?}"
+    );
+    let (before, after, off, left) = through_s2(network);
+    assert!(before < 80, "B1 is full: nobody could board");
+    assert_eq!((off, before), (0, after), "riders got on or off at S2");
+    assert!(
+        left < paris(MONDAY, 8, 5),
+        "left S2 at {}",
+        clock_s(MONDAY, left)
+    );
+}

@@ -639,9 +639,18 @@ impl Simulation {
         }
 
         // Riders waiting for this direction board, up to capacity; the rest wait on.
+        // (Not where the timetable takes nobody up.)
+        let call = v
+            .legs
+            .get(usize::from(v.leg))
+            .map(|leg| &network.trips[leg.trip as usize].stop_times[k]);
         let queue = &mut self.waiting[s][usize::from(!v.outbound)];
         let room = (route.capacity as usize).saturating_sub(v.riders.len());
-        let board = queue.len().min(room);
+        let board = if call.is_some_and(|c| !c.pickup) {
+            0
+        } else {
+            queue.len().min(room)
+        };
         self.counts.left_behind += (queue.len() - board) as u64;
         self.counts.boardings += board as u64;
         let boarded = v.riders.len();
@@ -652,11 +661,15 @@ impl Simulation {
         v.phase = Phase::Dwelling;
         v.until_ms = now + (dwell_s * 1000.0) as i64;
         if let Some(leg) = v.legs.get(usize::from(v.leg)) {
-            // A timetabled vehicle does not leave before its departure time, and its
-            // riders ride to a stop of this trip.
-            v.until_ms = v.until_ms.max(leg.departure_ms(&network, k));
+            // A timetabled vehicle does not leave a timepoint before its departure time,
+            // and its riders ride to a stop of this trip where they may get off.
+            let calls = &network.trips[leg.trip as usize].stop_times;
+            if calls[k].timepoint {
+                v.until_ms = v.until_ms.max(leg.departure_ms(&network, k));
+            }
             for rider in &mut v.riders[boarded..] {
-                rider.dest = pick_destination(&mut self.rng, k, n);
+                let dest = usize::from(pick_destination(&mut self.rng, k, n));
+                rider.dest = (dest..n).find(|&d| calls[d].drop_off).unwrap_or(n - 1) as u16;
             }
         }
     }
