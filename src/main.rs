@@ -102,14 +102,14 @@ async fn main() -> ExitCode {
 fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let token = stop.clone();
+    let signal = shutdown_signal();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         token.cancel();
     });
     stop
 }
 
-/// `streamcity gtfs inspect`: what the feed holds and what will run.
 /// `streamcity gtfs export`: the built-in city as a GTFS zip, written beside `out` and
 /// renamed into place, so that a failed write leaves no half feed.
 fn gtfs_export(twin: &cli::TwinArgs, out: &std::path::Path) -> anyhow::Result<()> {
@@ -141,6 +141,7 @@ fn gtfs_export(twin: &cli::TwinArgs, out: &std::path::Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// `streamcity gtfs inspect`: what the feed holds and what will run.
 fn gtfs_inspect(feed: &std::path::Path) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let loaded = streamcity_network::gtfs::load(feed)
@@ -338,13 +339,14 @@ async fn drive<B: TwinBus>(
     } else {
         twin_run.addr.ip().to_string()
     };
+    // Stoppable from the moment it says it runs.
+    let stop = stop_on_signal();
     say!(
         "StreamCity is running: open http://{host}:{port}  (live updates: ws://{host}:{port}/ws; Ctrl+C to stop)"
     );
     tracing::info!("The twin runs on {on}");
 
     let started = Instant::now();
-    let stop = stop_on_signal();
     let mut progress = tokio::time::interval(Duration::from_secs(10));
     progress.tick().await;
     let mut last_sent = 0u64;
@@ -385,24 +387,40 @@ async fn drive<B: TwinBus>(
     Ok(())
 }
 
-/// Resolves on Ctrl+C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl+C or SIGTERM. The handlers are installed when it is called, not
+/// when first polled: a signal from then on is a clean stop, even one that comes before
+/// the caller waits (a test stopping the twin as soon as it says where it listens).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let recv = |s: &mut Option<tokio::signal::unix::Signal>| {
+                let s = s.take();
+                async move {
+                    match s {
+                        Some(mut s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = recv(&mut term) => {}
+                _ = recv(&mut int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streamcity_testkit::stage::{Binary, http_get, stderr};
+use streamcity_testkit::stage::{Binary, api_vehicles, http_get, stderr};
 
 fn cairns() -> String {
     std::env::var("STREAMCITY_TEST_CAIRNS").expect(
@@ -116,21 +116,7 @@ fn the_twin_runs_the_cairns_feed_live() {
         lon(f64::min) - 0.01,
         lon(f64::max) + 0.01,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let vehicles = loop {
-        let (_, body) = http_get(port, "/api/vehicles");
-        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap();
-        if vehicles.len() >= 20 {
-            break vehicles;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} vehicles after 30 s:\n{}",
-            vehicles.len(),
-            twin.printed()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let vehicles = api_vehicles(port, 20, Duration::from_secs(30), || twin.printed());
     for v in &vehicles {
         assert!(feed_routes.contains(v["route_id"].as_str().unwrap()), "{v}");
         let (la, lo) = (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap());
@@ -209,20 +195,8 @@ fn on_a_date_and_a_local_time_the_vehicles_in_service_are_the_timetables_trips()
             .unwrap_or(0);
         (vehicles, (now - midnight_ms) / 1000)
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (vehicles, at) = loop {
-        let (vehicles, at) = snapshot();
-        if vehicles.len() >= 20 {
-            break (vehicles, at);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} vehicles after 30 s:\n{}",
-            vehicles.len(),
-            twin.printed()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    api_vehicles(port, 20, Duration::from_secs(30), || twin.printed());
+    let (vehicles, at) = snapshot();
     assert!(
         (8 * 3600..8 * 3600 + 600).contains(&at),
         "the twin is at {at} s of the day"
@@ -462,21 +436,7 @@ fn the_built_in_city_exports_as_a_feed_a_validator_passes_and_the_twin_runs_agai
         "5",
     ]);
     let port: u16 = twin.dashboard_port().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = http_get(port, "/api/vehicles");
-        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap();
-        if vehicles.len() >= 100 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} vehicles after 30 s:\n{}",
-            vehicles.len(),
-            twin.printed()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    api_vehicles(port, 100, Duration::from_secs(30), || twin.printed());
     twin.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -17,7 +17,7 @@ use streamcity_kafka::{KafkaBus, KafkaConfig};
 use streamcity_network::{SyntheticConfig, synthetic};
 use streamcity_processor::{Processor, ProcessorConfig};
 use streamcity_testkit::broker::test_brokers as brokers;
-use streamcity_testkit::stage::{Binary, Running, http_get, metric, stderr, unique};
+use streamcity_testkit::stage::{Binary, Running, api_vehicles, http_get, metric, stderr, unique};
 use streamcity_testkit::twin::live_vehicles;
 
 const HOUR: i64 = 3_600_000;
@@ -342,23 +342,14 @@ fn a_gtfs_feed_produced_on_kafka_reaches_process_and_serve_with_no_flags() {
     let mut serve = bin.start(&["serve", "--port", "0"]);
     let port: u16 = serve.dashboard_port().parse().unwrap();
     // The feed's city, from the bus: its network, its clock in its local time, its trips.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let vehicles = loop {
-        let (_, body) = http_get(port, "/api/vehicles");
-        let vehicles: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
-        if vehicles.len() >= 20 {
-            break vehicles;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} vehicles after 60 s\nserve: {}\nprocess: {}\nproduce: {}",
-            vehicles.len(),
+    let vehicles = api_vehicles(port, 20, Duration::from_secs(60), || {
+        format!(
+            "serve: {}\nprocess: {}\nproduce: {}",
             serve.printed(),
             process.printed(),
             producer.printed()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+        )
+    });
     for v in &vehicles {
         assert_eq!(v["start_date"], "20140602", "{v}");
         assert!(

@@ -876,48 +876,35 @@ fn pattern_of(
         let worst = placed.iter().map(|p| p.1).fold(0.0, f64::max);
         (placed.into_iter().map(|p| p.0).collect(), worst)
     };
-    if let Some(shape) = shape.filter(|s| s.points.len() >= 2) {
-        let path = LocalShape::new(
-            shape
-                .points
-                .iter()
-                .map(|p| projection.to_xy(LatLon::new(p[0], p[1])))
-                .collect(),
-        );
-        let (stop_dist, worst) = along(&path);
-        if worst <= SHAPE_TOLERANCE_M && path.length_m() > 0.0 {
-            return Pattern {
-                route,
-                direction_id: 0,
-                path,
-                stops: calls.to_vec(),
-                stop_dist,
-                farthest_stop_m: worst,
-                straightened: false,
-            };
-        }
-        let path = straight();
-        let (stop_dist, _) = along(&path);
-        return Pattern {
-            route,
-            direction_id: 0,
-            path,
-            stops: calls.to_vec(),
-            stop_dist,
-            farthest_stop_m: worst,
-            straightened: true,
-        };
-    }
-    let path = straight();
-    let (stop_dist, _) = along(&path);
-    Pattern {
+    let course = |path: LocalShape, stop_dist: Vec<f64>, farthest_stop_m, straightened| Pattern {
         route,
         direction_id: 0,
         path,
         stops: calls.to_vec(),
         stop_dist,
-        farthest_stop_m: 0.0,
-        straightened: false,
+        farthest_stop_m,
+        straightened,
+    };
+    let straight_course = |farthest_stop_m, straightened| {
+        let path = straight();
+        let (stop_dist, _) = along(&path);
+        course(path, stop_dist, farthest_stop_m, straightened)
+    };
+    let Some(shape) = shape.filter(|s| s.points.len() >= 2) else {
+        return straight_course(0.0, false);
+    };
+    let path = LocalShape::new(
+        shape
+            .points
+            .iter()
+            .map(|p| projection.to_xy(LatLon::new(p[0], p[1])))
+            .collect(),
+    );
+    let (stop_dist, worst) = along(&path);
+    if worst <= SHAPE_TOLERANCE_M && path.length_m() > 0.0 {
+        course(path, stop_dist, worst, false)
+    } else {
+        straight_course(worst, true)
     }
 }
 

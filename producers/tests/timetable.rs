@@ -17,10 +17,23 @@ use streamcity_producers::{SimConfig, Simulation};
 use streamcity_testkit::feeds::{feed_dir, small_feed};
 
 fn small() -> Arc<Network> {
-    let dir = feed_dir("timetable", &small_feed());
+    load(feed_dir("timetable", &small_feed()))
+}
+
+/// The network of the feed in `dir`, which is removed.
+fn load(dir: std::path::PathBuf) -> Arc<Network> {
     let network = gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network;
     std::fs::remove_dir_all(dir).unwrap();
     Arc::new(network)
+}
+
+/// The small feed with `file` replaced by `text`.
+fn small_with(name: &str, file: &str, text: &str) -> Arc<Network> {
+    let files: Vec<(&str, &str)> = small_feed()
+        .into_iter()
+        .map(|(f, t)| if f == file { (f, text) } else { (f, t) })
+        .collect();
+    load(feed_dir(name, &files))
 }
 
 /// `hh:mm` local time on `date` in the small feed's Paris (UTC+1 in winter), ms.
@@ -210,19 +223,7 @@ fn a_late_arrival_delays_the_blocks_next_trip() {
         stop_times.contains("R1-a,08:01:00") && stop_times.contains("R1-b,08:01:30"),
         "{stop_times}"
     );
-    let files: Vec<(&str, &str)> = small_feed()
-        .into_iter()
-        .map(|(name, text)| {
-            if name == "stop_times.txt" {
-                (name, stop_times.as_str())
-            } else {
-                (name, text)
-            }
-        })
-        .collect();
-    let dir = feed_dir("late-block", &files);
-    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
-    std::fs::remove_dir_all(dir).unwrap();
+    let network = small_with("late-block", "stop_times.txt", &stop_times);
     let reports = by_vehicle(run(&network, paris(MONDAY, 7, 55), 20));
     let b1 = &reports["B1"];
     let arrived = b1
@@ -311,19 +312,7 @@ fn a_network_of_rail_alone_runs_without_street_traffic() {
             .all(|l| l.split(',').nth(4) == Some("1")),
         "{routes}"
     );
-    let files: Vec<(&str, &str)> = small_feed()
-        .into_iter()
-        .map(|(name, text)| {
-            if name == "routes.txt" {
-                (name, routes.as_str())
-            } else {
-                (name, text)
-            }
-        })
-        .collect();
-    let dir = feed_dir("rail", &files);
-    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
-    std::fs::remove_dir_all(dir).unwrap();
+    let network = small_with("rail", "routes.txt", &routes);
     let mut config = SimConfig {
         start_ms: paris(MONDAY, 7, 55),
         ..SimConfig::default()
@@ -433,19 +422,7 @@ fn nobody_boards_or_alights_where_the_timetable_says_so_and_only_timepoints_hold
         })
         .collect();
     assert!(stop_times.contains("S2,2,1,1"), "{stop_times}");
-    let files: Vec<(&str, &str)> = small_feed()
-        .into_iter()
-        .map(|(name, text)| {
-            if name == "stop_times.txt" {
-                (name, stop_times.as_str())
-            } else {
-                (name, text)
-            }
-        })
-        .collect();
-    let dir = feed_dir("no-pickup", &files);
-    let network = Arc::new(gtfs::load(&dir).unwrap_or_else(|e| panic!("{e}")).network);
-    std::fs::remove_dir_all(dir).unwrap();
+    let network = small_with("no-pickup", "stop_times.txt", &stop_times);
     let call = &network.trip("R1-a").unwrap().stop_times[1];
     assert!(
         !call.pickup && !call.drop_off && !call.timepoint,

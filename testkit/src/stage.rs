@@ -360,6 +360,32 @@ pub fn dashboard_port(child: &mut Child) -> (String, BufReader<ChildStdout>) {
     (port, out)
 }
 
+/// The vehicles `GET /api/vehicles` on `127.0.0.1:port` lists once there are at least
+/// `at_least`, polling for up to `within`; past it, fails saying how many there were
+/// and what `context` tells (what the stages printed).
+pub fn api_vehicles(
+    port: u16,
+    at_least: usize,
+    within: Duration,
+    context: impl Fn() -> String,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (_, body) = http_get(port, "/api/vehicles");
+        let vehicles: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        if vehicles.len() >= at_least {
+            return vehicles;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} vehicles after {within:?}:\n{}",
+            vehicles.len(),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// An HTTP GET of `path` on `127.0.0.1:port`, within 10 s: the status and the body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::Write;

@@ -89,25 +89,12 @@ impl Simulation {
     /// its direction (where they get off is drawn when they board).
     fn rider_arrives_for(&mut self, p: usize, k: usize, ts: TimestampMs, out: &mut Vec<SimEvent>) {
         let pattern = &self.network.patterns[p];
-        let s = pattern.stops[k];
-        let queue = &mut self.waiting[s][usize::from(pattern.direction_id)];
-        if queue.len() >= MAX_WAITING {
-            return;
-        }
+        let (s, route, dir) = (pattern.stops[k], pattern.route, pattern.direction_id);
         let rider = Rider {
             card: self.rng.random_range(0..100_000_000),
             dest: (pattern.stops.len() - 1) as u16,
         };
-        queue.push_back(rider);
-        self.counts.tap_ons += 1;
-        if self.config.taps.emit {
-            out.push(SimEvent::TapOn(RiderTap {
-                rider_id: format_compact!("C{:08}", rider.card),
-                stop_id: self.network.stops[s].stop_id.clone(),
-                route_id: Some(self.network.routes[pattern.route].route_id.clone()),
-                timestamp: ts,
-            }));
-        }
+        self.queue_rider(s, route, dir == 0, rider, ts, out);
     }
 
     /// A rider arrives at the `k`-th stop (outbound order) of route `r` at `ts`.
@@ -122,21 +109,38 @@ impl Simulation {
             _ => self.rng.random_bool(0.5),
         };
         let k_travel = if outbound { k } else { n - 1 - k };
-        let queue = &mut self.waiting[s][usize::from(!outbound)];
-        if queue.len() >= MAX_WAITING {
+        if self.waiting[s][usize::from(!outbound)].len() >= MAX_WAITING {
             return; // the stop is packed: newcomers give up before tapping on
         }
         let rider = Rider {
             card: self.rng.random_range(0..100_000_000),
             dest: pick_destination(&mut self.rng, k_travel, n),
         };
+        self.queue_rider(s, r, outbound, rider, ts, out);
+    }
+
+    /// `rider` taps on at stop `s` for route `r` at `ts` and waits for a vehicle going
+    /// `outbound` (or not); unless the stop is packed.
+    fn queue_rider(
+        &mut self,
+        s: usize,
+        r: usize,
+        outbound: bool,
+        rider: Rider,
+        ts: TimestampMs,
+        out: &mut Vec<SimEvent>,
+    ) {
+        let queue = &mut self.waiting[s][usize::from(!outbound)];
+        if queue.len() >= MAX_WAITING {
+            return; // the stop is packed: newcomers give up before tapping on
+        }
         queue.push_back(rider);
         self.counts.tap_ons += 1;
         if self.config.taps.emit {
             out.push(SimEvent::TapOn(RiderTap {
                 rider_id: format_compact!("C{:08}", rider.card),
                 stop_id: self.network.stops[s].stop_id.clone(),
-                route_id: Some(route.route_id.clone()),
+                route_id: Some(self.network.routes[r].route_id.clone()),
                 timestamp: ts,
             }));
         }
