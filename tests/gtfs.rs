@@ -406,10 +406,13 @@ fn the_built_in_city_exports_as_a_feed_a_validator_passes_and_the_twin_runs_agai
         assert_eq!(
             (&u.stop_times, &u.frequencies),
             (
+                // Read back, each call has its stop_sequence (1, 2, ...), not a distance.
                 &t.stop_times
                     .iter()
-                    .map(|st| streamcity_network::model::StopTime {
+                    .zip(1..)
+                    .map(|(st, k)| streamcity_network::model::StopTime {
                         dist_m: None,
+                        sequence: Some(k),
                         ..st.clone()
                     })
                     .collect::<Vec<_>>(),

@@ -14,7 +14,7 @@ use serde_json::json;
 use streamcity_core::query::{BoundingBox, VehicleFilter};
 use streamcity_core::{AlertKind, VehicleStatus, wire_name};
 
-use crate::live::Live;
+use crate::live::{Live, RealtimeFeed};
 
 /// An error answered to a client as JSON `{"error": "..."}` with a fitting status.
 /// Internal details are logged, never sent.
@@ -123,6 +123,68 @@ pub async fn trip(
         .trip_json(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no trip `{id}`")))?;
     Ok(Json(trip).into_response())
+}
+
+/// Parameters of the `/gtfs-rt/` feeds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeParams {
+    format: Option<String>,
+}
+
+/// `GET /gtfs-rt/vehicle-positions[?format=json]`: the GTFS-realtime feed, protobuf (or
+/// the same as JSON), with an ETag: a poller sending it back in `If-None-Match` gets
+/// `304 Not Modified` until the feed changes.
+pub async fn gtfs_rt_vehicle_positions(
+    State(live): State<Arc<Live>>,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<RealtimeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    realtime(&live, RealtimeFeed::VehiclePositions, &headers, q)
+}
+
+fn realtime(
+    live: &Live,
+    feed: RealtimeFeed,
+    headers: &axum::http::HeaderMap,
+    q: Result<Query<RealtimeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let json = match p.format.as_deref() {
+        None | Some("protobuf") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format `{other}`: expected protobuf or json"
+            )));
+        }
+    };
+    let built = live.realtime(feed);
+    let etag = if json {
+        format!("{}-json\"", built.etag.trim_end_matches('"'))
+    } else {
+        built.etag.clone()
+    };
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let (kind, body) = if json {
+        ("application/json", built.json())
+    } else {
+        ("application/x-protobuf", built.protobuf.clone())
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::ETAG, etag),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Filters of `/api/vehicles`.

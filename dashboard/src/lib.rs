@@ -33,6 +33,10 @@ pub fn app(live: Arc<Live>) -> Router {
         .route("/api/stops", get(api::stops))
         .route("/api/stops/{id}", get(api::stop))
         .route("/api/trips/{id}", get(api::trip))
+        .route(
+            "/gtfs-rt/vehicle-positions",
+            get(api::gtfs_rt_vehicle_positions),
+        )
         .route("/api/vehicles", get(api::vehicles))
         .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))

@@ -347,6 +347,8 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         "/api/vehicles/{id}",
         "/api/alerts",
         "/api/incidents",
+        "/api/trips/{id}",
+        "/gtfs-rt/vehicle-positions",
         "/metrics",
         "/healthz",
         "/readyz",
@@ -528,4 +530,64 @@ async fn the_resume_history_is_bounded_in_bytes_too() {
     // By count alone (600) every one would have been kept.
     let kept = (1..20).rev().take_while(|&s| resume(s).is_some()).count();
     assert!((2..12).contains(&kept), "{kept} deltas kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtfs_realtime_feeds_are_built_once_per_update_and_polled_with_etags() {
+    use prost::Message;
+    use streamcity_realtime::proto::FeedMessage;
+    let s = server(LiveConfig::default()).await;
+    s.vehicle("A1", "B01", 40.70, -74.00, T0);
+    s.vehicle("A2", "B02", 40.71, -74.01, T0);
+    s.live.tick();
+    let port = s.addr.port();
+    let get = |etag: Option<String>| {
+        tokio::task::spawn_blocking(move || {
+            let headers: Vec<(&str, &str)> = etag
+                .as_deref()
+                .map(|e| ("If-None-Match", e))
+                .into_iter()
+                .collect();
+            streamcity_testkit::stage::http_get_bytes(port, "/gtfs-rt/vehicle-positions", &headers)
+        })
+    };
+    let first = within(20, "the feed", get(None)).await.unwrap();
+    assert_eq!(first.status, 200);
+    let feed = FeedMessage::decode(first.body.as_slice()).unwrap();
+    assert_eq!(feed.header.gtfs_realtime_version, "2.0");
+    let ids: Vec<&str> = feed.entity.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["A1", "A2"]);
+    // The built-in city's shuttles run no trip of its timetable: their route only.
+    let trip = feed.entity[0]
+        .vehicle
+        .as_ref()
+        .unwrap()
+        .trip
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (trip.route_id.as_deref(), trip.trip_id.as_deref()),
+        (Some("B01"), None)
+    );
+    let etag = first.header("etag").unwrap().to_owned();
+    // Unchanged: 304, no body.
+    let same = within(20, "the feed again", get(Some(etag.clone())))
+        .await
+        .unwrap();
+    assert_eq!((same.status, same.body.len()), (304, 0));
+    // A new report: a new feed, a new ETag.
+    s.vehicle("A3", "B03", 40.72, -74.02, T0 + 1_000);
+    s.live.tick();
+    let changed = within(20, "the changed feed", get(Some(etag.clone())))
+        .await
+        .unwrap();
+    assert_eq!(changed.status, 200);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        FeedMessage::decode(changed.body.as_slice())
+            .unwrap()
+            .entity
+            .len(),
+        3
+    );
 }

@@ -223,7 +223,7 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
                     hms(st.arrival_s),
                     hms(st.departure_s),
                     st.stop_id.to_string(),
-                    (k + 1).to_string(),
+                    st.sequence.unwrap_or(k as u32 + 1).to_string(),
                     if st.pickup { "0" } else { "1" }.to_owned(),
                     if st.drop_off { "0" } else { "1" }.to_owned(),
                     u8::from(st.timepoint).to_string(),

@@ -530,6 +530,7 @@ impl Builder {
                 arrival_s: arrival,
                 departure_s: departure,
                 dist_m: st.shape_dist_traveled.map(f64::from),
+                sequence: Some(st.stop_sequence),
                 pickup: st.pickup_type != PickupDropOffType::NotAvailable,
                 drop_off: st.drop_off_type != PickupDropOffType::NotAvailable,
                 timepoint: arrival != u32::MAX && st.timepoint != TimepointType::Approximate,

@@ -229,6 +229,10 @@ pub struct StopTime {
     /// Distance along the trip's shape, metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dist_m: Option<f64>,
+    /// Its `stop_sequence` in the feed, when it has one (realtime feeds name calls by
+    /// it); otherwise its position in the trip, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u32>,
     /// Whether riders may board here (GTFS `pickup_type` other than 1).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub pickup: bool,

@@ -436,6 +436,7 @@ fn trips_of(line: &Laid) -> Vec<Trip> {
                         arrival_s: arrival,
                         departure_s: arrival + dwell,
                         dist_m: Some((along * 100.0).round() / 100.0),
+                        sequence: None,
                         pickup: true,
                         drop_off: true,
                         timepoint: true,

@@ -437,6 +437,89 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// An HTTP answer read whole: status, headers (names in lower case) and body bytes.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP GET of `path` on `127.0.0.1:port` with `headers`, within 10 s, its body as
+/// bytes (a protobuf feed is not text).
+pub fn http_get_bytes(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .expect("a request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("an answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header and a body");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = String::from_utf8_lossy(&rest[..end]);
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            let data = &rest[end + 2..];
+            if n == 0 || data.len() < n {
+                break;
+            }
+            out.extend_from_slice(&data[..n]);
+            rest = data[n..].strip_prefix(b"\r\n").unwrap_or(&data[n..]);
+        }
+        body = out;
+    }
+    HttpAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// The sum of every sample of `name` in a Prometheus text page.
 pub fn metric(page: &str, name: &str) -> f64 {
     page.lines()

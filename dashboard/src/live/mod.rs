@@ -11,6 +11,7 @@ mod feed;
 mod filter;
 mod ingest;
 mod queries;
+mod realtime;
 mod views;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,6 +26,7 @@ pub use config::LiveConfig;
 pub use feed::{Delta, Start};
 pub use filter::{ClientFilter, ClientTopic};
 pub use ingest::{GROUP, run_ingest, subscribe, subscribe_replaying};
+pub use realtime::{BuiltFeed, RealtimeFeed};
 
 use crate::metrics::Metrics;
 use crate::origin::AllowedOrigins;
@@ -68,6 +70,8 @@ pub struct Live {
     /// Snapshots of the current sequence number, by filter: built once, shared by every
     /// client starting with the same filter.
     snapshots: Mutex<feed::Snapshots>,
+    /// The GTFS-realtime feeds, each as built for the latest sequence number asked.
+    realtime: Mutex<realtime::Built>,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -119,6 +123,7 @@ impl Live {
             client_slots: Arc::new(Semaphore::new(config.max_clients)),
             origins: AllowedOrigins::same_origin(),
             snapshots: Mutex::default(),
+            realtime: Mutex::default(),
         }
     }
 

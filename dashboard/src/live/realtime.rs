@@ -1,0 +1,101 @@
+//! GTFS-realtime feeds of the live views: built once per sequence number, when first
+//! asked for, and shared by every poller (with an ETag, so a poller that has it gets
+//! `304 Not Modified`).
+
+use std::sync::{Arc, OnceLock, PoisonError};
+
+use bytes::Bytes;
+use prost::Message;
+use streamcity_core::geo::LatLon;
+use streamcity_core::{TrafficIncident, decode};
+use streamcity_realtime::proto::FeedMessage;
+use streamcity_realtime::{Slowdown, vehicle_positions};
+
+use super::Live;
+
+/// The feeds served under `/gtfs-rt/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealtimeFeed {
+    /// `VehiclePositions`.
+    VehiclePositions,
+}
+
+impl RealtimeFeed {
+    fn index(self) -> usize {
+        match self {
+            RealtimeFeed::VehiclePositions => 0,
+        }
+    }
+}
+
+/// A feed as built for one sequence number of the views.
+#[derive(Debug)]
+pub struct BuiltFeed {
+    seq: u64,
+    message: FeedMessage,
+    /// The protobuf encoding.
+    pub protobuf: Bytes,
+    json: OnceLock<Bytes>,
+    /// Names this version of the feed (a strong validator: the same bytes).
+    pub etag: String,
+}
+
+impl BuiltFeed {
+    /// The same feed as JSON, made once when first asked for.
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.message).unwrap_or_default()))
+            .clone()
+    }
+}
+
+/// The feeds built for the latest sequence number each was asked at.
+pub(super) type Built = [Option<Arc<BuiltFeed>>; 1];
+
+impl Live {
+    /// `feed` as the views are now: the one built already for this sequence number, or
+    /// a new one.
+    pub fn realtime(&self, feed: RealtimeFeed) -> Arc<BuiltFeed> {
+        let state = self.read();
+        let seq = state.feed.seq;
+        let mut built = self.realtime.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = &built[feed.index()]
+            && b.seq == seq
+        {
+            return Arc::clone(b);
+        }
+        let views = &state.views;
+        let message = match feed {
+            RealtimeFeed::VehiclePositions => {
+                let slowdowns: Vec<Slowdown> = views
+                    .incidents
+                    .values()
+                    .filter(|i| i.source == "traffic")
+                    .filter_map(|i| decode::<TrafficIncident>(&i.raw).ok())
+                    .map(|t| Slowdown {
+                        at: LatLon::new(t.lat, t.lon),
+                        radius_m: t.radius_m,
+                        speed_factor: t.speed_factor,
+                    })
+                    .collect();
+                vehicle_positions(
+                    &self.network,
+                    views.time,
+                    views.vehicles.values().map(|v| &v.position),
+                    &slowdowns,
+                )
+            }
+        };
+        let protobuf = Bytes::from(message.encode_to_vec());
+        let etag = format!("\"{}-{seq}-{}\"", self.epoch, feed.index());
+        let b = Arc::new(BuiltFeed {
+            seq,
+            message,
+            protobuf,
+            json: OnceLock::new(),
+            etag,
+        });
+        built[feed.index()] = Some(Arc::clone(&b));
+        b
+    }
+}

@@ -1,0 +1,185 @@
+//! The twin's GTFS-realtime feeds, checked by tools someone else wrote: the official
+//! bindings (PyPI `gtfs-realtime-bindings`) decode them, and `gtfs-rt-validator`
+//! (MobilityData's rules, PyPI) finds no error in them against the static feed. On
+//! Cairns (fetched by `scripts/test.sh`), 2 June 2014 from 08:00.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use streamcity_testkit::stage::{Binary, api_vehicles, http_get_bytes};
+
+fn cairns() -> String {
+    std::env::var("STREAMCITY_TEST_CAIRNS").expect(
+        "STREAMCITY_TEST_CAIRNS is not set: run the tests with scripts/test.sh, which fetches the Cairns GTFS feed",
+    )
+}
+
+fn python() -> String {
+    std::env::var("STREAMCITY_PYTHON").expect(
+        "STREAMCITY_PYTHON is not set: scripts/test.sh installs the GTFS-realtime bindings and validator into the tests' Python (benchmarks/python-env.sh)",
+    )
+}
+
+/// The feed in `file` as the official bindings read it, summarised as JSON.
+fn decoded(file: &std::path::Path) -> Value {
+    let script = "import json, sys\n\
+                  from google.transit import gtfs_realtime_pb2\n\
+                  m = gtfs_realtime_pb2.FeedMessage()\n\
+                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
+                  v = lambda e: e.vehicle\n\
+                  print(json.dumps({'version': m.header.gtfs_realtime_version, 'timestamp': m.header.timestamp, 'entities': [\n\
+                    {'id': e.id, 'trip_id': v(e).trip.trip_id, 'start_date': v(e).trip.start_date, 'start_time': v(e).trip.start_time,\n\
+                     'vehicle': v(e).vehicle.id, 'lat': v(e).position.latitude, 'lon': v(e).position.longitude,\n\
+                     'stop_id': v(e).stop_id, 'sequence': v(e).current_stop_sequence, 'timestamp': v(e).timestamp,\n\
+                     'occupancy': v(e).occupancy_status, 'percentage': v(e).occupancy_percentage,\n\
+                     'has_occupancy': v(e).HasField('occupancy_status')} for e in m.entity]}))";
+    let out = std::process::Command::new(python())
+        .args(["-c", script, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the bindings could not decode {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// gtfs-rt-validator's notices for `feeds` (role flag, file) against the Cairns feed,
+/// its clock pinned at `at` (seconds since the epoch); fails on any error.
+fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) -> Vec<Value> {
+    let validator = std::path::Path::new(&python()).with_file_name("gtfs-rt-validator");
+    let at = streamcity_network::calendar::iso8601(at as i64 * 1000);
+    let mut command = std::process::Command::new(&validator);
+    command.args([
+        "-gtfs",
+        &cairns(),
+        "--at",
+        &at,
+        "--out",
+        out.to_str().unwrap(),
+        "--fail-on-error",
+    ]);
+    for (role, file) in feeds {
+        command.args([*role, file.to_str().unwrap()]);
+    }
+    let run = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", validator.display()));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap_or_default())
+            .unwrap_or(Value::Null);
+    assert!(
+        run.status.success(),
+        "gtfs-rt-validator found errors: {report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    report["notices"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn vehicle_positions_decode_with_the_official_bindings_and_pass_the_validator() {
+    let dir = std::env::temp_dir().join(format!("streamcity-gtfs-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let network = streamcity_network::gtfs::load(std::path::Path::new(&cairns()))
+        .unwrap()
+        .network;
+    let mut twin = Binary::new(env!("CARGO_BIN_EXE_streamcity")).start(&[
+        "--gtfs",
+        &cairns(),
+        "--date",
+        "2014-06-02",
+        "--start",
+        "08:00",
+        "--speed",
+        "10",
+        "--port",
+        "0",
+    ]);
+    let port: u16 = twin.dashboard_port().parse().unwrap();
+    api_vehicles(port, 20, Duration::from_secs(30), || twin.printed());
+
+    let answer = http_get_bytes(port, "/gtfs-rt/vehicle-positions", &[]);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-protobuf")
+    );
+    let etag = answer.header("etag").unwrap().to_owned();
+    let file = dir.join("vehicle-positions.pb");
+    std::fs::write(&file, &answer.body).unwrap();
+
+    // What the official bindings read: every vehicle, on a trip of the day, at a call
+    // of that trip named by the feed's own stop_sequence, with its occupancy.
+    let feed = decoded(&file);
+    assert_eq!(feed["version"], "2.0");
+    let entities = feed["entities"].as_array().unwrap();
+    assert!(entities.len() >= 20, "{feed}");
+    let header_s = feed["timestamp"].as_u64().unwrap();
+    for e in entities {
+        assert_eq!(e["id"], e["vehicle"], "{e}");
+        let trip = network
+            .trip(e["trip_id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("not a trip of the feed: {e}"));
+        assert_eq!(e["start_date"], "20140602", "{e}");
+        let call = trip
+            .stop_times
+            .iter()
+            .find(|st| st.stop_id == e["stop_id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{e}: not a call of {}", trip.trip_id));
+        assert_eq!(
+            Some(e["sequence"].as_u64().unwrap() as u32),
+            call.sequence,
+            "{e}"
+        );
+        assert!(e["has_occupancy"].as_bool().unwrap(), "{e}");
+        let ts = e["timestamp"].as_u64().unwrap();
+        assert!(
+            ts <= header_s && header_s - ts < 60,
+            "{e} against the header's {header_s}"
+        );
+        let (lat, lon) = (e["lat"].as_f64().unwrap(), e["lon"].as_f64().unwrap());
+        assert!(
+            (-17.3..-16.6).contains(&lat) && (145.5..146.0).contains(&lon),
+            "{e}"
+        );
+    }
+    // Each vehicle once; ids stable from one poll to the next.
+    let ids: HashMap<&str, usize> = entities
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), 1))
+        .collect();
+    assert_eq!(ids.len(), entities.len());
+
+    // The same feed as JSON, and a poller that has it is told so.
+    let json = http_get_bytes(port, "/gtfs-rt/vehicle-positions?format=json", &[]);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let json: Value = serde_json::from_slice(&json.body).unwrap();
+    assert_eq!(json["header"]["gtfs_realtime_version"], "2.0");
+    let again = http_get_bytes(
+        port,
+        "/gtfs-rt/vehicle-positions",
+        &[("If-None-Match", &etag)],
+    );
+    assert!(
+        again.status == 304 || again.header("etag") != Some(etag.as_str()),
+        "{} with the same ETag {etag}",
+        again.status
+    );
+    let bad = http_get_bytes(port, "/gtfs-rt/vehicle-positions?format=xml", &[]);
+    assert_eq!(bad.status, 400);
+    twin.stop();
+
+    // MobilityData's rules against the static feed: no error.
+    let notices = validate(&[("-vp", &file)], header_s, &dir.join("report"));
+    let errors: Vec<&Value> = notices
+        .iter()
+        .filter(|n| n["severity"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
