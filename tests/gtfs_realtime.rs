@@ -49,6 +49,32 @@ fn decoded(file: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The trip updates in `file` as the official bindings read them: per entity its
+/// trip, the stops to come and their predicted times in order (arrival, then
+/// departure), in seconds.
+fn trip_updates(file: &std::path::Path) -> Value {
+    let script = "import json, sys\n\
+                  from google.transit import gtfs_realtime_pb2\n\
+                  m = gtfs_realtime_pb2.FeedMessage()\n\
+                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
+                  def times(u):\n\
+                  \x20   return [t for s in u.stop_time_update for t in ([s.arrival.time] if s.HasField('arrival') else []) + ([s.departure.time] if s.HasField('departure') else [])]\n\
+                  print(json.dumps({'entities': [{'id': e.id, 'trip_id': e.trip_update.trip.trip_id,\n\
+                    'stops': [s.stop_id for s in e.trip_update.stop_time_update], 'times': times(e.trip_update)}\n\
+                    for e in m.entity]}))";
+    let out = std::process::Command::new(python())
+        .args(["-c", script, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the bindings could not decode {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// gtfs-rt-validator's notices for `feeds` (role flag, file) against the Cairns feed,
 /// its clock pinned at `at` (seconds since the epoch); fails on any error.
 fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) -> Vec<Value> {
@@ -82,7 +108,7 @@ fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) 
 }
 
 #[test]
-fn vehicle_positions_decode_with_the_official_bindings_and_pass_the_validator() {
+fn vehicle_positions_and_trip_updates_decode_with_the_official_bindings_and_pass_the_validator() {
     let dir = std::env::temp_dir().join(format!("streamcity-gtfs-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let network = streamcity_network::gtfs::load(std::path::Path::new(&cairns()))
@@ -172,10 +198,51 @@ fn vehicle_positions_decode_with_the_official_bindings_and_pass_the_validator() 
     );
     let bad = http_get_bytes(port, "/gtfs-rt/vehicle-positions?format=xml", &[]);
     assert_eq!(bad.status, 400);
+
+    // Trip updates: every trip a vehicle runs, each stop to come predicted, in order
+    // (gtfs-rt-validator checks that each call comes after the one before).
+    let updates = http_get_bytes(port, "/gtfs-rt/trip-updates", &[]);
+    assert_eq!(updates.status, 200);
+    let trip_file = dir.join("trip-updates.pb");
+    std::fs::write(&trip_file, &updates.body).unwrap();
     twin.stop();
+    let trips = trip_updates(&trip_file);
+    let runs = trips["entities"].as_array().unwrap();
+    assert!(runs.len() >= 15, "{trips}");
+    for run in runs {
+        let trip = network
+            .trip(run["trip_id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("not a trip of the feed: {run}"));
+        let stops: Vec<&str> = run["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let calls: Vec<&str> = trip
+            .stop_times
+            .iter()
+            .map(|st| st.stop_id.as_str())
+            .collect();
+        assert!(
+            !stops.is_empty() && calls.ends_with(&stops),
+            "{run}: the stops to come are the end of the trip's calls {calls:?}"
+        );
+        let times: Vec<i64> = run["times"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{run}");
+    }
 
     // MobilityData's rules against the static feed: no error.
-    let notices = validate(&[("-vp", &file)], header_s, &dir.join("report"));
+    let notices = validate(
+        &[("-vp", &file), ("-tu", &trip_file)],
+        header_s,
+        &dir.join("report"),
+    );
     let errors: Vec<&Value> = notices
         .iter()
         .filter(|n| n["severity"] == "ERROR")

@@ -34,17 +34,21 @@ pub enum VehicleStatus {
     BrokenDown,
     /// Held by a service suspension (e.g. a power outage on its line).
     Suspended,
+    /// Its work for the day is done and it leaves the road: its last report. The
+    /// processor removes it from the live table (a tombstone) and ends its alerts.
+    OutOfService,
 }
 
 impl VehicleStatus {
     /// Every status, in declaration order: the one list the API, its documentation and
     /// the page take them from.
-    pub const ALL: [VehicleStatus; 5] = [
+    pub const ALL: [VehicleStatus; 6] = [
         VehicleStatus::InTransitTo,
         VehicleStatus::StoppedAt,
         VehicleStatus::Layover,
         VehicleStatus::BrokenDown,
         VehicleStatus::Suspended,
+        VehicleStatus::OutOfService,
     ];
 }
 
@@ -882,6 +886,7 @@ mod tests {
             VehicleStatus::Layover => 2,
             VehicleStatus::BrokenDown => 3,
             VehicleStatus::Suspended => 4,
+            VehicleStatus::OutOfService => 5,
         };
         for (i, s) in VehicleStatus::ALL.into_iter().enumerate() {
             assert_eq!(place(s), i);

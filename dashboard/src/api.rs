@@ -143,6 +143,16 @@ pub async fn gtfs_rt_vehicle_positions(
     realtime(&live, RealtimeFeed::VehiclePositions, &headers, q)
 }
 
+/// `GET /gtfs-rt/trip-updates[?format=json]`: as `/gtfs-rt/vehicle-positions`, the
+/// trips in progress with a predicted arrival and departure at each stop to come.
+pub async fn gtfs_rt_trip_updates(
+    State(live): State<Arc<Live>>,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<RealtimeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    realtime(&live, RealtimeFeed::TripUpdates, &headers, q)
+}
+
 fn realtime(
     live: &Live,
     feed: RealtimeFeed,

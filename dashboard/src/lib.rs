@@ -37,6 +37,7 @@ pub fn app(live: Arc<Live>) -> Router {
             "/gtfs-rt/vehicle-positions",
             get(api::gtfs_rt_vehicle_positions),
         )
+        .route("/gtfs-rt/trip-updates", get(api::gtfs_rt_trip_updates))
         .route("/api/vehicles", get(api::vehicles))
         .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))

@@ -349,6 +349,7 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         "/api/incidents",
         "/api/trips/{id}",
         "/gtfs-rt/vehicle-positions",
+        "/gtfs-rt/trip-updates",
         "/metrics",
         "/healthz",
         "/readyz",

@@ -758,17 +758,11 @@ impl Network {
         self.trip_index.get(trip_id).map(|&i| &self.trips[i])
     }
 
-    /// When the timetable has a run of `trip_id` leave `stop_id` (its first call there),
-    /// ms since the epoch: the run that starts at `start_time` (`HH:MM:SS`, a start of
-    /// its frequencies, or its own first departure) on the service day `start_date`
-    /// (`YYYYMMDD`), as vehicle reports name them.
-    pub fn scheduled_departure_ms(
-        &self,
-        trip_id: &str,
-        start_date: &str,
-        start_time: &str,
-        stop_id: &str,
-    ) -> Option<i64> {
+    /// When the times of a run of `trip_id` count from, ms since the epoch: the run that
+    /// starts at `start_time` (`HH:MM:SS`, a start of its frequencies, or its own first
+    /// departure) on the service day `start_date` (`YYYYMMDD`), as vehicle reports name
+    /// them. A call's scheduled time is this plus its `arrival_s` or `departure_s`.
+    pub fn run_base_ms(&self, trip_id: &str, start_date: &str, start_time: &str) -> Option<i64> {
         let trip = self.trip(trip_id)?;
         let date = Date(start_date.parse().ok()?);
         if !date.is_valid() {
@@ -778,9 +772,25 @@ impl Network {
         let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
         let start_s = h * 3600 + m * 60 + s;
         let first = i64::from(trip.stop_times.first()?.departure_s);
-        let call = trip.stop_times.iter().find(|st| st.stop_id == stop_id)?;
-        let start = self.service_day_start_ms(date);
-        Some(start + (i64::from(call.departure_s) - first + start_s) * 1000)
+        Some(self.service_day_start_ms(date) + (start_s - first) * 1000)
+    }
+
+    /// When the timetable has a run of `trip_id` leave `stop_id` (its first call there),
+    /// ms since the epoch (the run as [`Network::run_base_ms`] names it).
+    pub fn scheduled_departure_ms(
+        &self,
+        trip_id: &str,
+        start_date: &str,
+        start_time: &str,
+        stop_id: &str,
+    ) -> Option<i64> {
+        let base = self.run_base_ms(trip_id, start_date, start_time)?;
+        let call = self
+            .trip(trip_id)?
+            .stop_times
+            .iter()
+            .find(|st| st.stop_id == stop_id)?;
+        Some(base + i64::from(call.departure_s) * 1000)
     }
 
     /// Indexes of the routes whose path passes within `radius_m` of the point `(x, y)`

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use streamcity_core::{
     Alert, AlertKind, AlertState, ClockReading, InvalidEvent, Record, RiderTap, TimestampMs,
-    Topics, VehiclePosition, encode,
+    Topics, VehiclePosition, VehicleStatus, encode,
 };
 use streamcity_network::Network;
 
@@ -586,6 +586,21 @@ impl Processor {
         .with_streams(watermarks, &self.topics.vehicle_locations);
         for d in detectors.all() {
             d.on_event(&event, &mut cx);
+        }
+        if p.status == VehicleStatus::OutOfService {
+            // Gone for the day: out of the table, and a tombstone for its row.
+            let key = row.position.vehicle_id.clone();
+            table.delete(&key);
+            out.push(
+                Record::new(
+                    &self.topics.live_vehicle_table,
+                    Bytes::clone(&record.key),
+                    Bytes::new(),
+                    p.timestamp,
+                )
+                .partitioned_by(p.route_id.as_bytes()),
+            );
+            return;
         }
         if !new {
             row.update(p);

@@ -379,3 +379,48 @@ fn with_a_timetable_headways_are_judged_against_the_timetables_own_gap() {
     assert_eq!(run(false), vec![AlertKind::Gapping]);
     assert_eq!(run(true), Vec::<AlertKind>::new());
 }
+
+#[test]
+fn a_vehicle_leaving_service_leaves_the_table_and_is_never_missed() {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    let report = |id: &str, status: &str, ts: i64| {
+        let json = format!(
+            r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":0,"next_stop_id":"S1","passengers":0,"capacity":80,"occupancy_status":"empty","delay_s":0,"status":"{status}"}}"#
+        );
+        Record::new(
+            &topics.vehicle_locations,
+            id.to_owned(),
+            Bytes::from(json),
+            ts,
+        )
+    };
+    p.on_record(&report("V1", "in_transit_to", T0), 0, T0, &mut out);
+    p.on_record(&report("V1", "out_of_service", T0 + 1_000), 0, T0, &mut out);
+    let rows: Vec<&Record> = out
+        .iter()
+        .filter(|r| r.topic == topics.live_vehicle_table)
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].payload.is_empty(),
+        "its row is deleted by a tombstone"
+    );
+    assert_eq!(rows[1].key_str(), "V1");
+    // Another vehicle runs on for ten minutes: V1 is not lost, it is gone.
+    for s in 1..=600 {
+        let ts = T0 + s * 1_000;
+        p.on_record(&report("V2", "in_transit_to", ts), 0, ts, &mut out);
+    }
+    let alerts: Vec<Alert> = out
+        .iter()
+        .filter(|r| r.topic == topics.alerts)
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    assert!(
+        alerts.iter().all(|a| !a.alert_id.contains("V1")),
+        "{:?}",
+        alerts.iter().map(|a| &a.alert_id).collect::<Vec<_>>()
+    );
+}

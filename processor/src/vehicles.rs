@@ -78,6 +78,20 @@ impl Detector for VehicleDetector {
             return;
         };
         let m = &mut *memory.borrow_mut();
+        if p.status == VehicleStatus::OutOfService {
+            // Its day is done: whatever was said of it is over.
+            let message = format!("{} left service", p.vehicle_id);
+            for slot in [
+                &mut m.delay,
+                &mut m.reported_breakdown,
+                &mut m.stranded,
+                &mut m.silent,
+                &mut m.crowded,
+            ] {
+                cx.clear_slot(slot, p.timestamp, message.clone());
+            }
+            return;
+        }
         // Silent for longer than allowed before this report: contact was lost, whether
         // or not the watermark got there first (judged on the vehicle's own stream, so
         // the same whatever the batching).

@@ -132,8 +132,9 @@ fn a_block_runs_its_trips_on_one_vehicle_in_order_and_on_time() {
     // Reports name the service day and the trip's start, as GTFS-realtime does.
     assert_eq!(b1[0].start_date.as_deref(), Some("20250303"));
     assert_eq!(b1[0].start_time.as_deref(), Some("08:00:00"));
-    // After its last trip the vehicle leaves service.
+    // After its last trip the vehicle leaves service, signing off with a last report.
     let last = b1.last().unwrap();
+    assert_eq!(last.status, VehicleStatus::OutOfService, "{last:?}");
     assert!(
         clock_s(MONDAY, last.timestamp) < 8 * 3600 + 32 * 60,
         "{last:?}"

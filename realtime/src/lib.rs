@@ -2,7 +2,8 @@
 //!
 //! - [`proto`]: the types of the official `gtfs-realtime.proto` (prost);
 //! - [`vehicles`]: `VehiclePositions` from the live vehicle table;
-//! - [`trips`]: `TripUpdates`, with a prediction for every stop still to come;
+//! - [`trips`]: `TripUpdates`, with a prediction for every stop still to come
+//!   ([`predict`]);
 //! - [`alerts`]: service `Alerts` from incidents and the processor's alerts.
 
 pub mod proto {
@@ -11,8 +12,11 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/transit_realtime.rs"));
 }
 
+pub mod predict;
+pub mod trips;
 pub mod vehicles;
 
+pub use trips::trip_updates;
 pub use vehicles::{Slowdown, vehicle_positions};
 
 use streamcity_core::VehiclePosition;
@@ -44,7 +48,17 @@ pub(crate) fn trip_descriptor(network: &Network, p: &VehiclePosition) -> proto::
         direction_id: Some(u32::from(trip.direction_id)),
         start_time: p.start_time.as_ref().map(ToString::to_string),
         start_date: p.start_date.as_ref().map(ToString::to_string),
-        schedule_relationship: Some(proto::trip_descriptor::ScheduleRelationship::Scheduled as i32),
+        schedule_relationship: Some(if unscheduled(trip) {
+            proto::trip_descriptor::ScheduleRelationship::Unscheduled as i32
+        } else {
+            proto::trip_descriptor::ScheduleRelationship::Scheduled as i32
+        }),
         ..Default::default()
     }
+}
+
+/// Whether `trip` repeats by frequencies without exact times: GTFS-realtime calls such
+/// a run UNSCHEDULED and gives it times, never delays.
+pub(crate) fn unscheduled(trip: &streamcity_network::model::Trip) -> bool {
+    !trip.frequencies.is_empty() && trip.frequencies.iter().all(|f| !f.exact_times)
 }

@@ -9,7 +9,7 @@ use prost::Message;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{TrafficIncident, decode};
 use streamcity_realtime::proto::FeedMessage;
-use streamcity_realtime::{Slowdown, vehicle_positions};
+use streamcity_realtime::{Slowdown, trip_updates, vehicle_positions};
 
 use super::Live;
 
@@ -18,12 +18,15 @@ use super::Live;
 pub enum RealtimeFeed {
     /// `VehiclePositions`.
     VehiclePositions,
+    /// `TripUpdates`.
+    TripUpdates,
 }
 
 impl RealtimeFeed {
     fn index(self) -> usize {
         match self {
             RealtimeFeed::VehiclePositions => 0,
+            RealtimeFeed::TripUpdates => 1,
         }
     }
 }
@@ -50,7 +53,7 @@ impl BuiltFeed {
 }
 
 /// The feeds built for the latest sequence number each was asked at.
-pub(super) type Built = [Option<Arc<BuiltFeed>>; 1];
+pub(super) type Built = [Option<Arc<BuiltFeed>>; 2];
 
 impl Live {
     /// `feed` as the views are now: the one built already for this sequence number, or
@@ -85,6 +88,11 @@ impl Live {
                     &slowdowns,
                 )
             }
+            RealtimeFeed::TripUpdates => trip_updates(
+                &self.network,
+                views.time,
+                views.vehicles.values().map(|v| &v.position),
+            ),
         };
         let protobuf = Bytes::from(message.encode_to_vec());
         let etag = format!("\"{}-{seq}-{}\"", self.epoch, feed.index());

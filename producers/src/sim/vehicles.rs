@@ -402,7 +402,8 @@ impl Simulation {
             if v.report_ms <= now {
                 v.report_ms = now + 1; // far behind (a long pause): do not report in a burst
             }
-            if now >= v.silent_until_ms && v.phase != Phase::OutOfService {
+            // A vehicle leaving service signs off with a last report, GPS or not.
+            if now >= v.silent_until_ms || v.phase == Phase::OutOfService {
                 self.counts.positions += 1;
                 if self.config.vehicles.emit {
                     out.push(SimEvent::Position(self.report(i)));
@@ -694,7 +695,8 @@ impl Simulation {
         let status = match v.phase {
             Phase::Running => VehicleStatus::InTransitTo,
             Phase::Dwelling => VehicleStatus::StoppedAt,
-            Phase::Layover | Phase::OutOfService => VehicleStatus::Layover,
+            Phase::Layover => VehicleStatus::Layover,
+            Phase::OutOfService => VehicleStatus::OutOfService,
             Phase::BrokenDown => VehicleStatus::BrokenDown,
             Phase::Held => VehicleStatus::Suspended,
         };
