@@ -75,6 +75,31 @@ fn trip_updates(file: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The service alerts in `file` as the official bindings read them: per entity its
+/// header and the routes, stops and trips it informs.
+fn service_alerts(file: &std::path::Path) -> Value {
+    let script = "import json, sys\n\
+                  from google.transit import gtfs_realtime_pb2\n\
+                  m = gtfs_realtime_pb2.FeedMessage()\n\
+                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
+                  print(json.dumps({'entities': [{'id': e.id, 'header': e.alert.header_text.translation[0].text,\n\
+                    'routes': [i.route_id for i in e.alert.informed_entity if i.route_id],\n\
+                    'stops': [i.stop_id for i in e.alert.informed_entity if i.stop_id],\n\
+                    'trips': [i.trip.trip_id for i in e.alert.informed_entity if i.HasField('trip')]}\n\
+                    for e in m.entity]}))";
+    let out = std::process::Command::new(python())
+        .args(["-c", script, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the bindings could not decode {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// gtfs-rt-validator's notices for `feeds` (role flag, file) against the Cairns feed,
 /// its clock pinned at `at` (seconds since the epoch); fails on any error.
 fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) -> Vec<Value> {
@@ -108,7 +133,7 @@ fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) 
 }
 
 #[test]
-fn vehicle_positions_and_trip_updates_decode_with_the_official_bindings_and_pass_the_validator() {
+fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
     let dir = std::env::temp_dir().join(format!("streamcity-gtfs-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let network = streamcity_network::gtfs::load(std::path::Path::new(&cairns()))
@@ -125,6 +150,7 @@ fn vehicle_positions_and_trip_updates_decode_with_the_official_bindings_and_pass
         "10",
         "--port",
         "0",
+        "--demo",
     ]);
     let port: u16 = twin.dashboard_port().parse().unwrap();
     api_vehicles(port, 20, Duration::from_secs(30), || twin.printed());
@@ -205,7 +231,36 @@ fn vehicle_positions_and_trip_updates_decode_with_the_official_bindings_and_pass
     assert_eq!(updates.status, 200);
     let trip_file = dir.join("trip-updates.pb");
     std::fs::write(&trip_file, &updates.body).unwrap();
+
+    // Alerts: with --demo, incidents come every 15 to 20 s of the city; wait for some.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let alerts_file = dir.join("alerts.pb");
+    let alerts = loop {
+        let answer = http_get_bytes(port, "/gtfs-rt/alerts", &[]);
+        assert_eq!(answer.status, 200);
+        std::fs::write(&alerts_file, &answer.body).unwrap();
+        let alerts = service_alerts(&alerts_file);
+        if alerts["entities"].as_array().unwrap().len() >= 3 {
+            break alerts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alerts in 30 s: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     twin.stop();
+    for a in alerts["entities"].as_array().unwrap() {
+        assert!(!a["header"].as_str().unwrap().is_empty(), "{a}");
+        let informs = ["routes", "stops", "trips"]
+            .iter()
+            .map(|k| a[*k].as_array().unwrap().len())
+            .sum::<usize>();
+        assert!(informs > 0, "{a}: informs nothing");
+        for r in a["routes"].as_array().unwrap() {
+            assert!(network.route(r.as_str().unwrap()).is_some(), "{a}");
+        }
+    }
     let trips = trip_updates(&trip_file);
     let runs = trips["entities"].as_array().unwrap();
     assert!(runs.len() >= 15, "{trips}");
@@ -239,7 +294,7 @@ fn vehicle_positions_and_trip_updates_decode_with_the_official_bindings_and_pass
 
     // MobilityData's rules against the static feed: no error.
     let notices = validate(
-        &[("-vp", &file), ("-tu", &trip_file)],
+        &[("-vp", &file), ("-tu", &trip_file), ("-sa", &alerts_file)],
         header_s,
         &dir.join("report"),
     );

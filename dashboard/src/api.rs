@@ -153,6 +153,16 @@ pub async fn gtfs_rt_trip_updates(
     realtime(&live, RealtimeFeed::TripUpdates, &headers, q)
 }
 
+/// `GET /gtfs-rt/alerts[?format=json]`: as `/gtfs-rt/vehicle-positions`, the service
+/// alerts: incidents in force and the processor's active alerts.
+pub async fn gtfs_rt_alerts(
+    State(live): State<Arc<Live>>,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<RealtimeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    realtime(&live, RealtimeFeed::Alerts, &headers, q)
+}
+
 fn realtime(
     live: &Live,
     feed: RealtimeFeed,

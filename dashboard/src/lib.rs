@@ -38,6 +38,7 @@ pub fn app(live: Arc<Live>) -> Router {
             get(api::gtfs_rt_vehicle_positions),
         )
         .route("/gtfs-rt/trip-updates", get(api::gtfs_rt_trip_updates))
+        .route("/gtfs-rt/alerts", get(api::gtfs_rt_alerts))
         .route("/api/vehicles", get(api::vehicles))
         .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))

@@ -12,10 +12,12 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/transit_realtime.rs"));
 }
 
+pub mod alerts;
 pub mod predict;
 pub mod trips;
 pub mod vehicles;
 
+pub use alerts::service_alerts;
 pub use trips::trip_updates;
 pub use vehicles::{Slowdown, vehicle_positions};
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, OnceLock, PoisonError};
 use bytes::Bytes;
 use prost::Message;
 use streamcity_core::geo::LatLon;
-use streamcity_core::{TrafficIncident, decode};
+use streamcity_core::{CityIncident, TrafficIncident, decode};
 use streamcity_realtime::proto::FeedMessage;
-use streamcity_realtime::{Slowdown, trip_updates, vehicle_positions};
+use streamcity_realtime::{Slowdown, service_alerts, trip_updates, vehicle_positions};
 
 use super::Live;
 
@@ -20,6 +20,8 @@ pub enum RealtimeFeed {
     VehiclePositions,
     /// `TripUpdates`.
     TripUpdates,
+    /// `Alerts`.
+    Alerts,
 }
 
 impl RealtimeFeed {
@@ -27,6 +29,7 @@ impl RealtimeFeed {
         match self {
             RealtimeFeed::VehiclePositions => 0,
             RealtimeFeed::TripUpdates => 1,
+            RealtimeFeed::Alerts => 2,
         }
     }
 }
@@ -53,7 +56,7 @@ impl BuiltFeed {
 }
 
 /// The feeds built for the latest sequence number each was asked at.
-pub(super) type Built = [Option<Arc<BuiltFeed>>; 2];
+pub(super) type Built = [Option<Arc<BuiltFeed>>; 3];
 
 impl Live {
     /// `feed` as the views are now: the one built already for this sequence number, or
@@ -93,6 +96,28 @@ impl Live {
                 views.time,
                 views.vehicles.values().map(|v| &v.position),
             ),
+            RealtimeFeed::Alerts => {
+                let traffic: Vec<TrafficIncident> = views
+                    .incidents
+                    .values()
+                    .filter(|i| i.source == "traffic")
+                    .filter_map(|i| decode(&i.raw).ok())
+                    .collect();
+                let city: Vec<CityIncident> = views
+                    .incidents
+                    .values()
+                    .filter(|i| i.source == "city")
+                    .filter_map(|i| decode(&i.raw).ok())
+                    .collect();
+                service_alerts(
+                    &self.network,
+                    views.time,
+                    &traffic,
+                    &city,
+                    views.active.values().map(|(a, _)| a),
+                    |id| views.vehicles.get(id).map(|v| &v.position),
+                )
+            }
         };
         let protobuf = Bytes::from(message.encode_to_vec());
         let etag = format!("\"{}-{seq}-{}\"", self.epoch, feed.index());
