@@ -714,15 +714,16 @@ pub fn simulation(
         tick_ms: SimConfig::live_tick_ms(twin.speed),
         ..SimConfig::default()
     };
-    // Riders: the built-in city's rate, in proportion to the stops a feed's vehicles
-    // serve (a city-wide rate on a small feed would pack every stop).
+    // Riders: the built-in city's rate per vehicle, for the vehicles a feed's timetable
+    // has on the road at the morning peak (a city-wide rate on a small fleet would
+    // pack every bus and hold it at every stop).
     let tap_rate = if network.runs_timetable() {
-        let served = network
-            .stops
-            .iter()
-            .filter(|s| !s.route_ids.is_empty())
-            .count();
-        DEFAULT_TAP_RATE * served as f64 / SYNTHETIC_STOPS
+        let day = network.local_date(start_ms);
+        let peak = network
+            .timetable_day(day)
+            .map_or(0, |d| network.runs_at(d, 8 * 3600))
+            .max(1);
+        DEFAULT_TAP_RATE * peak as f64 / SYNTHETIC_FLEET
     } else {
         DEFAULT_TAP_RATE
     };
@@ -838,8 +839,8 @@ pub fn simulation(
     Ok((sim, limits))
 }
 
-/// Stops of the built-in city, which [`DEFAULT_TAP_RATE`] is for.
-const SYNTHETIC_STOPS: f64 = 352.0;
+/// Vehicles of the built-in city, which [`DEFAULT_TAP_RATE`] is for.
+const SYNTHETIC_FLEET: f64 = 240.0;
 
 fn apply(
     stream: &mut streamcity_producers::sim::StreamConfig,

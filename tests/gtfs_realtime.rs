@@ -249,6 +249,16 @@ fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    // The predictions' errors, by horizon, beside the naive prediction's.
+    let (_, metrics) = streamcity_testkit::stage::http_get(port, "/metrics");
+    for horizon in ["0-5", "5-10", "10-20", "20-30"] {
+        for predictor in ["twin", "naive"] {
+            let series = format!(
+                "streamcity_prediction_error_seconds{{horizon_min=\"{horizon}\",predictor=\"{predictor}\",quantile=\"0.9\"}}"
+            );
+            assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+        }
+    }
     twin.stop();
     for a in alerts["entities"].as_array().unwrap() {
         assert!(!a["header"].as_str().unwrap().is_empty(), "{a}");

@@ -850,6 +850,38 @@ impl Network {
             .collect()
     }
 
+    /// How many runs of the timetable of `date` are on the road at `seconds` past the
+    /// start of its service day (a trip repeated by frequencies counts each start).
+    pub fn runs_at(&self, date: Date, seconds: u32) -> usize {
+        self.trips_on(date)
+            .into_iter()
+            .map(|t| {
+                let trip = &self.trips[t];
+                let (first, last) = match (trip.stop_times.first(), trip.stop_times.last()) {
+                    (Some(a), Some(b)) => (a.departure_s, b.arrival_s),
+                    _ => return 0,
+                };
+                if trip.frequencies.is_empty() {
+                    return usize::from((first..=last).contains(&seconds));
+                }
+                // Starts within one run's length before `seconds`.
+                let span = last - first;
+                trip.frequencies
+                    .iter()
+                    .map(|f| {
+                        let from = f.start_s.max(seconds.saturating_sub(span));
+                        let to = f.end_s.min(seconds + 1);
+                        if to <= from {
+                            0
+                        } else {
+                            ((to - from).div_ceil(f.headway_s.max(1))) as usize
+                        }
+                    })
+                    .sum()
+            })
+            .sum()
+    }
+
     /// The day of the timetable that runs on the simulated day `date`: `date` itself
     /// when it lies within the feed's calendar, otherwise the nearest day with the same
     /// weekday inside it (every published feed is of another year than some run). `None`

@@ -72,6 +72,8 @@ pub struct Live {
     snapshots: Mutex<feed::Snapshots>,
     /// The GTFS-realtime feeds, each as built for the latest sequence number asked.
     realtime: Mutex<realtime::Built>,
+    /// The predictions sampled and what came of them.
+    accuracy: Arc<Mutex<streamcity_realtime::accuracy::Ledger>>,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -105,6 +107,8 @@ impl Live {
         let (deltas, _) = broadcast::channel(config.client_queue.max(1));
         let metrics = Metrics::new();
         let records_in = input_topics(&topics).map(|topic| metrics.records_in(topic));
+        let accuracy = Arc::new(Mutex::new(streamcity_realtime::accuracy::Ledger::default()));
+        metrics.add_source(realtime::accuracy_samples(Arc::clone(&accuracy)));
         Live {
             routes_json: queries::routes_json(&network),
             stops_json: queries::stops_json(&network),
@@ -124,6 +128,7 @@ impl Live {
             origins: AllowedOrigins::same_origin(),
             snapshots: Mutex::default(),
             realtime: Mutex::default(),
+            accuracy,
         }
     }
 

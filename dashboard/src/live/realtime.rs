@@ -12,6 +12,8 @@ use streamcity_realtime::proto::FeedMessage;
 use streamcity_realtime::{Slowdown, service_alerts, trip_updates, vehicle_positions};
 
 use super::Live;
+use crate::metrics::Sample;
+use streamcity_realtime::accuracy::Ledger;
 
 /// The feeds served under `/gtfs-rt/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,45 @@ impl BuiltFeed {
         self.json
             .get_or_init(|| Bytes::from(serde_json::to_vec(&self.message).unwrap_or_default()))
             .clone()
+    }
+}
+
+/// The predictions' errors by horizon, for `/metrics`: the median and 90th percentile
+/// absolute error of the twin's predictions and of the naive constant delay, and how
+/// many predictions were checked.
+pub(super) fn accuracy_samples(
+    ledger: Arc<std::sync::Mutex<Ledger>>,
+) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
+    move || {
+        let rows = ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accuracy();
+        let mut out = Vec::new();
+        for row in rows {
+            let horizon = format!("{}-{}", row.horizon.0, row.horizon.1);
+            out.push(Sample::gauge(
+                "streamcity_prediction_checked",
+                "Arrival predictions checked against the arrival (the latest kept), by how many minutes ahead they were made",
+                &[("horizon_min", &horizon)],
+                row.samples as f64,
+            ));
+            for (predictor, (p50, p90)) in [("twin", row.model), ("naive", row.naive)] {
+                for (quantile, value) in [("0.5", p50), ("0.9", p90)] {
+                    out.push(Sample::gauge(
+                        "streamcity_prediction_error_seconds",
+                        "Absolute error of arrival predictions, seconds: the twin's model and the naive constant delay, by horizon",
+                        &[
+                            ("horizon_min", &horizon),
+                            ("predictor", predictor),
+                            ("quantile", quantile),
+                        ],
+                        value,
+                    ));
+                }
+            }
+        }
+        out
     }
 }
 

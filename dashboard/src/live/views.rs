@@ -164,12 +164,20 @@ impl Live {
         let mut state = self.write();
         if record.payload.is_empty() {
             state.views.vehicles.remove(&id);
+            self.accuracy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .forget_vehicle(&id);
             return true;
         }
         let Ok(p) = decode_valid::<VehiclePosition>(&record.payload) else {
             return false;
         };
         state.views.time = state.views.time.max(p.timestamp);
+        self.accuracy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .on_report(&self.network, &p);
         // A vehicle with room standing at a stop takes the riders waiting there.
         if p.status == VehicleStatus::StoppedAt
             && p.occupancy_status < OccupancyStatus::Full
