@@ -23,81 +23,58 @@ fn python() -> String {
     )
 }
 
+/// Runs `summary` (Python printing JSON of `m`, the feed in `file` as the official
+/// bindings parse it) and returns what it printed.
+fn bindings(file: &std::path::Path, summary: &str) -> Value {
+    let script = format!(
+        "import json, sys\nfrom google.transit import gtfs_realtime_pb2\nm = gtfs_realtime_pb2.FeedMessage()\nm.ParseFromString(open(sys.argv[1], 'rb').read())\n{summary}"
+    );
+    let out = std::process::Command::new(python())
+        .args(["-c", &script, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the bindings could not decode {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The feed in `file` as the official bindings read it, summarised as JSON.
 fn decoded(file: &std::path::Path) -> Value {
-    let script = "import json, sys\n\
-                  from google.transit import gtfs_realtime_pb2\n\
-                  m = gtfs_realtime_pb2.FeedMessage()\n\
-                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
-                  v = lambda e: e.vehicle\n\
+    let summary = "v = lambda e: e.vehicle\n\
                   print(json.dumps({'version': m.header.gtfs_realtime_version, 'timestamp': m.header.timestamp, 'entities': [\n\
                     {'id': e.id, 'trip_id': v(e).trip.trip_id, 'start_date': v(e).trip.start_date, 'start_time': v(e).trip.start_time,\n\
                      'vehicle': v(e).vehicle.id, 'lat': v(e).position.latitude, 'lon': v(e).position.longitude,\n\
                      'stop_id': v(e).stop_id, 'sequence': v(e).current_stop_sequence, 'timestamp': v(e).timestamp,\n\
                      'occupancy': v(e).occupancy_status, 'percentage': v(e).occupancy_percentage,\n\
                      'has_occupancy': v(e).HasField('occupancy_status')} for e in m.entity]}))";
-    let out = std::process::Command::new(python())
-        .args(["-c", script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the bindings could not decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    bindings(file, summary)
 }
 
 /// The trip updates in `file` as the official bindings read them: per entity its
 /// trip, the stops to come and their predicted times in order (arrival, then
 /// departure), in seconds.
 fn trip_updates(file: &std::path::Path) -> Value {
-    let script = "import json, sys\n\
-                  from google.transit import gtfs_realtime_pb2\n\
-                  m = gtfs_realtime_pb2.FeedMessage()\n\
-                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
-                  def times(u):\n\
+    let summary = "def times(u):\n\
                   \x20   return [t for s in u.stop_time_update for t in ([s.arrival.time] if s.HasField('arrival') else []) + ([s.departure.time] if s.HasField('departure') else [])]\n\
                   print(json.dumps({'entities': [{'id': e.id, 'trip_id': e.trip_update.trip.trip_id,\n\
                     'stops': [s.stop_id for s in e.trip_update.stop_time_update], 'times': times(e.trip_update)}\n\
                     for e in m.entity]}))";
-    let out = std::process::Command::new(python())
-        .args(["-c", script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the bindings could not decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    bindings(file, summary)
 }
 
 /// The service alerts in `file` as the official bindings read them: per entity its
 /// header and the routes, stops and trips it informs.
 fn service_alerts(file: &std::path::Path) -> Value {
-    let script = "import json, sys\n\
-                  from google.transit import gtfs_realtime_pb2\n\
-                  m = gtfs_realtime_pb2.FeedMessage()\n\
-                  m.ParseFromString(open(sys.argv[1], 'rb').read())\n\
-                  print(json.dumps({'entities': [{'id': e.id, 'header': e.alert.header_text.translation[0].text,\n\
+    let summary = "print(json.dumps({'entities': [{'id': e.id, 'header': e.alert.header_text.translation[0].text,\n\
                     'routes': [i.route_id for i in e.alert.informed_entity if i.route_id],\n\
                     'stops': [i.stop_id for i in e.alert.informed_entity if i.stop_id],\n\
                     'trips': [i.trip.trip_id for i in e.alert.informed_entity if i.HasField('trip')]}\n\
                     for e in m.entity]}))";
-    let out = std::process::Command::new(python())
-        .args(["-c", script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the bindings could not decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    bindings(file, summary)
 }
 
 /// gtfs-rt-validator's notices for `feeds` (role flag, file) against the Cairns feed,

@@ -33,6 +33,21 @@ pub struct VehicleMemory {
     crowded: Option<Id>,
 }
 
+impl VehicleMemory {
+    /// Clears every alert of the vehicle at `ts`, saying `message`.
+    fn clear_all(&mut self, cx: &mut Context<'_>, ts: TimestampMs, message: &str) {
+        for slot in [
+            &mut self.delay,
+            &mut self.reported_breakdown,
+            &mut self.stranded,
+            &mut self.silent,
+            &mut self.crowded,
+        ] {
+            cx.clear_slot(slot, ts, message.to_owned());
+        }
+    }
+}
+
 /// Delay, breakdown, stranded, lost contact and crowding, per vehicle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VehicleDetector {
@@ -80,16 +95,7 @@ impl Detector for VehicleDetector {
         let m = &mut *memory.borrow_mut();
         if p.status == VehicleStatus::OutOfService {
             // Its day is done: whatever was said of it is over.
-            let message = format!("{} left service", p.vehicle_id);
-            for slot in [
-                &mut m.delay,
-                &mut m.reported_breakdown,
-                &mut m.stranded,
-                &mut m.silent,
-                &mut m.crowded,
-            ] {
-                cx.clear_slot(slot, p.timestamp, message.clone());
-            }
+            m.clear_all(cx, p.timestamp, &format!("{} left service", p.vehicle_id));
             return;
         }
         // Silent for longer than allowed before this report: contact was lost, whether
@@ -149,20 +155,11 @@ impl Detector for VehicleDetector {
         };
         let ts = cx.watermark.max(0);
         for row in *vehicles {
-            let m = &mut *row.memory.borrow_mut();
             let message = format!(
                 "{}: handed over to another processor instance",
                 row.position.vehicle_id
             );
-            for slot in [
-                &mut m.delay,
-                &mut m.reported_breakdown,
-                &mut m.stranded,
-                &mut m.silent,
-                &mut m.crowded,
-            ] {
-                cx.clear_slot(slot, ts, message.clone());
-            }
+            row.memory.borrow_mut().clear_all(cx, ts, &message);
         }
     }
 }
