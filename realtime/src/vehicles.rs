@@ -41,11 +41,11 @@ fn congestion(network: &Network, p: &VehiclePosition, slowdowns: &[Slowdown]) ->
     if !in_street {
         return None;
     }
-    // A degree of latitude is about 111 km: most slowdowns are rejected before the
+    // A degree of latitude is at least 110.5 km: most slowdowns are rejected before the
     // great-circle distance.
     let factor = slowdowns
         .iter()
-        .filter(|s| (s.at.lat - p.lat).abs() * 111_000.0 <= s.radius_m)
+        .filter(|s| (s.at.lat - p.lat).abs() * 110_000.0 <= s.radius_m)
         .filter(|s| distance_m(s.at, p.position()) <= s.radius_m)
         .map(|s| s.speed_factor)
         .fold(f64::INFINITY, f64::min);
