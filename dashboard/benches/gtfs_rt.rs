@@ -54,9 +54,7 @@ fn reports(network: &Network, at_ms: i64) -> Vec<VehiclePosition> {
                 delay_s: (i % 600) as i32 - 120,
                 status: VehicleStatus::InTransitTo,
                 start_date: Some("20140602".into()),
-                start_time: Some(
-                    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60).into(),
-                ),
+                start_time: Some(streamcity_network::calendar::service_time(s).into()),
             }
         })
         .collect()

@@ -106,6 +106,17 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     }
 }
 
+/// A time of a service day as GTFS writes it, `HH:MM:SS`, `seconds` after its start
+/// (past `24:00:00` after midnight: never wrapped).
+pub fn service_time(seconds: u32) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
 /// A day of the week, Monday first as GTFS's `calendar.txt` lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Weekday {

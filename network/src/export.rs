@@ -8,6 +8,7 @@ use std::io::{Seek, Write};
 
 use streamcity_core::TransportMode;
 
+use crate::calendar::service_time as hms;
 use crate::model::{Network, Trip};
 
 /// Why a feed could not be written.
@@ -22,11 +23,6 @@ pub enum ExportError {
     /// A CSV file could not be written.
     #[error("writing a table: {0}")]
     Csv(#[from] csv::Error),
-}
-
-/// `HH:MM:SS` of seconds after the start of the service day (past 24 after midnight).
-fn hms(s: u32) -> String {
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// GTFS's `route_type` of a mode (a cable mode as a cable tram).

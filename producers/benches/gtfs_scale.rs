@@ -64,7 +64,7 @@ fn write_feed(spec: &Spec, dir: &Path) -> usize {
         String::from("route_id,agency_id,route_short_name,route_long_name,route_type\n");
     let mut trips = String::from("route_id,service_id,trip_id,direction_id,shape_id,block_id\n");
     let mut times = String::from("trip_id,arrival_time,departure_time,stop_id,stop_sequence\n");
-    let hms = |s: u32| format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    let hms = streamcity_network::calendar::service_time;
     let mut stop_times = 0;
     let per_line = spec.trips / spec.lines;
     for l in 0..spec.lines {

@@ -156,7 +156,7 @@ impl Live {
     pub fn trip_json(&self, id: &str) -> Option<serde_json::Value> {
         let n = &self.network;
         let trip = n.trip(id)?;
-        let hms = |s: u32| format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+        let hms = streamcity_network::calendar::service_time;
         let calls: Vec<serde_json::Value> = trip
             .stop_times
             .iter()

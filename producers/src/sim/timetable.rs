@@ -53,8 +53,8 @@ impl Leg {
     /// Its start as GTFS-realtime writes it: `HH:MM:SS` of the service day.
     pub(super) fn start_time(&self, network: &Network) -> Id {
         let first = network.trips[self.trip as usize].stop_times[0].departure_s;
-        let s = i64::from(first) + i64::from(self.shift_s);
-        format_compact!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        let s = (i64::from(first) + i64::from(self.shift_s)).max(0);
+        Id::from(streamcity_network::calendar::service_time(s as u32))
     }
 }
 
