@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use streamcity_core::{VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
 
-use crate::predict::predict;
+use crate::predict::{next_call, predict};
 
 /// The horizons errors are kept by: predictions made this many minutes ahead.
 pub const HORIZONS: [(i64, i64); 4] = [(0, 5), (5, 10), (10, 20), (20, 30)];
@@ -79,10 +79,9 @@ impl Ledger {
             self.last_sample.remove(p.vehicle_id.as_str());
             return;
         }
-        let calls = predict(network, p, p.timestamp).unwrap_or_default();
-        // Where it is: the calls before its next one are behind it; standing at a
-        // stop, that one too.
-        let next = calls.first().map_or(trip.stop_times.len(), |c| c.index);
+        // Where it is (every report): the calls before its next one are behind it;
+        // standing at a stop, that one too.
+        let next = next_call(network, p).map_or(trip.stop_times.len(), |(_, _, k)| k);
         let standing = matches!(p.status, VehicleStatus::StoppedAt | VehicleStatus::Layover);
         let reached = next + usize::from(standing);
         let before = self.reached.get(&run).copied().unwrap_or(next.min(reached));
@@ -100,6 +99,7 @@ impl Ledger {
         }
         self.last_sample
             .insert(p.vehicle_id.to_string(), p.timestamp);
+        let calls = predict(network, p, p.timestamp).unwrap_or_default();
         let limit = p.timestamp + HORIZONS[HORIZONS.len() - 1].1 * 60_000;
         for c in calls.iter().filter(|c| c.index >= reached && c.index > 0) {
             if c.arrival_ms > limit {

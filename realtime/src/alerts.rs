@@ -10,7 +10,7 @@ use streamcity_core::{
 use streamcity_network::Network;
 
 use crate::proto::{self, alert};
-use crate::{header, trip_descriptor};
+use crate::{feed, trip_descriptor};
 
 fn text(s: String) -> proto::TranslatedString {
     proto::TranslatedString {
@@ -262,7 +262,7 @@ pub fn service_alerts<'a>(
     alerts: impl IntoIterator<Item = &'a Alert>,
     vehicle: impl Fn(&str) -> Option<&'a VehiclePosition>,
 ) -> proto::FeedMessage {
-    let mut entity: Vec<proto::FeedEntity> = traffic_incidents
+    let entity: Vec<proto::FeedEntity> = traffic_incidents
         .into_iter()
         .map(|t| traffic(network, t))
         .chain(city_incidents.into_iter().map(|c| city(network, c)))
@@ -272,10 +272,5 @@ pub fn service_alerts<'a>(
                 .filter_map(|a| processor(network, a, &vehicle)),
         )
         .collect();
-    entity.sort_by(|a, b| a.id.cmp(&b.id));
-    entity.dedup_by(|a, b| a.id == b.id);
-    proto::FeedMessage {
-        header: header(now_ms),
-        entity,
-    }
+    feed(now_ms, entity)
 }

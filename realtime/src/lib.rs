@@ -26,13 +26,28 @@ pub use vehicles::{Slowdown, vehicle_positions};
 use streamcity_core::VehiclePosition;
 use streamcity_network::Network;
 
-/// A full-dataset header stamped `now_ms` (seconds, as GTFS-realtime counts them).
-pub(crate) fn header(now_ms: i64) -> proto::FeedHeader {
-    proto::FeedHeader {
-        gtfs_realtime_version: "2.0".to_owned(),
-        incrementality: Some(proto::feed_header::Incrementality::FullDataset as i32),
-        timestamp: Some((now_ms / 1000).max(0) as u64),
-        feed_version: None,
+/// A full-dataset feed of `entity` stamped `now_ms` (seconds, as GTFS-realtime counts
+/// them): entities in id order (stable from one feed to the next), each id once.
+pub(crate) fn feed(now_ms: i64, mut entity: Vec<proto::FeedEntity>) -> proto::FeedMessage {
+    entity.sort_by(|a, b| a.id.cmp(&b.id));
+    entity.dedup_by(|a, b| a.id == b.id);
+    proto::FeedMessage {
+        header: proto::FeedHeader {
+            gtfs_realtime_version: "2.0".to_owned(),
+            incrementality: Some(proto::feed_header::Incrementality::FullDataset as i32),
+            timestamp: Some((now_ms / 1000).max(0) as u64),
+            feed_version: None,
+        },
+        entity,
+    }
+}
+
+/// The vehicle of a report, as feeds name it: its id, also its label.
+pub(crate) fn vehicle_descriptor(p: &VehiclePosition) -> proto::VehicleDescriptor {
+    proto::VehicleDescriptor {
+        id: Some(p.vehicle_id.to_string()),
+        label: Some(p.vehicle_id.to_string()),
+        ..Default::default()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use streamcity_core::{VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
+use streamcity_network::model::Trip;
 
 /// The share of a segment's scheduled running time a late vehicle makes up.
 pub const RECOVERY: f64 = 0.25;
@@ -33,29 +34,37 @@ pub struct Call {
     pub naive_arrival_ms: i64,
 }
 
-/// The calls `p`'s trip still has to make, from its next stop, predicted as of
-/// `now_ms` (at or after the report: a call not reached is still to come then); `None`
-/// for a vehicle on no trip of the timetable.
-pub fn predict(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<Vec<Call>> {
+/// `p`'s trip, when its run's times count from ([`Network::run_base_ms`]), and the
+/// index of its next call: the one named, and on a trip calling there twice, the one
+/// the timetable has nearest to where the vehicle is in it. `None` for a vehicle on no
+/// trip of the timetable.
+pub fn next_call<'a>(network: &'a Network, p: &VehiclePosition) -> Option<(&'a Trip, i64, usize)> {
     let trip = network.trip(&p.trip_id)?;
     let base = network.run_base_ms(
         &p.trip_id,
         p.start_date.as_deref()?,
         p.start_time.as_deref()?,
     )?;
-    let at = |s: u32| base + i64::from(s) * 1000;
-    let now = p.timestamp.max(now_ms);
-    let delay_ms = i64::from(p.delay_s) * 1000;
-    // The next call: the one named, and on a trip calling there twice, the one the
-    // timetable has nearest to where the vehicle is in it.
-    let on_schedule = p.timestamp - delay_ms;
+    let on_schedule = p.timestamp - i64::from(p.delay_s) * 1000;
     let next = trip
         .stop_times
         .iter()
         .enumerate()
         .filter(|(_, st)| st.stop_id == p.next_stop_id)
-        .min_by_key(|(_, st)| (at(st.arrival_s) - on_schedule).abs())
+        .min_by_key(|(_, st)| (base + i64::from(st.arrival_s) * 1000 - on_schedule).abs())
         .map(|(k, _)| k)?;
+    Some((trip, base, next))
+}
+
+/// The calls `p`'s trip still has to make, from its next stop, predicted as of
+/// `now_ms` (at or after the report: a call not reached is still to come then); `None`
+/// for a vehicle on no trip of the timetable.
+pub fn predict(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<Vec<Call>> {
+    let (trip, base, next) = next_call(network, p)?;
+    let at = |s: u32| base + i64::from(s) * 1000;
+    let now = p.timestamp.max(now_ms);
+    let delay_ms = i64::from(p.delay_s) * 1000;
+    let on_schedule = p.timestamp - delay_ms;
     let mut calls = Vec::with_capacity(trip.stop_times.len() - next);
     // Where the vehicle is in the timetable, and how late, as it goes.
     let mut late = delay_ms;

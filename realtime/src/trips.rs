@@ -7,7 +7,7 @@ use streamcity_network::Network;
 
 use crate::predict::predict;
 use crate::proto::{self, trip_update as tu};
-use crate::{header, trip_descriptor, unscheduled};
+use crate::{feed, trip_descriptor, unscheduled, vehicle_descriptor};
 
 /// The entity of one vehicle's trip; `None` for a vehicle on no trip of the timetable.
 fn entity(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<proto::FeedEntity> {
@@ -44,11 +44,7 @@ fn entity(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<proto::
         ),
         trip_update: Some(proto::TripUpdate {
             trip: descriptor,
-            vehicle: Some(proto::VehicleDescriptor {
-                id: Some(p.vehicle_id.to_string()),
-                label: Some(p.vehicle_id.to_string()),
-                ..Default::default()
-            }),
+            vehicle: Some(vehicle_descriptor(p)),
             stop_time_update: updates,
             timestamp: Some((p.timestamp / 1000).max(0) as u64),
             delay: (!unscheduled).then_some(p.delay_s),
@@ -64,14 +60,9 @@ pub fn trip_updates<'a>(
     now_ms: i64,
     vehicles: impl IntoIterator<Item = &'a VehiclePosition>,
 ) -> proto::FeedMessage {
-    let mut entity: Vec<proto::FeedEntity> = vehicles
+    let entity: Vec<proto::FeedEntity> = vehicles
         .into_iter()
         .filter_map(|p| entity(network, p, now_ms))
         .collect();
-    entity.sort_by(|a, b| a.id.cmp(&b.id));
-    entity.dedup_by(|a, b| a.id == b.id);
-    proto::FeedMessage {
-        header: header(now_ms),
-        entity,
-    }
+    feed(now_ms, entity)
 }

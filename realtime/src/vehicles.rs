@@ -7,7 +7,7 @@ use streamcity_core::{OccupancyStatus, VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
 
 use crate::proto::{self, vehicle_position as vp};
-use crate::{header, trip_descriptor};
+use crate::{feed, trip_descriptor, vehicle_descriptor};
 
 /// A place where street traffic crawls: vehicles inside run at `speed_factor` of
 /// their speed (a traffic incident, a road closure).
@@ -78,11 +78,7 @@ fn entity(network: &Network, p: &VehiclePosition, slowdowns: &[Slowdown]) -> pro
         id: p.vehicle_id.to_string(),
         vehicle: Some(proto::VehiclePosition {
             trip: Some(trip),
-            vehicle: Some(proto::VehicleDescriptor {
-                id: Some(p.vehicle_id.to_string()),
-                label: Some(p.vehicle_id.to_string()),
-                ..Default::default()
-            }),
+            vehicle: Some(vehicle_descriptor(p)),
             position: Some(proto::Position {
                 latitude: p.lat as f32,
                 longitude: p.lon as f32,
@@ -111,13 +107,9 @@ pub fn vehicle_positions<'a>(
     vehicles: impl IntoIterator<Item = &'a VehiclePosition>,
     slowdowns: &[Slowdown],
 ) -> proto::FeedMessage {
-    let mut vehicles: Vec<&VehiclePosition> = vehicles.into_iter().collect();
-    vehicles.sort_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
-    proto::FeedMessage {
-        header: header(now_ms),
-        entity: vehicles
-            .into_iter()
-            .map(|p| entity(network, p, slowdowns))
-            .collect(),
-    }
+    let entities = vehicles
+        .into_iter()
+        .map(|p| entity(network, p, slowdowns))
+        .collect();
+    feed(now_ms, entities)
 }
