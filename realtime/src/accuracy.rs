@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use streamcity_core::{VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
 
+use crate::learned::Learned;
 use crate::predict::{next_call, predict};
 
 /// The horizons errors are kept by: predictions made this many minutes ahead.
@@ -30,13 +31,16 @@ struct Sample {
 type Run = (String, String, String);
 
 /// Predictions and what came of them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ledger {
+    /// Errors kept per horizon and predictor (the latest).
+    kept: usize,
     last_sample: HashMap<String, i64>,
     pending: HashMap<(Run, usize), Vec<Sample>>,
     /// Per run, the calls reached so far (every call before this index).
     reached: HashMap<Run, usize>,
-    /// Per horizon: absolute errors in seconds, of the model and of the naive prediction.
+    /// Per horizon: errors in seconds (predicted less actual), of the model and of the
+    /// naive prediction.
     errors: [[VecDeque<f64>; 2]; 4],
 }
 
@@ -45,27 +49,52 @@ pub struct Ledger {
 pub struct Accuracy {
     /// Minutes ahead, from and to.
     pub horizon: (i64, i64),
-    /// Predictions checked (of the latest [`KEPT`]).
+    /// Predictions checked (of the latest kept).
     pub samples: usize,
     /// The model's median and 90th percentile absolute error, seconds.
     pub model: (f64, f64),
     /// The naive prediction's median and 90th percentile absolute error, seconds.
     pub naive: (f64, f64),
+    /// The median error of the model and of the naive prediction, seconds: positive,
+    /// they expect vehicles later than they come.
+    pub bias: (f64, f64),
 }
 
-fn quantile(values: &VecDeque<f64>, q: f64) -> f64 {
-    if values.is_empty() {
+fn quantile(values: impl Iterator<Item = f64>, q: f64) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
         return 0.0;
     }
-    let mut v: Vec<f64> = values.iter().copied().collect();
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::keeping(KEPT)
+    }
+}
+
+fn abs_quantile(values: &VecDeque<f64>, q: f64) -> f64 {
+    quantile(values.iter().map(|e| e.abs()), q)
+}
+
 impl Ledger {
+    /// A ledger keeping the latest `kept` errors per horizon and predictor (a
+    /// benchmark keeps them all).
+    pub fn keeping(kept: usize) -> Self {
+        Ledger {
+            kept,
+            last_sample: HashMap::new(),
+            pending: HashMap::new(),
+            reached: HashMap::new(),
+            errors: Default::default(),
+        }
+    }
+
     /// Takes in a vehicle report: the arrivals it shows settle the predictions made for
     /// them, and every [`SAMPLE_EVERY_MS`] its predictions are sampled.
-    pub fn on_report(&mut self, network: &Network, p: &VehiclePosition) {
+    pub fn on_report(&mut self, network: &Network, learned: &Learned, p: &VehiclePosition) {
         let (Some(date), Some(time)) = (&p.start_date, &p.start_time) else {
             return;
         };
@@ -99,7 +128,7 @@ impl Ledger {
         }
         self.last_sample
             .insert(p.vehicle_id.to_string(), p.timestamp);
-        let calls = predict(network, p, p.timestamp).unwrap_or_default();
+        let calls = predict(network, learned, p, p.timestamp).unwrap_or_default();
         let limit = p.timestamp + HORIZONS[HORIZONS.len() - 1].1 * 60_000;
         for c in calls.iter().filter(|c| c.index >= reached && c.index > 0) {
             if c.arrival_ms > limit {
@@ -143,8 +172,8 @@ impl Ledger {
             };
             for (k, predicted) in [s.model_ms, s.naive_ms].into_iter().enumerate() {
                 let errors = &mut self.errors[h][k];
-                errors.push_back((predicted - at_ms).abs() as f64 / 1000.0);
-                if errors.len() > KEPT {
+                errors.push_back((predicted - at_ms) as f64 / 1000.0);
+                if errors.len() > self.kept {
                     errors.pop_front();
                 }
             }
@@ -159,8 +188,12 @@ impl Ledger {
             .map(|(&horizon, [model, naive])| Accuracy {
                 horizon,
                 samples: model.len(),
-                model: (quantile(model, 0.5), quantile(model, 0.9)),
-                naive: (quantile(naive, 0.5), quantile(naive, 0.9)),
+                model: (abs_quantile(model, 0.5), abs_quantile(model, 0.9)),
+                naive: (abs_quantile(naive, 0.5), abs_quantile(naive, 0.9)),
+                bias: (
+                    quantile(model.iter().copied(), 0.5),
+                    quantile(naive.iter().copied(), 0.5),
+                ),
             })
             .collect()
     }

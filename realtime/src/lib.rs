@@ -15,6 +15,7 @@ pub mod proto {
 
 pub mod accuracy;
 pub mod alerts;
+pub mod learned;
 pub mod predict;
 pub mod trips;
 pub mod vehicles;

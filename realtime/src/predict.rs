@@ -10,8 +10,9 @@ use streamcity_core::{VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
 use streamcity_network::model::Trip;
 
-/// The share of a segment's scheduled running time a late vehicle makes up.
-pub const RECOVERY: f64 = 0.25;
+use crate::accuracy::Ledger;
+use crate::learned::Learned;
+
 /// The least time a vehicle stands at a stop where riders may board or alight, ms.
 pub const MIN_DWELL_MS: i64 = 12_000;
 
@@ -57,49 +58,73 @@ pub fn next_call<'a>(network: &'a Network, p: &VehiclePosition) -> Option<(&'a T
 }
 
 /// The calls `p`'s trip still has to make, from its next stop, predicted as of
-/// `now_ms` (at or after the report: a call not reached is still to come then); `None`
-/// for a vehicle on no trip of the timetable.
-pub fn predict(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<Vec<Call>> {
+/// `now_ms` (at or after the report: a call not reached is still to come then) with
+/// what the vehicles have shown of the stretches ahead; `None` for a vehicle on no
+/// trip of the timetable.
+///
+/// Each stretch takes the longer of the fastest vehicles have run it lately and the
+/// pace they keep when on time ([`Learned::running`]); each stop as long as vehicles
+/// stand there lately (at least [`MIN_DWELL_MS`] where riders board or alight); an
+/// early vehicle waits at a timepoint for its departure.
+pub fn predict(
+    network: &Network,
+    learned: &Learned,
+    p: &VehiclePosition,
+    now_ms: i64,
+) -> Option<Vec<Call>> {
     let (trip, base, next) = next_call(network, p)?;
     let at = |s: u32| base + i64::from(s) * 1000;
     let now = p.timestamp.max(now_ms);
     let delay_ms = i64::from(p.delay_s) * 1000;
-    let on_schedule = p.timestamp - delay_ms;
-    let mut calls = Vec::with_capacity(trip.stop_times.len() - next);
-    // Where the vehicle is in the timetable, and how late, as it goes.
-    let mut late = delay_ms;
-    let mut from = on_schedule;
+    let calls = &trip.stop_times;
     let at_stop = p.status == VehicleStatus::StoppedAt || p.status == VehicleStatus::Layover;
-    if at_stop && next + 1 == trip.stop_times.len() {
+    if at_stop && next + 1 == calls.len() {
         return Some(Vec::new()); // at its last stop: the trip is over
     }
-    // Each call after the one before: running between two takes a second at least.
+    let mut out = Vec::with_capacity(calls.len() - next);
     let mut previous_departure = i64::MIN;
-    for (k, st) in trip.stop_times.iter().enumerate().skip(next) {
+    for (k, st) in calls.iter().enumerate().skip(next) {
         let (arrive, leave) = (at(st.arrival_s), at(st.departure_s));
         let arrival = if k == next && at_stop {
             // Standing there now: it arrived already.
-            now.min(arrive + late)
+            learned.arrived_ms(&p.vehicle_id).unwrap_or(now).min(now)
+        } else if k == 0 {
+            // On its way to the first stop of its run.
+            arrive.max(now + 1000)
         } else {
-            let running = (arrive - from).max(0);
-            if late > 0 {
-                late -= late.min((running as f64 * RECOVERY) as i64);
+            let from = &calls[k - 1];
+            let scheduled = arrive - at(from.departure_s);
+            let running = learned.running(&trip.route_id, &from.stop_id, &st.stop_id);
+            if k == next {
+                // Between two stops: the part of the stretch still to run.
+                let on_schedule = p.timestamp - delay_ms;
+                let done = if scheduled > 0 {
+                    ((on_schedule - at(from.departure_s)) as f64 / scheduled as f64).clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
+                let rest = (scheduled as f64 * (1.0 - done)) as i64;
+                // Broken down: it stands until repaired first.
+                let from = p.timestamp + learned.repair_left_ms(&p.vehicle_id, now);
+                from + running.time_ms(rest, arrive - from)
+            } else {
+                previous_departure + running.time_ms(scheduled, arrive - previous_departure)
             }
-            (arrive + late).max(now + 1000)
+            .max(now + 1000)
         }
         .max(previous_departure.saturating_add(1000));
         let boarding = st.pickup || st.drop_off;
-        let mut departure = arrival + if boarding { MIN_DWELL_MS } else { 0 };
-        if st.timepoint {
+        let least = if boarding { MIN_DWELL_MS } else { 0 };
+        let dwell = learned.dwell_ms(&st.stop_id).unwrap_or(least).max(least);
+        let mut departure = arrival + dwell;
+        if st.timepoint || k == 0 {
             departure = departure.max(leave);
         }
         if k == next && at_stop {
             departure = departure.max(now);
         }
-        late = departure - leave;
-        from = leave;
         previous_departure = departure;
-        calls.push(Call {
+        out.push(Call {
             index: k,
             sequence: st.sequence.unwrap_or(k as u32 + 1),
             arrival_ms: arrival,
@@ -109,5 +134,29 @@ pub fn predict(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<Ve
             naive_arrival_ms: arrive + delay_ms,
         });
     }
-    Some(calls)
+    Some(out)
+}
+
+/// The model and its measure together: each vehicle report teaches the model
+/// ([`Learned::observe`]), then settles and samples its predictions ([`Ledger`]).
+#[derive(Debug, Default)]
+pub struct Predictor {
+    /// What the vehicles have shown of the network.
+    pub learned: Learned,
+    /// The predictions sampled and what came of them.
+    pub ledger: Ledger,
+}
+
+impl Predictor {
+    /// Takes in a vehicle report.
+    pub fn on_report(&mut self, network: &Network, p: &VehiclePosition) {
+        self.learned.observe(network, p);
+        self.ledger.on_report(network, &self.learned, p);
+    }
+
+    /// Forgets vehicle `id` (its row was deleted).
+    pub fn forget_vehicle(&mut self, id: &str) {
+        self.learned.forget_vehicle(id);
+        self.ledger.forget_vehicle(id);
+    }
 }

@@ -5,13 +5,19 @@
 use streamcity_core::VehiclePosition;
 use streamcity_network::Network;
 
+use crate::learned::Learned;
 use crate::predict::predict;
 use crate::proto::{self, trip_update as tu};
 use crate::{feed, trip_descriptor, unscheduled, vehicle_descriptor};
 
 /// The entity of one vehicle's trip; `None` for a vehicle on no trip of the timetable.
-fn entity(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<proto::FeedEntity> {
-    let calls = predict(network, p, now_ms).filter(|c| !c.is_empty())?;
+fn entity(
+    network: &Network,
+    learned: &Learned,
+    p: &VehiclePosition,
+    now_ms: i64,
+) -> Option<proto::FeedEntity> {
+    let calls = predict(network, learned, p, now_ms).filter(|c| !c.is_empty())?;
     let trip = network.trip(&p.trip_id)?;
     let unscheduled = unscheduled(trip);
     let event = |time_ms: i64, scheduled_ms: i64| proto::trip_update::StopTimeEvent {
@@ -57,12 +63,13 @@ fn entity(network: &Network, p: &VehiclePosition, now_ms: i64) -> Option<proto::
 /// The `TripUpdates` feed at `now_ms` for the trips `vehicles` run, entities in id order.
 pub fn trip_updates<'a>(
     network: &Network,
+    learned: &Learned,
     now_ms: i64,
     vehicles: impl IntoIterator<Item = &'a VehiclePosition>,
 ) -> proto::FeedMessage {
     let entity: Vec<proto::FeedEntity> = vehicles
         .into_iter()
-        .filter_map(|p| entity(network, p, now_ms))
+        .filter_map(|p| entity(network, learned, p, now_ms))
         .collect();
     feed(now_ms, entity)
 }

@@ -6,8 +6,8 @@
 
 use streamcity_core::{OccupancyStatus, VehiclePosition, VehicleStatus};
 use streamcity_network::{Date, gtfs};
-use streamcity_realtime::accuracy::Ledger;
-use streamcity_realtime::predict::predict;
+use streamcity_realtime::learned::Learned;
+use streamcity_realtime::predict::{Predictor, predict};
 use streamcity_testkit::feeds::{feed_dir, small_feed};
 
 /// `hh:mm:ss` on Monday 3 March 2025 in Paris (UTC+1), ms.
@@ -37,15 +37,23 @@ fn report(ts: i64, next: &str, status: VehicleStatus, delay_s: i32) -> VehiclePo
     }
 }
 
+fn with(p: VehiclePosition, vehicle: &str) -> VehiclePosition {
+    VehiclePosition {
+        vehicle_id: vehicle.into(),
+        ..p
+    }
+}
+
 #[test]
 fn a_late_vehicle_makes_up_time_and_the_ledger_measures_both_predictions() {
     let dir = feed_dir("accuracy", &small_feed());
     let network = gtfs::load(&dir).unwrap().network;
     std::fs::remove_dir_all(dir).unwrap();
-    // Two minutes late at 08:02, five minutes of running to S2 in the timetable: the
-    // model expects a quarter of it (75 s) made up, the naive prediction none.
+    // Two minutes late at 08:02, five minutes of running to S2 in the timetable, no
+    // vehicle seen yet: the model expects a quarter of it (75 s) made up, the naive
+    // prediction none.
     let late = report(at(8, 2, 0), "S2", VehicleStatus::InTransitTo, 120);
-    let calls = predict(&network, &late, late.timestamp).unwrap();
+    let calls = predict(&network, &Learned::default(), &late, late.timestamp).unwrap();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].naive_arrival_ms, at(8, 7, 0));
     assert_eq!(calls[0].arrival_ms, at(8, 5, 45));
@@ -54,24 +62,88 @@ fn a_late_vehicle_makes_up_time_and_the_ledger_measures_both_predictions() {
     assert!(calls[0].arrival_ms > late.timestamp);
 
     // The ledger samples at 08:02, and settles S2 when B1 stands there at 08:06.
-    let mut ledger = Ledger::default();
-    ledger.on_report(&network, &late);
-    ledger.on_report(
+    let mut predictor = Predictor::default();
+    predictor.on_report(&network, &late);
+    predictor.on_report(
         &network,
         &report(at(8, 6, 0), "S2", VehicleStatus::StoppedAt, 60),
     );
-    let rows = ledger.accuracy();
+    let rows = predictor.ledger.accuracy();
     // Made 4 minutes ahead: the 0-5 horizon; model 15 s off, naive 60 s.
     assert_eq!(rows[0].horizon, (0, 5));
     assert_eq!(rows[0].samples, 1);
     assert_eq!(rows[0].model, (15.0, 15.0));
     assert_eq!(rows[0].naive, (60.0, 60.0));
+    assert_eq!(rows[0].bias, (-15.0, 60.0));
     assert!(rows[1..].iter().all(|r| r.samples == 0));
     // S3 is still to come: nothing settled for it yet; when B1 leaves service its
     // predictions are let go.
-    ledger.on_report(
+    predictor.on_report(
         &network,
         &report(at(8, 9, 0), "S3", VehicleStatus::OutOfService, 0),
     );
-    assert_eq!(ledger.accuracy()[0].samples, 1);
+    assert_eq!(predictor.ledger.accuracy()[0].samples, 1);
+}
+
+#[test]
+fn the_model_learns_running_times_dwells_and_repairs_from_the_vehicles_ahead() {
+    let dir = feed_dir("learning", &small_feed());
+    let network = gtfs::load(&dir).unwrap().network;
+    std::fs::remove_dir_all(dir).unwrap();
+    let mut learned = Learned::default();
+    // B1 leaves P1 half a minute late, is still late at S2 after 6 minutes of running
+    // (5 in the timetable: it ran flat out, at 1.2 times the scheduled time), stands
+    // there 40 s.
+    for (ts, next, status, delay) in [
+        (at(8, 0, 0), "P1", VehicleStatus::StoppedAt, 0),
+        (at(8, 0, 30), "S2", VehicleStatus::InTransitTo, 30),
+        (at(8, 3, 0), "S2", VehicleStatus::InTransitTo, 60),
+        (at(8, 6, 30), "S2", VehicleStatus::StoppedAt, 90),
+        (at(8, 7, 10), "S3", VehicleStatus::InTransitTo, 130),
+    ] {
+        learned.observe(&network, &report(ts, next, status, delay));
+    }
+    assert_eq!(learned.known(), (1, 1, 1));
+    assert_eq!(learned.dwell_ms("S2"), Some(40_000));
+    // B2, a minute late leaving P1 at 08:01: S2 in 1.2 × 5 minutes (not 5 less a
+    // quarter), 40 s there, then S3 as slow as its route has run (1.2 × 5 minutes).
+    let b2 = with(
+        report(at(8, 1, 0), "S2", VehicleStatus::InTransitTo, 60),
+        "B2",
+    );
+    let calls = predict(&network, &learned, &b2, b2.timestamp).unwrap();
+    assert_eq!(calls[0].arrival_ms, at(8, 7, 0));
+    assert_eq!(calls[0].departure_ms, at(8, 7, 40));
+    assert_eq!(calls[1].arrival_ms, at(8, 13, 40));
+    // B2 breaks down at 08:02 and still stands at 08:05: no repair seen yet, so 20
+    // minutes from 08:02, then the rest of the stretch.
+    learned.observe(
+        &network,
+        &with(
+            report(at(8, 2, 0), "S2", VehicleStatus::BrokenDown, 90),
+            "B2",
+        ),
+    );
+    let stuck = with(
+        report(at(8, 5, 0), "S2", VehicleStatus::BrokenDown, 270),
+        "B2",
+    );
+    learned.observe(&network, &stuck);
+    let calls = predict(&network, &learned, &stuck, stuck.timestamp).unwrap();
+    assert!(calls[0].arrival_ms > at(8, 22, 0), "{:?}", calls[0]);
+    // Repaired at 08:12 (10 minutes): the next breakdown is expected to last as long.
+    learned.observe(
+        &network,
+        &with(
+            report(at(8, 12, 0), "S2", VehicleStatus::InTransitTo, 660),
+            "B2",
+        ),
+    );
+    assert_eq!(learned.repair_left_ms("B2", at(8, 12, 0)), 0);
+    // A vehicle leaving service is forgotten.
+    learned.observe(
+        &network,
+        &report(at(8, 12, 0), "S3", VehicleStatus::OutOfService, 0),
+    );
+    assert_eq!(learned.known().2, 1);
 }

@@ -73,7 +73,7 @@ pub struct Live {
     /// The GTFS-realtime feeds, each as built for the latest sequence number asked.
     realtime: Mutex<realtime::Built>,
     /// The predictions sampled and what came of them.
-    accuracy: Arc<Mutex<streamcity_realtime::accuracy::Ledger>>,
+    predictor: Arc<Mutex<streamcity_realtime::predict::Predictor>>,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -107,8 +107,10 @@ impl Live {
         let (deltas, _) = broadcast::channel(config.client_queue.max(1));
         let metrics = Metrics::new();
         let records_in = input_topics(&topics).map(|topic| metrics.records_in(topic));
-        let accuracy = Arc::new(Mutex::new(streamcity_realtime::accuracy::Ledger::default()));
-        metrics.add_source(realtime::accuracy_samples(Arc::clone(&accuracy)));
+        let predictor = Arc::new(Mutex::new(
+            streamcity_realtime::predict::Predictor::default(),
+        ));
+        metrics.add_source(realtime::accuracy_samples(Arc::clone(&predictor)));
         Live {
             routes_json: queries::routes_json(&network),
             stops_json: queries::stops_json(&network),
@@ -128,7 +130,7 @@ impl Live {
             origins: AllowedOrigins::same_origin(),
             snapshots: Mutex::default(),
             realtime: Mutex::default(),
-            accuracy,
+            predictor,
         }
     }
 

@@ -13,7 +13,7 @@ use streamcity_realtime::{Slowdown, service_alerts, trip_updates, vehicle_positi
 
 use super::Live;
 use crate::metrics::Sample;
-use streamcity_realtime::accuracy::Ledger;
+use streamcity_realtime::predict::Predictor;
 
 /// The feeds served under `/gtfs-rt/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +61,13 @@ impl BuiltFeed {
 /// absolute error of the twin's predictions and of the naive constant delay, and how
 /// many predictions were checked.
 pub(super) fn accuracy_samples(
-    ledger: Arc<std::sync::Mutex<Ledger>>,
+    predictor: Arc<std::sync::Mutex<Predictor>>,
 ) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
     move || {
-        let rows = ledger
+        let rows = predictor
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .ledger
             .accuracy();
         let mut out = Vec::new();
         for row in rows {
@@ -134,6 +135,11 @@ impl Live {
             }
             RealtimeFeed::TripUpdates => trip_updates(
                 &self.network,
+                &self
+                    .predictor
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .learned,
                 views.time,
                 views.vehicles.values().map(|v| &v.position),
             ),

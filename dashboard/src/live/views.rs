@@ -164,7 +164,7 @@ impl Live {
         let mut state = self.write();
         if record.payload.is_empty() {
             state.views.vehicles.remove(&id);
-            self.accuracy
+            self.predictor
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .forget_vehicle(&id);
@@ -174,7 +174,7 @@ impl Live {
             return false;
         };
         state.views.time = state.views.time.max(p.timestamp);
-        self.accuracy
+        self.predictor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .on_report(&self.network, &p);
