@@ -314,6 +314,25 @@ pub struct TwinArgs {
     #[arg(long, env = "STREAMCITY_GTFS", global = true)]
     pub gtfs: Option<std::path::PathBuf>,
 
+    /// Mirror mode: run the real vehicles of an agency's GTFS-realtime feed (with
+    /// `--gtfs`, the same agency's static feed) instead of simulated ones. A URL
+    /// (polled) or a file (read again when it changes); repeat it for a second feed
+    /// (vehicle positions, and trip updates for their delays). Riders and incidents are
+    /// still simulated (turn them off with `--tap-rate 0` and the incident intervals).
+    /// The twin then runs on the real clock.
+    #[arg(
+        long = "gtfs-rt-in",
+        env = "STREAMCITY_GTFS_RT_IN",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub gtfs_rt_in: Vec<String>,
+
+    /// Seconds between two fetches of a mirrored feed (doubling while it fails, up to
+    /// five minutes).
+    #[arg(long = "gtfs-rt-every", env = "STREAMCITY_GTFS_RT_EVERY", default_value_t = 15.0, value_parser = parse_poll_interval, global = true)]
+    pub gtfs_rt_every: f64,
+
     /// Vehicles in service [default: 240].
     #[arg(long, env = "STREAMCITY_VEHICLES",
           value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
@@ -591,6 +610,13 @@ pub fn start_ms(
     })
 }
 
+fn parse_poll_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between 0.1 and 3600, got `{s}`")),
+    }
+}
+
 fn parse_crowd(s: &str) -> Result<CrowdSpec, String> {
     let err = |why: &str| {
         format!("`{s}`: {why}; expected STOP@HH:MM[+MINUTES]xRIDERS, e.g. S0042@17:30+15x600")
@@ -683,6 +709,30 @@ impl TwinArgs {
             || self.lat.is_some()
             || self.lon.is_some();
         given.then(|| self.build_network()).transpose()
+    }
+
+    /// Mirror mode's settings, when `--gtfs-rt-in` is given; an error when they do not go
+    /// together (no static feed, or a clock other than the real one).
+    pub fn mirror(&self) -> anyhow::Result<Option<streamcity::mirror::MirrorConfig>> {
+        if self.gtfs_rt_in.is_empty() {
+            return Ok(None);
+        }
+        ensure!(
+            self.gtfs.is_some(),
+            "--gtfs-rt-in needs the agency's static feed too: give --gtfs FEED.zip"
+        );
+        ensure!(
+            self.speed == 1.0 && self.start.is_none() && self.date.is_none(),
+            "--gtfs-rt-in mirrors real vehicles, on the real clock: leave out --speed, --start and --date"
+        );
+        Ok(Some(streamcity::mirror::MirrorConfig {
+            sources: self
+                .gtfs_rt_in
+                .iter()
+                .map(|s| streamcity::mirror::Source::parse(s))
+                .collect(),
+            every: Duration::from_secs_f64(self.gtfs_rt_every),
+        }))
     }
 
     /// The network these options describe: the GTFS feed given, or the built-in city.
@@ -820,6 +870,10 @@ pub fn simulation(
     sim.taps.emit = all || producer == ProducerKind::Taps;
     sim.traffic.emit = all || producer == ProducerKind::Traffic;
     sim.incidents.emit = all || producer == ProducerKind::Incidents;
+    if !twin.gtfs_rt_in.is_empty() {
+        // Mirror mode: the vehicles are the mirrored feeds' own.
+        sim.vehicles.emit = false;
+    }
 
     for c in &twin.crowd {
         // On the start's day (local time), or the next day when that time has passed.

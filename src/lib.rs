@@ -6,6 +6,7 @@
 //! twin on another bus, as `streamcity --bus kafka` does. Every stage holds the same
 //! [`Network`] by reference; on Kafka it is also published for stages running apart.
 
+pub mod mirror;
 pub mod observe;
 
 use std::net::SocketAddr;
@@ -61,6 +62,10 @@ pub struct EmbeddedConfig {
     pub checkpoint: Option<PathBuf>,
     /// How often the processor checkpoints.
     pub checkpoint_every: std::time::Duration,
+    /// Mirror mode: the vehicles of these GTFS-realtime feeds instead of simulated ones
+    /// (the simulation then runs riders and incidents only: give it
+    /// `vehicles.emit = false`).
+    pub mirror: Option<mirror::MirrorConfig>,
 }
 
 impl Default for EmbeddedConfig {
@@ -84,6 +89,7 @@ impl Default for EmbeddedConfig {
             limits: Limits::default(),
             checkpoint: None,
             checkpoint_every: std::time::Duration::from_secs(30),
+            mirror: None,
         }
     }
 }
@@ -215,6 +221,10 @@ impl<B: TwinBus> Embedded<B> {
                 "this twin's network cannot go on the bus; use another --topic-prefix to run another city on it",
             )?;
         let mut sim_config = config.sim.clone();
+        if config.mirror.is_some() {
+            // The vehicles are the mirrored feeds' own.
+            sim_config.vehicles.emit = false;
+        }
         if let Some(path) = &config.checkpoint {
             sim_config.start_ms = resume_at(path, &network, sim_config.start_ms)?;
         }
@@ -288,6 +298,22 @@ impl<B: TwinBus> Embedded<B> {
                 Ok(())
             })
             .id();
+        if let Some(mirror) = config.mirror.clone() {
+            let stats = Arc::new(mirror::MirrorStats::default());
+            live.metrics.add_source({
+                let stats = Arc::clone(&stats);
+                move || mirror::mirror_metrics(&stats)
+            });
+            let run = mirror::run(
+                mirror,
+                Arc::clone(&network),
+                bus.clone(),
+                topics.clone(),
+                stats,
+                stop.clone(),
+            );
+            tasks.spawn(async move { run.await.context("mirror") });
+        }
 
         live.metrics.add_source({
             let bus = bus.clone();

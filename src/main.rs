@@ -221,6 +221,10 @@ async fn run_produce(
     let topics = kafka.topics();
     let stats = Arc::new(ProducerStats::default());
     let stop = stop_on_signal();
+    let mirror = twin
+        .mirror()?
+        .map(|m| (m, Arc::new(streamcity::mirror::MirrorStats::default())));
+    let mirror_stats = mirror.as_ref().map(|(_, s)| Arc::clone(s));
     if kafka.bus_kind() == BusKind::Kafka {
         let bus = stages::connect(kafka, "produce").await?;
         bus.ensure_topics(&topics).await?;
@@ -233,6 +237,9 @@ async fn run_produce(
                 move || {
                     let mut out = observe::producer_metrics(&stats);
                     out.extend(observe::delivery_metrics(&reports));
+                    if let Some(m) = &mirror_stats {
+                        out.extend(streamcity::mirror::mirror_metrics(m));
+                    }
                     out
                 }
             },
@@ -263,6 +270,7 @@ async fn run_produce(
             stats,
             stop.clone(),
             every,
+            mirror,
         )
         .await;
         stop.cancel();
@@ -279,7 +287,10 @@ async fn run_produce(
         reports: None,
         share: false,
     };
-    produce::run(out, network, sim, twin.speed, limits, stats, stop, every).await
+    produce::run(
+        out, network, sim, twin.speed, limits, stats, stop, every, mirror,
+    )
+    .await
 }
 
 async fn run_embedded(
@@ -304,6 +315,7 @@ async fn run_embedded(
         live: listen.live(),
         origins: listen.origins()?,
         http: listen.http_limits(),
+        mirror: twin.mirror()?,
         ..EmbeddedConfig::default()
     };
 

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use streamcity::mirror::{MirrorConfig, MirrorStats};
 use streamcity_core::{Bus, CancellationToken, Topics};
 use streamcity_kafka::DeliveryStats;
 use streamcity_network::{Network, topic};
@@ -40,6 +41,7 @@ pub async fn run<B: Bus>(
     stats: Arc<ProducerStats>,
     stop: CancellationToken,
     report_every: Duration,
+    mirror: Option<(MirrorConfig, Arc<MirrorStats>)>,
 ) -> anyhow::Result<()> {
     if out.share {
         topic::offer(&out.bus, &out.topics, &network).await.context(
@@ -53,6 +55,22 @@ pub async fn run<B: Bus>(
         simulation.fleet_size(),
         network.stops.len()
     );
+    if let Some((config, mirror_stats)) = mirror {
+        // Mirror mode: the real vehicles go on the bus beside the simulated riders.
+        let run = streamcity::mirror::run(
+            config,
+            Arc::clone(&network),
+            out.bus.clone(),
+            out.topics.clone(),
+            mirror_stats,
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!("mirror: {e:#}");
+            }
+        });
+    }
     let started = Instant::now();
     let reports = out.reports;
     let mut task = tokio::spawn(streamcity_producers::runner::run(
