@@ -301,17 +301,10 @@ pub fn mirror_metrics(stats: &MirrorStats) -> Vec<Sample> {
             load(&stats.published),
         ),
     ];
-    for (what, n, help) in [
-        ("decoded", c.feeds, "Feeds decoded"),
-        (
-            "undecodable",
-            c.undecodable,
-            "Feeds that were not GTFS-realtime",
-        ),
-    ] {
+    for (what, n) in [("decoded", c.feeds), ("undecodable", c.undecodable)] {
         out.push(Sample::counter(
             "streamcity_mirror_feeds",
-            help,
+            "Mirrored feeds fetched, by whether they decoded as GTFS-realtime",
             &[("outcome", what)],
             n,
         ));

@@ -79,13 +79,18 @@ fn service_alerts(file: &std::path::Path) -> Value {
 
 /// gtfs-rt-validator's notices for `feeds` (role flag, file) against the Cairns feed,
 /// its clock pinned at `at` (seconds since the epoch); fails on any error.
-fn validate(feeds: &[(&str, &std::path::Path)], at: u64, out: &std::path::Path) -> Vec<Value> {
+fn validate(
+    gtfs: &str,
+    feeds: &[(&str, &std::path::Path)],
+    at: u64,
+    out: &std::path::Path,
+) -> Vec<Value> {
     let validator = std::path::Path::new(&python()).with_file_name("gtfs-rt-validator");
     let at = streamcity_network::calendar::iso8601(at as i64 * 1000);
     let mut command = std::process::Command::new(&validator);
     command.args([
         "-gtfs",
-        &cairns(),
+        gtfs,
         "--at",
         &at,
         "--out",
@@ -281,6 +286,7 @@ fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
 
     // MobilityData's rules against the static feed: no error.
     let notices = validate(
+        &cairns(),
         &[("-vp", &file), ("-tu", &trip_file), ("-sa", &alerts_file)],
         header_s,
         &dir.join("report"),
@@ -290,5 +296,190 @@ fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
         .filter(|n| n["severity"] == "ERROR")
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The value of the metric line starting `series` on `metrics`, or 0.
+fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A feed of one vehicle entity on `trip` (not one of the static feed's).
+fn feed_on_trip(trip: &str) -> Vec<u8> {
+    use prost::Message as _;
+    use streamcity_realtime::proto;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    proto::FeedMessage {
+        header: proto::FeedHeader {
+            gtfs_realtime_version: "2.0".to_owned(),
+            timestamp: Some(now_s),
+            ..Default::default()
+        },
+        entity: vec![proto::FeedEntity {
+            id: "ghost".to_owned(),
+            vehicle: Some(proto::VehiclePosition {
+                trip: Some(proto::TripDescriptor {
+                    trip_id: Some(trip.to_owned()),
+                    ..Default::default()
+                }),
+                position: Some(proto::Position {
+                    latitude: 51.5,
+                    longitude: -0.12,
+                    ..Default::default()
+                }),
+                timestamp: Some(now_s),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_twin_mirrors_the_real_vehicles_of_another_twins_feeds_and_shrugs_off_broken_ones() {
+    let dir = std::env::temp_dir().join(format!("streamcity-mirror-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = Binary::new(env!("CARGO_BIN_EXE_streamcity"));
+    // The built-in city as a GTFS feed: it runs all day, so the source twin has
+    // vehicles out at whatever time the test runs (on the real clock, as mirroring is).
+    let city = dir.join("city.zip");
+    let export = bin.run_within(
+        &["gtfs", "export", city.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let city = city.to_str().unwrap();
+    let mut source = bin.start(&["--gtfs", city, "--port", "0"]);
+    let source_port: u16 = source.dashboard_port().parse().unwrap();
+    api_vehicles(source_port, 20, Duration::from_secs(30), || {
+        source.printed()
+    });
+
+    // Broken sources beside the real ones: junk in a file, a feed of trips the static
+    // feed does not have, a server that is not there.
+    let junk = dir.join("junk.pb");
+    std::fs::write(&junk, b"<html>502 Bad Gateway</html>").unwrap();
+    let ghost = dir.join("ghost.pb");
+    std::fs::write(&ghost, feed_on_trip("NOT-A-TRIP")).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!(
+        "http://127.0.0.1:{}/vp",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let url = |path: &str| format!("http://127.0.0.1:{source_port}{path}");
+    let (vp, tu) = (
+        url("/gtfs-rt/vehicle-positions"),
+        url("/gtfs-rt/trip-updates"),
+    );
+    let sources = [
+        vp.as_str(),
+        tu.as_str(),
+        junk.to_str().unwrap(),
+        ghost.to_str().unwrap(),
+        &nowhere,
+    ]
+    .join(",");
+    let mut mirror = bin.start(&[
+        "--gtfs",
+        city,
+        "--port",
+        "0",
+        "--gtfs-rt-in",
+        &sources,
+        "--gtfs-rt-every",
+        "1",
+    ]);
+    let mirror_port: u16 = mirror.dashboard_port().parse().unwrap();
+    let mirrored = api_vehicles(mirror_port, 20, Duration::from_secs(30), || {
+        mirror.printed()
+    });
+
+    // Every vehicle the mirror shows is one of the source's, on the same trip run: it
+    // simulates none of its own.
+    let (_, body) = streamcity_testkit::stage::http_get(source_port, "/api/vehicles");
+    let real: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let real: HashMap<&str, &Value> = real
+        .iter()
+        .map(|v| (v["vehicle_id"].as_str().unwrap(), v))
+        .collect();
+    for v in &mirrored {
+        let id = v["vehicle_id"].as_str().unwrap();
+        let twin = real
+            .get(id)
+            .unwrap_or_else(|| panic!("{v}: not a vehicle of the source"));
+        assert_eq!(v["trip_id"], twin["trip_id"], "{v} against {twin}");
+        assert_eq!(v["start_time"], twin["start_time"], "{v} against {twin}");
+    }
+    // Its own GTFS-realtime output carries them on, decodable by the official bindings.
+    let answer = http_get_bytes(mirror_port, "/gtfs-rt/vehicle-positions", &[]);
+    assert_eq!(answer.status, 200);
+    let file = dir.join("mirrored.pb");
+    std::fs::write(&file, &answer.body).unwrap();
+    let feed = decoded(&file);
+    let entities = feed["entities"].as_array().unwrap();
+    assert!(entities.len() >= 20, "{feed}");
+    for e in entities {
+        assert!(real.contains_key(e["vehicle"].as_str().unwrap()), "{e}");
+    }
+
+    // The broken sources are counted, not fatal; nor is the source going away. (A
+    // file read once is not read again until it changes: "not modified".)
+    let wanted = [
+        ("streamcity_mirror_reports_published_total ", 20.0),
+        (
+            "streamcity_mirror_feeds_total{outcome=\"undecodable\"}",
+            1.0,
+        ),
+        (
+            "streamcity_mirror_entities_total{outcome=\"unknown_trip\"}",
+            1.0,
+        ),
+        (
+            "streamcity_mirror_entities_total{outcome=\"trip_update\"}",
+            1.0,
+        ),
+        ("streamcity_mirror_fetch_errors_total ", 1.0),
+        ("streamcity_mirror_not_modified_total ", 1.0),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = streamcity_testkit::stage::http_get(mirror_port, "/metrics");
+        let missing: Vec<_> = wanted
+            .iter()
+            .filter(|(series, least)| metric(&metrics, series) < *least)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 30 s, {missing:?} not reached:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    source.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(mirror.is_running(), "{}", mirror.printed());
+    let (status, _) = streamcity_testkit::stage::http_get(mirror_port, "/api/vehicles");
+    assert_eq!(status, 200);
+    let printed = mirror.stop();
+    assert!(
+        printed.contains("Cannot use the GTFS-realtime feed"),
+        "{printed}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
