@@ -438,3 +438,126 @@ fn nobody_boards_or_alights_where_the_timetable_says_so_and_only_timepoints_hold
         clock_s(MONDAY, left)
     );
 }
+
+/// A city incident at `stop` of the small feed from `start_ms` to `end_ms`.
+fn incident_at(
+    network: &Network,
+    stop: &str,
+    kind: streamcity_core::CityIncidentKind,
+    effect: streamcity_core::TransitEffect,
+    routes: &[&str],
+    (start_ms, end_ms): (i64, i64),
+) -> streamcity_core::CityIncident {
+    let s = network.stop(stop).unwrap();
+    streamcity_core::CityIncident {
+        event_id: "INF-TEST".into(),
+        category: kind.category(),
+        kind,
+        status: streamcity_core::IncidentStatus::Active,
+        severity: streamcity_core::Severity::High,
+        message: "Test incident".into(),
+        area: "Harbour".into(),
+        lat: s.lat,
+        lon: s.lon,
+        radius_m: 150.0,
+        affected_groups: Vec::new(),
+        instructions: Vec::new(),
+        cause: None,
+        affected_customers: None,
+        utility_company: None,
+        transit_effect: effect,
+        speed_factor: (effect == streamcity_core::TransitEffect::Slowdown).then_some(0.2),
+        affected_routes: routes.iter().map(|r| (*r).into()).collect(),
+        started_at: start_ms,
+        expires_at: None,
+        estimated_restoration: Some(end_ms),
+        timestamp: start_ms,
+    }
+}
+
+/// Like [`run`], with `incident` starting at `start_ms`; also the simulation's counts.
+fn run_with(
+    network: &Arc<Network>,
+    start_ms: i64,
+    minutes: i64,
+    incident: streamcity_core::CityIncident,
+) -> (Vec<VehiclePosition>, streamcity_producers::sim::SimCounts) {
+    let mut config = SimConfig {
+        start_ms,
+        ..SimConfig::default()
+    };
+    config.traffic.gaps = Gaps::rate(0.0);
+    config.incidents.gaps = Gaps::rate(0.0);
+    config.taps.gaps = Gaps::rate(0.02);
+    config.breakdowns_per_vehicle_hour = 0.0;
+    config.dropouts_per_vehicle_hour = 0.0;
+    let mut sim = Simulation::new(Arc::clone(network), config);
+    let mut out = Vec::new();
+    sim.start_city_incident(incident, &mut out);
+    for _ in 0..minutes * 60_000 / sim.config().tick_ms {
+        sim.step(&mut out);
+    }
+    let reports = out
+        .into_iter()
+        .filter_map(|e| match e {
+            SimEvent::Position(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    (reports, sim.counts())
+}
+
+#[test]
+fn a_run_due_on_a_suspended_line_is_cancelled_and_a_closed_road_s_stop_is_passed_by() {
+    use streamcity_core::{CityIncidentKind, TransitEffect};
+    let network = small();
+    let monday = Date::from_ymd(2025, 3, 3);
+    // R1 suspended from 07:55 to 08:15: block B1's R1-a (08:00) does not run; its
+    // vehicle goes on to R1-b (08:20), due after the line is back.
+    let outage = incident_at(
+        &network,
+        "S2",
+        CityIncidentKind::PowerOutage,
+        TransitEffect::Suspension,
+        &["R1"],
+        (paris(monday, 7, 55), paris(monday, 8, 15)),
+    );
+    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 40, outage);
+    assert_eq!(counts.cancelled, 1);
+    let b1 = by_vehicle(reports).remove("B1").unwrap();
+    assert!(
+        b1.iter()
+            .filter(|p| p.trip_id == "R1-a")
+            .all(|p| p.status == VehicleStatus::Layover),
+        "R1-a ran: {:?}",
+        b1.iter()
+            .find(|p| p.trip_id == "R1-a" && p.status != VehicleStatus::Layover)
+    );
+    assert!(
+        b1.iter()
+            .any(|p| p.trip_id == "R1-b" && p.status == VehicleStatus::InTransitTo),
+        "R1-b did not run"
+    );
+
+    // A road closed around S2 from 07:55 to 09:00: R1-a runs but does not stop there.
+    let closure = incident_at(
+        &network,
+        "S2",
+        CityIncidentKind::RoadClosure,
+        TransitEffect::Slowdown,
+        &["R1"],
+        (paris(monday, 7, 55), paris(monday, 9, 0)),
+    );
+    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 25, closure);
+    assert_eq!(counts.skipped_calls, 1);
+    let b1 = by_vehicle(reports).remove("B1").unwrap();
+    assert!(
+        b1.iter()
+            .any(|p| p.trip_id == "R1-a" && p.next_stop_id == "S3")
+    );
+    assert!(
+        !b1.iter()
+            .any(|p| p.next_stop_id == "S2" && p.status == VehicleStatus::StoppedAt),
+        "B1 stopped at S2"
+    );
+}

@@ -35,6 +35,18 @@ pub(super) struct ActiveCity {
     suspended: Vec<u16>,
 }
 
+impl ActiveCity {
+    /// Whether it closes the road at `(x, y)` (local metres): a road closure in force
+    /// there.
+    pub(super) fn closes(&self, x: f64, y: f64) -> bool {
+        self.event.kind == streamcity_core::CityIncidentKind::RoadClosure
+            && self.slowdown.as_ref().is_some_and(|a| {
+                let (dx, dy) = (x - a.x, y - a.y);
+                dx * dx + dy * dy <= a.radius_m * a.radius_m
+            })
+    }
+}
+
 impl Simulation {
     /// Starts a traffic incident now (for scripted scenarios and tests) and emits its
     /// record.

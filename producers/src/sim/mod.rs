@@ -67,6 +67,10 @@ pub struct SimCounts {
     pub left_behind: u64,
     /// Breakdowns.
     pub breakdowns: u64,
+    /// Timetabled runs that did not run (their line suspended when they were due).
+    pub cancelled: u64,
+    /// Calls not made (the stop inside a closed road).
+    pub skipped_calls: u64,
 }
 
 impl SimCounts {

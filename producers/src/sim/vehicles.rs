@@ -461,6 +461,13 @@ impl Simulation {
                 v.speed = 0.0;
                 return;
             }
+            // A run due to start on a suspended line does not run: the vehicle goes on
+            // to its block's next run (or out of service).
+            Phase::Layover if suspended && !v.legs.is_empty() => {
+                self.counts.cancelled += 1;
+                next_leg(&network, v, now);
+                return;
+            }
             // A suspension holds vehicles at stops; they finish the run to the next one.
             Phase::Dwelling | Phase::Layover | Phase::Held if suspended => {
                 v.phase = Phase::Held;
@@ -582,6 +589,20 @@ impl Simulation {
         let s = course.stop(k);
         let stop_id = &network.stops[s].stop_id;
 
+        // A stop inside a closed road: buses and trams pass it by (riders bound there
+        // get off at the next one).
+        let stop = &network.stops[s];
+        if k > 0
+            && k + 1 < n
+            && route.mode.in_street_traffic()
+            && self.city_incidents.iter().any(|c| c.closes(stop.x, stop.y))
+        {
+            v.phase = Phase::Running;
+            v.next_stop += 1;
+            self.counts.skipped_calls += 1;
+            return;
+        }
+
         // Riders for this stop tap off.
         let before = v.riders.len();
         v.riders.retain(|rider| {
@@ -605,24 +626,8 @@ impl Simulation {
                 + 60_000;
             if !v.legs.is_empty() {
                 // The end of a timetabled run: the block's next one, or out of service.
-                let next = usize::from(v.leg) + 1;
-                let Some(leg) = v.legs.get(next).copied() else {
-                    v.phase = Phase::OutOfService;
-                    return;
-                };
-                let trip = &network.trips[leg.trip as usize];
-                v.leg = next as u16;
-                v.route = network.route_position(&trip.route_id).unwrap_or(0) as u16;
-                v.outbound = trip.direction_id == 0;
-                v.trip_id = trip.trip_id.clone();
-                v.trip_start_ms = leg.start_ms(&network);
-                v.phase = Phase::Layover;
                 // Turned round, it waits for its departure (a late arrival delays it).
-                v.until_ms = (leg.start_ms(&network) - LAYOVER_EARLY_MS).max(min_turn - 60_000);
-                v.along = 0.0;
-                v.next_stop = 0;
-                v.hint = 0;
-                locate(&network, v);
+                next_leg(&network, v, min_turn - 60_000);
                 return;
             }
             // Terminus: lay over, then run the next trip back.
@@ -722,6 +727,29 @@ impl Simulation {
             start_time: leg.map(|l| l.start_time(network)),
         }
     }
+}
+
+/// Moves timetabled vehicle `v` on to its block's next run: laying over at its first
+/// stop until just before its departure (not before `earliest_ms`); out of service when
+/// the block has no more.
+fn next_leg(network: &Network, v: &mut Vehicle, earliest_ms: TimestampMs) {
+    let next = usize::from(v.leg) + 1;
+    let Some(leg) = v.legs.get(next).copied() else {
+        v.phase = Phase::OutOfService;
+        return;
+    };
+    let trip = &network.trips[leg.trip as usize];
+    v.leg = next as u16;
+    v.route = network.route_position(&trip.route_id).unwrap_or(0) as u16;
+    v.outbound = trip.direction_id == 0;
+    v.trip_id = trip.trip_id.clone();
+    v.trip_start_ms = leg.start_ms(network);
+    v.phase = Phase::Layover;
+    v.until_ms = (leg.start_ms(network) - LAYOVER_EARLY_MS).max(earliest_ms);
+    v.along = 0.0;
+    v.next_stop = 0;
+    v.hint = 0;
+    locate(network, v);
 }
 
 /// How late a timetabled vehicle is, seconds (negative: early): against the time the
