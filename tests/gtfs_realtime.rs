@@ -61,6 +61,8 @@ fn trip_updates(file: &std::path::Path) -> Value {
     let summary = "def times(u):\n\
                   \x20   return [t for s in u.stop_time_update for t in ([s.arrival.time] if s.HasField('arrival') else []) + ([s.departure.time] if s.HasField('departure') else [])]\n\
                   print(json.dumps({'entities': [{'id': e.id, 'trip_id': e.trip_update.trip.trip_id,\n\
+                    'cancelled': e.trip_update.trip.schedule_relationship == 3,\n\
+                    'skipped': len([s for s in e.trip_update.stop_time_update if s.schedule_relationship == 1]),\n\
                     'stops': [s.stop_id for s in e.trip_update.stop_time_update], 'times': times(e.trip_update)}\n\
                     for e in m.entity]}))";
     bindings(file, summary)
@@ -106,9 +108,29 @@ fn validate(
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap_or_default())
             .unwrap_or(Value::Null);
+    // On failure, each notice's code, severity, count and first samples (a report can
+    // hold thousands).
+    let brief: Vec<String> = report["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let samples: Vec<&Value> = n["sampleNotices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(3)
+                .collect();
+            format!(
+                "{} {} x{}: {samples:?}",
+                n["code"], n["severity"], n["totalNotices"]
+            )
+        })
+        .collect();
     assert!(
         run.status.success(),
-        "gtfs-rt-validator found errors: {report}\n{}",
+        "gtfs-rt-validator found errors:\n{}\n{}",
+        brief.join("\n"),
         String::from_utf8_lossy(&run.stderr)
     );
     report["notices"].as_array().cloned().unwrap_or_default()
@@ -299,6 +321,21 @@ fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The built-in city exported as a GTFS feed into `dir`.
+fn exported_city(bin: &Binary, dir: &std::path::Path) -> std::path::PathBuf {
+    let city = dir.join("city.zip");
+    let export = bin.run_within(
+        &["gtfs", "export", city.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    city
+}
+
 /// The value of the metric line starting `series` on `metrics`, or 0.
 fn metric(metrics: &str, series: &str) -> f64 {
     metrics
@@ -351,16 +388,7 @@ fn a_twin_mirrors_the_real_vehicles_of_another_twins_feeds_and_shrugs_off_broken
     let bin = Binary::new(env!("CARGO_BIN_EXE_streamcity"));
     // The built-in city as a GTFS feed: it runs all day, so the source twin has
     // vehicles out at whatever time the test runs (on the real clock, as mirroring is).
-    let city = dir.join("city.zip");
-    let export = bin.run_within(
-        &["gtfs", "export", city.to_str().unwrap()],
-        Duration::from_secs(60),
-    );
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
+    let city = exported_city(&bin, &dir);
     let city = city.to_str().unwrap();
     let mut source = bin.start(&["--gtfs", city, "--port", "0"]);
     let source_port: u16 = source.dashboard_port().parse().unwrap();
@@ -481,5 +509,110 @@ fn a_twin_mirrors_the_real_vehicles_of_another_twins_feeds_and_shrugs_off_broken
         printed.contains("Cannot use the GTFS-realtime feed"),
         "{printed}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_built_in_city_exported_passes_the_validator_after_hours_of_incidents() {
+    let dir = std::env::temp_dir().join(format!("streamcity-gtfs-rt-city-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = Binary::new(env!("CARGO_BIN_EXE_streamcity"));
+    let city = exported_city(&bin, &dir);
+    let city = city.to_str().unwrap();
+    // Two simulated hours of the morning at 120 times real time, with the demo's
+    // incidents (every 15 to 20 s of the city) and riders.
+    let mut twin = bin.start(&[
+        "--gtfs",
+        city,
+        "--date",
+        "2026-12-01",
+        "--start",
+        "06:30",
+        "--speed",
+        "120",
+        "--port",
+        "0",
+        "--demo",
+        "--duration",
+        "600",
+    ]);
+    let port: u16 = twin.dashboard_port().parse().unwrap();
+    api_vehicles(port, 100, Duration::from_secs(30), || twin.printed());
+    std::thread::sleep(Duration::from_secs(60));
+    // Then the three feeds, taken together once they hold an incident, a cancelled run
+    // (a power cut suspends a rail line) and a crowded vehicle.
+    let files =
+        ["vehicle-positions", "trip-updates", "alerts"].map(|f| dir.join(format!("{f}.pb")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (header_s, seen) = loop {
+        // The three built from the same state of the twin (their ETags name it), as a
+        // consumer polling them together would want them.
+        let paths = [
+            "/gtfs-rt/vehicle-positions",
+            "/gtfs-rt/trip-updates",
+            "/gtfs-rt/alerts",
+        ];
+        let answers = paths.map(|path| http_get_bytes(port, path, &[]));
+        let state = |a: &streamcity_testkit::stage::HttpAnswer| {
+            let etag = a.header("etag").unwrap_or_default();
+            etag.rsplit_once('-').map(|x| x.0).unwrap_or_default().to_owned()
+        };
+        if answers.iter().any(|a| state(a) != state(&answers[0])) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the three feeds never came from one state of the twin in 2 minutes"
+            );
+            continue;
+        }
+        for (file, answer) in files.iter().zip(&answers) {
+            assert_eq!(answer.status, 200);
+            std::fs::write(file, &answer.body).unwrap();
+        }
+        let vehicles = decoded(&files[0]);
+        let runs = trip_updates(&files[1]);
+        let alerts = service_alerts(&files[2]);
+        let crowded = vehicles["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["occupancy"].as_i64().unwrap() >= 3)
+            .count();
+        let cancelled = runs["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cancelled"].as_bool().unwrap())
+            .count();
+        let incidents = alerts["entities"].as_array().unwrap().len();
+        let seen =
+            format!("{crowded} crowded vehicles, {cancelled} cancelled runs, {incidents} alerts");
+        if crowded > 0 && cancelled > 0 && incidents > 0 {
+            break (vehicles["timestamp"].as_u64().unwrap(), seen);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no moment with all three in 2 minutes: last {seen}\n{}",
+            twin.printed()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    twin.stop();
+    let notices = validate(
+        city,
+        &[("-vp", &files[0]), ("-tu", &files[1]), ("-sa", &files[2])],
+        header_s,
+        &dir.join("report"),
+    );
+    let errors: Vec<&Value> = notices
+        .iter()
+        .filter(|n| n["severity"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{seen}: {errors:?}");
+    let warnings: Vec<String> = notices
+        .iter()
+        .filter(|n| n["severity"] == "WARNING")
+        .map(|n| n["code"].to_string())
+        .collect();
+    eprintln!("The built-in city's feeds ({seen}): warnings {warnings:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -85,8 +85,47 @@ fn runs_backwards(network: &Network, trip: &Trip) -> bool {
     d2(first) < d2(last)
 }
 
+/// The trips as written: a trip repeated by frequencies with exact times is written out
+/// as one trip per run (`R1-out-073830`: the template's id and the run's start), which
+/// GTFS defines as the same service and every consumer reads alike (realtime
+/// validators among them, which check exact-time runs against `frequencies.txt`
+/// with rules of their own).
+fn written_trips(network: &Network) -> Vec<std::borrow::Cow<'_, Trip>> {
+    let mut out = Vec::new();
+    for t in &network.trips {
+        if t.frequencies.is_empty() || !t.frequencies.iter().all(|f| f.exact_times) {
+            out.push(std::borrow::Cow::Borrowed(t));
+            continue;
+        }
+        let first = t.stop_times.first().map_or(0, |st| st.departure_s);
+        for f in &t.frequencies {
+            for start in (f.start_s..f.end_s).step_by(f.headway_s.max(1) as usize) {
+                let mut run = t.clone();
+                run.trip_id = format!(
+                    "{}-{:02}{:02}{:02}",
+                    t.trip_id,
+                    start / 3600,
+                    start / 60 % 60,
+                    start % 60
+                )
+                .into();
+                run.frequencies.clear();
+                let shift =
+                    |s: u32| (i64::from(s) - i64::from(first) + i64::from(start)).max(0) as u32;
+                for st in &mut run.stop_times {
+                    st.arrival_s = shift(st.arrival_s);
+                    st.departure_s = shift(st.departure_s);
+                }
+                out.push(std::borrow::Cow::Owned(run));
+            }
+        }
+    }
+    out
+}
+
 /// Writes `network` as a GTFS zip to `out`.
 pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, ExportError> {
+    let trips = written_trips(network);
     let mut zip = zip::ZipWriter::new(out);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
@@ -187,7 +226,7 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
             "shape_id",
             "block_id",
         ],
-        &mut network.trips.iter().map(|t| {
+        &mut trips.iter().map(|t| {
             vec![
                 t.route_id.to_string(),
                 t.service_id.to_string(),
@@ -212,7 +251,7 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
             "drop_off_type",
             "timepoint",
         ],
-        &mut network.trips.iter().flat_map(|t| {
+        &mut trips.iter().flat_map(|t| {
             t.stop_times.iter().enumerate().map(|(k, st)| {
                 vec![
                     t.trip_id.to_string(),
@@ -227,7 +266,7 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
             })
         }),
     )?;
-    if network.trips.iter().any(|t| !t.frequencies.is_empty()) {
+    if trips.iter().any(|t| !t.frequencies.is_empty()) {
         table(
             &mut zip,
             "frequencies.txt",
@@ -238,7 +277,7 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
                 "headway_secs",
                 "exact_times",
             ],
-            &mut network.trips.iter().flat_map(|t| {
+            &mut trips.iter().flat_map(|t| {
                 t.frequencies.iter().map(|f| {
                     vec![
                         t.trip_id.to_string(),
@@ -353,12 +392,12 @@ pub fn write_gtfs<W: Write + Seek>(network: &Network, out: W) -> Result<W, Expor
         ],
         &mut std::iter::once(vec![
             "StreamCity".to_owned(),
-            "https://example.invalid/streamcity".to_owned(),
+            "https://example.org/streamcity".to_owned(),
             "en".to_owned(),
             first,
             last,
             network.hash().to_owned(),
-            "https://example.invalid/streamcity".to_owned(),
+            "https://example.org/streamcity".to_owned(),
         ]),
     )?;
     Ok(zip.finish()?)

@@ -190,6 +190,19 @@ pub struct Trip {
     pub pattern: usize,
 }
 
+impl Trip {
+    /// The time a run's `start_time` names, seconds after the start of its service day
+    /// (GTFS-realtime's rule): the first stop's arrival for a scheduled trip; the
+    /// first departure for a trip repeated by frequencies (their starts count from it).
+    pub fn start_s(&self) -> u32 {
+        match self.stop_times.first() {
+            Some(st) if self.frequencies.is_empty() => st.arrival_s,
+            Some(st) => st.departure_s,
+            None => 0,
+        }
+    }
+}
+
 /// A course trips run: the stops they call at, in order, and the path between them.
 /// Trips with the same stops and shape share one.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -771,7 +784,8 @@ impl Network {
         let mut parts = start_time.split(':').map(|p| p.parse::<i64>().ok());
         let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
         let start_s = h * 3600 + m * 60 + s;
-        let first = i64::from(trip.stop_times.first()?.departure_s);
+        trip.stop_times.first()?;
+        let first = i64::from(trip.start_s());
         Some(self.service_day_start_ms(date) + (start_s - first) * 1000)
     }
 
@@ -848,6 +862,43 @@ impl Network {
         (0..self.trips.len())
             .filter(|&t| running.contains(self.trips[t].service_id.as_str()))
             .collect()
+    }
+
+    /// The runs of the timetable the simulated day `date` runs ([`Network::timetable_day`])
+    /// that start from `from_s` up to `to_s` seconds after the start of its service day,
+    /// as (trip index, start in seconds). Runs of frequencies without exact times are
+    /// left out: the timetable does not say when they start.
+    pub fn runs_starting(&self, date: Date, from_s: i64, to_s: i64) -> Vec<(usize, u32)> {
+        let Some(day) = self.timetable_day(date) else {
+            return Vec::new();
+        };
+        let within = |s: u32| (from_s..=to_s).contains(&i64::from(s));
+        let mut runs = Vec::new();
+        for t in self.trips_on(day) {
+            let trip = &self.trips[t];
+            if trip.stop_times.is_empty() {
+                continue;
+            }
+            let first = trip.start_s();
+            if trip.frequencies.is_empty() {
+                if within(first) {
+                    runs.push((t, first));
+                }
+                continue;
+            }
+            for f in trip.frequencies.iter().filter(|f| f.exact_times) {
+                let step = f.headway_s.max(1);
+                // The first start at or after `from_s`.
+                let skip = ((from_s - i64::from(f.start_s)).max(0) as u64).div_ceil(u64::from(step))
+                    as i64;
+                let mut start = i64::from(f.start_s) + skip * i64::from(step);
+                while start < i64::from(f.end_s) && start <= to_s {
+                    runs.push((t, start as u32));
+                    start += i64::from(step);
+                }
+            }
+        }
+        runs
     }
 
     /// How many runs of the timetable of `date` are on the road at `seconds` past the

@@ -340,7 +340,7 @@ pub fn generate(config: SyntheticConfig) -> Network {
         agencies: vec![Agency {
             agency_id: Id::from(AGENCY),
             name: "StreamCity Transit".to_owned(),
-            url: "https://example.invalid/streamcity".to_owned(),
+            url: "https://example.org/streamcity".to_owned(),
             timezone: "UTC".to_owned(),
         }],
         routes: lines.into_iter().map(|l| l.route).collect(),
@@ -410,7 +410,9 @@ fn assign_fleet(lines: &mut [Laid], total: usize) {
     }
 }
 
-/// The timetable of a line: one trip each way, repeated at its headway all day.
+/// The timetable of a line: one trip each way, repeated at its headway all day: buses
+/// and trams about every headway (frequencies without exact times), rail on the dot
+/// (exact times; the export writes each run out as a trip of its own).
 fn trips_of(line: &Laid) -> Vec<Trip> {
     let r = &line.route;
     if r.vehicles == 0 || r.headway_s <= 0.0 {
@@ -456,7 +458,7 @@ fn trips_of(line: &Laid) -> Vec<Trip> {
                     start_s: 0,
                     end_s: 86_400,
                     headway_s: r.headway_s as u32,
-                    exact_times: false,
+                    exact_times: r.mode.is_rail(),
                 }],
                 pattern: 0,
             }

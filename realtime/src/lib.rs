@@ -24,7 +24,7 @@ pub mod trips;
 pub mod vehicles;
 
 pub use alerts::service_alerts;
-pub use trips::trip_updates;
+pub use trips::{Disruptions, trip_updates};
 pub use vehicles::{Slowdown, vehicle_positions};
 
 use streamcity_core::VehiclePosition;

@@ -269,7 +269,7 @@ fn run_of(
     descriptor: &proto::TripDescriptor,
     ts: i64,
 ) -> (String, String) {
-    let first = trip.stop_times.first().map_or(0, |st| st.departure_s);
+    let first = trip.start_s();
     let last = trip.stop_times.last().map_or(0, |st| st.arrival_s);
     let start_time = descriptor
         .start_time

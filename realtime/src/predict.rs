@@ -33,6 +33,8 @@ pub struct Call {
     pub scheduled_departure_ms: i64,
     /// The naive prediction: the scheduled arrival plus the vehicle's delay now.
     pub naive_arrival_ms: i64,
+    /// Passed by without stopping (the stop is on a closed road).
+    pub skipped: bool,
 }
 
 /// `p`'s trip, when its run's times count from ([`Network::run_base_ms`]), and the
@@ -71,6 +73,18 @@ pub fn predict(
     learned: &Learned,
     p: &VehiclePosition,
     now_ms: i64,
+) -> Option<Vec<Call>> {
+    predict_passing(network, learned, p, now_ms, |_| false)
+}
+
+/// [`predict`], with the calls `skip` names (by index) passed by without stopping:
+/// neither dwell nor a wait for the timetable there.
+pub fn predict_passing(
+    network: &Network,
+    learned: &Learned,
+    p: &VehiclePosition,
+    now_ms: i64,
+    skip: impl Fn(usize) -> bool,
 ) -> Option<Vec<Call>> {
     let (trip, base, next) = next_call(network, p)?;
     let at = |s: u32| base + i64::from(s) * 1000;
@@ -113,11 +127,12 @@ pub fn predict(
             .max(now + 1000)
         }
         .max(previous_departure.saturating_add(1000));
+        let skipped = k > next && k + 1 < calls.len() && skip(k);
         let boarding = st.pickup || st.drop_off;
         let least = if boarding { MIN_DWELL_MS } else { 0 };
         let dwell = learned.dwell_ms(&st.stop_id).unwrap_or(least).max(least);
-        let mut departure = arrival + dwell;
-        if st.timepoint || k == 0 {
+        let mut departure = if skipped { arrival } else { arrival + dwell };
+        if (st.timepoint || k == 0) && !skipped {
             departure = departure.max(leave);
         }
         if k == next && at_stop {
@@ -132,6 +147,7 @@ pub fn predict(
             scheduled_arrival_ms: arrive,
             scheduled_departure_ms: leave,
             naive_arrival_ms: arrive + delay_ms,
+            skipped,
         });
     }
     Some(out)

@@ -1,14 +1,57 @@
-//! `TripUpdates`: for every trip a vehicle is running, a predicted arrival and
-//! departure at each stop still to come ([`crate::predict`]), the vehicle, and the
-//! trip's delay now.
+//! `TripUpdates`: for every trip a vehicle is running or about to start, a predicted
+//! arrival and departure at each stop still to come ([`crate::predict`]), the
+//! vehicle, and the trip's delay now; stops a closed road takes out of service as
+//! SKIPPED; and the runs a suspended line will not run as CANCELED.
 
-use streamcity_core::VehiclePosition;
-use streamcity_network::Network;
+use std::collections::HashSet;
+
+use streamcity_core::geo::{LatLon, distance_m};
+use streamcity_core::{Id, VehiclePosition, VehicleStatus};
+use streamcity_network::calendar::service_time;
+use streamcity_network::{Date, Network};
 
 use crate::learned::Learned;
-use crate::predict::predict;
+use crate::predict::predict_passing;
 use crate::proto::{self, trip_update as tu};
 use crate::{feed, trip_descriptor, unscheduled, vehicle_descriptor};
+
+/// How far ahead runs of a suspended line are cancelled when no restoration time is
+/// known, ms.
+pub const CANCEL_AHEAD_MS: i64 = 3_600_000;
+
+/// What the city is doing to service now.
+#[derive(Debug, Clone, Default)]
+pub struct Disruptions {
+    /// Lines suspended, and when service is expected back (`None`: unknown).
+    pub suspended: Vec<(Id, Option<i64>)>,
+    /// Closed roads: buses and trams pass by the stops inside.
+    pub closed: Vec<(LatLon, f64)>,
+}
+
+impl Disruptions {
+    /// Whether the stop `stop_id` is on a closed road for vehicles of `route_id`.
+    fn passes_by(&self, network: &Network, route_id: &str, stop_id: &str) -> bool {
+        if self.closed.is_empty()
+            || !network
+                .route(route_id)
+                .is_some_and(|r| r.mode.in_street_traffic())
+        {
+            return false;
+        }
+        let Some(stop) = network.stop(stop_id) else {
+            return false;
+        };
+        let at = LatLon::new(stop.lat, stop.lon);
+        self.closed
+            .iter()
+            .any(|(centre, radius_m)| distance_m(at, *centre) <= *radius_m)
+    }
+}
+
+/// The entity id of a run: its trip and start, stable while it runs.
+fn run_id(trip_id: &str, start_time: &str) -> String {
+    format!("{trip_id}@{start_time}")
+}
 
 /// The entity of one vehicle's trip; `None` for a vehicle on no trip of the timetable.
 fn entity(
@@ -16,9 +59,12 @@ fn entity(
     learned: &Learned,
     p: &VehiclePosition,
     now_ms: i64,
+    disruptions: &Disruptions,
 ) -> Option<proto::FeedEntity> {
-    let calls = predict(network, learned, p, now_ms).filter(|c| !c.is_empty())?;
     let trip = network.trip(&p.trip_id)?;
+    let skip =
+        |k: usize| disruptions.passes_by(network, &trip.route_id, &trip.stop_times[k].stop_id);
+    let calls = predict_passing(network, learned, p, now_ms, skip).filter(|c| !c.is_empty())?;
     let unscheduled = unscheduled(trip);
     let event = |time_ms: i64, scheduled_ms: i64| proto::trip_update::StopTimeEvent {
         time: Some(time_ms.div_euclid(1000)),
@@ -28,26 +74,41 @@ fn entity(
     let last = trip.stop_times.len() - 1;
     let updates = calls
         .iter()
-        .map(|c| tu::StopTimeUpdate {
-            stop_sequence: Some(c.sequence),
-            stop_id: Some(trip.stop_times[c.index].stop_id.to_string()),
-            // No arrival at the first stop, no departure from the last.
-            arrival: (c.index > 0).then(|| event(c.arrival_ms, c.scheduled_arrival_ms)),
-            departure: (c.index < last).then(|| event(c.departure_ms, c.scheduled_departure_ms)),
-            schedule_relationship: Some(
-                tu::stop_time_update::ScheduleRelationship::Scheduled as i32,
-            ),
-            ..Default::default()
+        // A run without scheduled times cannot name a call skipped (GTFS-realtime
+        // wants every update of it UNSCHEDULED): its skipped calls are left out.
+        .filter(|c| !(c.skipped && unscheduled))
+        .map(|c| {
+            let stop = Some(trip.stop_times[c.index].stop_id.to_string());
+            if c.skipped {
+                return tu::StopTimeUpdate {
+                    stop_sequence: Some(c.sequence),
+                    stop_id: stop,
+                    schedule_relationship: Some(
+                        tu::stop_time_update::ScheduleRelationship::Skipped as i32,
+                    ),
+                    ..Default::default()
+                };
+            }
+            tu::StopTimeUpdate {
+                stop_sequence: Some(c.sequence),
+                stop_id: stop,
+                // No arrival at the first stop, no departure from the last.
+                arrival: (c.index > 0).then(|| event(c.arrival_ms, c.scheduled_arrival_ms)),
+                departure: (c.index < last)
+                    .then(|| event(c.departure_ms, c.scheduled_departure_ms)),
+                // A run of frequencies without exact times has no scheduled times.
+                schedule_relationship: Some(if unscheduled {
+                    tu::stop_time_update::ScheduleRelationship::Unscheduled as i32
+                } else {
+                    tu::stop_time_update::ScheduleRelationship::Scheduled as i32
+                }),
+                ..Default::default()
+            }
         })
         .collect();
     let descriptor = trip_descriptor(network, p);
     Some(proto::FeedEntity {
-        // One trip run per vehicle: the run's own id, stable while it runs.
-        id: format!(
-            "{}@{}",
-            p.trip_id,
-            p.start_time.as_deref().unwrap_or_default()
-        ),
+        id: run_id(&p.trip_id, p.start_time.as_deref().unwrap_or_default()),
         trip_update: Some(proto::TripUpdate {
             trip: descriptor,
             vehicle: Some(vehicle_descriptor(p)),
@@ -60,16 +121,86 @@ fn entity(
     })
 }
 
-/// The `TripUpdates` feed at `now_ms` for the trips `vehicles` run, entities in id order.
+/// The runs of suspended lines due to start from now until service is expected back
+/// (at most [`CANCEL_AHEAD_MS`] ahead), leaving out those `moving` names (already on
+/// their way: they finish their run): CANCELED.
+fn cancelled(
+    network: &Network,
+    now_ms: i64,
+    disruptions: &Disruptions,
+    moving: &HashSet<(&str, &str)>,
+) -> Vec<proto::FeedEntity> {
+    let mut out = Vec::new();
+    if disruptions.suspended.is_empty() {
+        return out;
+    }
+    let today = network.local_date(now_ms);
+    // Today's service day, and yesterday's for its trips past midnight.
+    for date in [Date::from_days(today.days() - 1), today] {
+        let base = network.service_day_start_ms(date);
+        let from_s = (now_ms - base).div_euclid(1000);
+        for (route, until) in &disruptions.suspended {
+            let to_ms = until
+                .unwrap_or(now_ms + CANCEL_AHEAD_MS)
+                .min(now_ms + CANCEL_AHEAD_MS);
+            let to_s = (to_ms - base).div_euclid(1000);
+            for (t, start_s) in network.runs_starting(date, from_s, to_s) {
+                let trip = &network.trips[t];
+                if trip.route_id != *route {
+                    continue;
+                }
+                let start_time = service_time(start_s);
+                if moving.contains(&(trip.trip_id.as_str(), start_time.as_str())) {
+                    continue;
+                }
+                out.push(proto::FeedEntity {
+                    id: run_id(&trip.trip_id, &start_time),
+                    trip_update: Some(proto::TripUpdate {
+                        trip: proto::TripDescriptor {
+                            trip_id: Some(trip.trip_id.to_string()),
+                            route_id: Some(trip.route_id.to_string()),
+                            direction_id: Some(u32::from(trip.direction_id)),
+                            start_time: Some(start_time),
+                            start_date: Some(format!("{:08}", date.0)),
+                            schedule_relationship: Some(
+                                proto::trip_descriptor::ScheduleRelationship::Canceled as i32,
+                            ),
+                            ..Default::default()
+                        },
+                        timestamp: Some((now_ms / 1000).max(0) as u64),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The `TripUpdates` feed at `now_ms`: the trips `vehicles` run or are about to start,
+/// and the runs the `disruptions` cancel; entities in id order.
 pub fn trip_updates<'a>(
     network: &Network,
     learned: &Learned,
     now_ms: i64,
     vehicles: impl IntoIterator<Item = &'a VehiclePosition>,
+    disruptions: &Disruptions,
 ) -> proto::FeedMessage {
-    let entity: Vec<proto::FeedEntity> = vehicles
-        .into_iter()
-        .filter_map(|p| entity(network, learned, p, now_ms))
+    let vehicles: Vec<&VehiclePosition> = vehicles.into_iter().collect();
+    // A vehicle laying over before a run that will not run is not running it.
+    let moving: HashSet<(&str, &str)> = vehicles
+        .iter()
+        .filter(|p| p.status != VehicleStatus::Layover)
+        .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
         .collect();
-    feed(now_ms, entity)
+    let mut entities = cancelled(network, now_ms, disruptions, &moving);
+    let cancelled: HashSet<String> = entities.iter().map(|e| e.id.clone()).collect();
+    entities.extend(
+        vehicles
+            .into_iter()
+            .filter_map(|p| entity(network, learned, p, now_ms, disruptions))
+            .filter(|e| !cancelled.contains(&e.id)),
+    );
+    feed(now_ms, entities)
 }

@@ -7,9 +7,11 @@ use std::sync::{Arc, OnceLock, PoisonError};
 use bytes::Bytes;
 use prost::Message;
 use streamcity_core::geo::LatLon;
-use streamcity_core::{CityIncident, TrafficIncident, decode};
+use streamcity_core::{
+    CityIncident, CityIncidentKind, IncidentStatus, TrafficIncident, TransitEffect, decode,
+};
 use streamcity_realtime::proto::FeedMessage;
-use streamcity_realtime::{Slowdown, service_alerts, trip_updates, vehicle_positions};
+use streamcity_realtime::{Disruptions, Slowdown, service_alerts, trip_updates, vehicle_positions};
 
 use super::Live;
 use crate::metrics::Sample;
@@ -112,8 +114,38 @@ impl Live {
         {
             return Arc::clone(b);
         }
-        let views = &state.views;
-        let message = match feed {
+        // All three from the same views, so that a consumer polling them together
+        // finds the same vehicles on the same trips in each.
+        let build = |f: RealtimeFeed| {
+            let message = self.message(f, &state.views);
+            let protobuf = Bytes::from(message.encode_to_vec());
+            let etag = format!("\"{}-{seq}-{}\"", self.epoch, f.index());
+            Arc::new(BuiltFeed {
+                seq,
+                message,
+                protobuf,
+                json: OnceLock::new(),
+                etag,
+            })
+        };
+        let asked = build(feed);
+        for f in [
+            RealtimeFeed::VehiclePositions,
+            RealtimeFeed::TripUpdates,
+            RealtimeFeed::Alerts,
+        ] {
+            built[f.index()] = Some(if f.index() == feed.index() {
+                Arc::clone(&asked)
+            } else {
+                build(f)
+            });
+        }
+        asked
+    }
+
+    /// `feed` of `views`.
+    fn message(&self, feed: RealtimeFeed, views: &super::views::Views) -> FeedMessage {
+        match feed {
             RealtimeFeed::VehiclePositions => {
                 let slowdowns: Vec<Slowdown> = views
                     .incidents
@@ -133,16 +165,40 @@ impl Live {
                     &slowdowns,
                 )
             }
-            RealtimeFeed::TripUpdates => trip_updates(
-                &self.network,
-                &self
-                    .predictor
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .learned,
-                views.time,
-                views.vehicles.values().map(|v| &v.position),
-            ),
+            RealtimeFeed::TripUpdates => {
+                // Lines suspended and roads closed by the city incidents in force.
+                let mut disruptions = Disruptions::default();
+                let city = views
+                    .incidents
+                    .values()
+                    .filter(|i| i.source == "city")
+                    .filter_map(|i| decode::<CityIncident>(&i.raw).ok())
+                    .filter(|c| c.status == IncidentStatus::Active);
+                for c in city {
+                    if c.transit_effect == TransitEffect::Suspension {
+                        let until = c.estimated_restoration.or(c.expires_at);
+                        disruptions
+                            .suspended
+                            .extend(c.affected_routes.iter().map(|r| (r.clone(), until)));
+                    }
+                    if c.kind == CityIncidentKind::RoadClosure {
+                        disruptions
+                            .closed
+                            .push((LatLon::new(c.lat, c.lon), c.radius_m));
+                    }
+                }
+                trip_updates(
+                    &self.network,
+                    &self
+                        .predictor
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .learned,
+                    views.time,
+                    views.vehicles.values().map(|v| &v.position),
+                    &disruptions,
+                )
+            }
             RealtimeFeed::Alerts => {
                 let traffic: Vec<TrafficIncident> = views
                     .incidents
@@ -165,17 +221,6 @@ impl Live {
                     |id| views.vehicles.get(id).map(|v| &v.position),
                 )
             }
-        };
-        let protobuf = Bytes::from(message.encode_to_vec());
-        let etag = format!("\"{}-{seq}-{}\"", self.epoch, feed.index());
-        let b = Arc::new(BuiltFeed {
-            seq,
-            message,
-            protobuf,
-            json: OnceLock::new(),
-            etag,
-        });
-        built[feed.index()] = Some(Arc::clone(&b));
-        b
+        }
     }
 }

@@ -52,7 +52,7 @@ impl Leg {
 
     /// Its start as GTFS-realtime writes it: `HH:MM:SS` of the service day.
     pub(super) fn start_time(&self, network: &Network) -> Id {
-        let first = network.trips[self.trip as usize].stop_times[0].departure_s;
+        let first = network.trips[self.trip as usize].start_s();
         let s = (i64::from(first) + i64::from(self.shift_s)).max(0);
         Id::from(streamcity_network::calendar::service_time(s as u32))
     }
