@@ -555,7 +555,10 @@ fn the_built_in_city_exported_passes_the_validator_after_hours_of_incidents() {
         let answers = paths.map(|path| http_get_bytes(port, path, &[]));
         let state = |a: &streamcity_testkit::stage::HttpAnswer| {
             let etag = a.header("etag").unwrap_or_default();
-            etag.rsplit_once('-').map(|x| x.0).unwrap_or_default().to_owned()
+            etag.rsplit_once('-')
+                .map(|x| x.0)
+                .unwrap_or_default()
+                .to_owned()
         };
         if answers.iter().any(|a| state(a) != state(&answers[0])) {
             assert!(

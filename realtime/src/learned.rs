@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use streamcity_core::{Id, VehiclePosition, VehicleStatus};
 use streamcity_network::Network;
 
@@ -80,9 +82,13 @@ struct Track {
 /// The stretches, stops and routes as the vehicles have run them lately.
 #[derive(Debug, Default)]
 pub struct Learned {
-    stretches: HashMap<(Id, Id), Stretch>,
-    routes: HashMap<Id, Stretch>,
-    dwell_ms: HashMap<Id, Average>,
+    /// By the stops' indexes in [`Network::stops`] (a fast hash: a feed is built from
+    /// a lookup for every call of every vehicle).
+    stretches: FxHashMap<(u32, u32), Stretch>,
+    /// By route index.
+    routes: FxHashMap<u32, Stretch>,
+    /// By stop index.
+    dwell_ms: FxHashMap<u32, Average>,
     repairs_ms: Average,
     tracks: HashMap<Id, Track>,
 }
@@ -114,15 +120,20 @@ const UNLEARNED: Running = Running {
 };
 
 impl Learned {
-    /// How vehicles run from `from` to `to` on `route`: this stretch's figures, else
+    /// How vehicles run from stop `from` to stop `to` (indexes in [`Network::stops`])
+    /// on route `route` (an index in [`Network::routes`]): this stretch's figures, else
     /// the route's, else the timetable's.
-    pub fn running(&self, route: &str, from: &str, to: &str) -> Running {
+    pub fn running(&self, route: usize, from: usize, to: usize) -> Running {
         let stretch = self
             .stretches
-            .get(&(Id::from(from), Id::from(to)))
+            .get(&(from as u32, to as u32))
             .copied()
             .unwrap_or_default();
-        let line = self.routes.get(route).copied().unwrap_or_default();
+        let line = self
+            .routes
+            .get(&(route as u32))
+            .copied()
+            .unwrap_or_default();
         Running {
             flat_out: stretch
                 .flat_out
@@ -169,10 +180,11 @@ impl Learned {
         (usual - (now_ms - since)).max(60_000)
     }
 
-    /// How long vehicles stand at `stop` lately, ms (`None`: none seen there yet).
-    pub fn dwell_ms(&self, stop: &str) -> Option<i64> {
+    /// How long vehicles stand at stop `stop` (an index in [`Network::stops`]) lately,
+    /// ms (`None`: none seen there yet).
+    pub fn dwell_ms(&self, stop: usize) -> Option<i64> {
         self.dwell_ms
-            .get(stop)
+            .get(&(stop as u32))
             .and_then(Average::get)
             .map(|d| d as i64)
     }
@@ -226,6 +238,8 @@ impl Learned {
             _ => {}
         }
         let calls = &trip.stop_times;
+        let stops = &network.patterns[trip.pattern].stops;
+        let route = network.route_position(&trip.route_id).unwrap_or(usize::MAX) as u32;
         // Arrived at a call (standing there, or passed it between two reports): the
         // stretch from the call it left is run.
         let arrived_at = if standing && (!track.standing || next > track.index) {
@@ -242,10 +256,10 @@ impl Learned {
             let scheduled = at(calls[k].arrival_s) - at(calls[from].departure_s);
             let ran = (now - left_ms) as f64;
             let still_late = now - at(calls[k].arrival_s) > STILL_LATE_MS;
-            let key = (calls[from].stop_id.clone(), calls[k].stop_id.clone());
+            let key = (stops[from] as u32, stops[k] as u32);
             for stretch in [
                 self.stretches.entry(key).or_default(),
-                self.routes.entry(trip.route_id.clone()).or_default(),
+                self.routes.entry(route).or_default(),
             ] {
                 if still_late {
                     if scheduled > 0 {
@@ -265,7 +279,7 @@ impl Learned {
                 let held = calls[k].timepoint && late.abs() <= 2_000;
                 if !held {
                     self.dwell_ms
-                        .entry(calls[k].stop_id.clone())
+                        .entry(stops[k] as u32)
                         .or_default()
                         .add((now - arrived) as f64);
                 }

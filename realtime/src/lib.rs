@@ -27,14 +27,20 @@ pub use alerts::service_alerts;
 pub use trips::{Disruptions, trip_updates};
 pub use vehicles::{Slowdown, vehicle_positions};
 
+use prost::Message as _;
 use streamcity_core::VehiclePosition;
 use streamcity_network::Network;
 
 /// A full-dataset feed of `entity` stamped `now_ms` (seconds, as GTFS-realtime counts
 /// them): entities in id order (stable from one feed to the next), each id once.
-pub(crate) fn feed(now_ms: i64, mut entity: Vec<proto::FeedEntity>) -> proto::FeedMessage {
-    entity.sort_by(|a, b| a.id.cmp(&b.id));
-    entity.dedup_by(|a, b| a.id == b.id);
+pub(crate) fn feed(now_ms: i64, entity: Vec<proto::FeedEntity>) -> proto::FeedMessage {
+    // An entity is large (room for every kind of GTFS-realtime message): sorted by
+    // index, each is moved once rather than at every step of the sort.
+    let mut order: Vec<usize> = (0..entity.len()).collect();
+    order.sort_by(|&a, &b| entity[a].id.cmp(&entity[b].id));
+    order.dedup_by(|a, b| entity[*a].id == entity[*b].id);
+    let mut slots: Vec<Option<proto::FeedEntity>> = entity.into_iter().map(Some).collect();
+    let entity = order.iter().filter_map(|&i| slots[i].take()).collect();
     proto::FeedMessage {
         header: proto::FeedHeader {
             gtfs_realtime_version: "2.0".to_owned(),
@@ -44,6 +50,25 @@ pub(crate) fn feed(now_ms: i64, mut entity: Vec<proto::FeedEntity>) -> proto::Fe
         },
         entity,
     }
+}
+
+/// `entity` encoded as one entity of a `FeedMessage` (field 2, length-delimited):
+/// a feed's bytes are [`encoded_feed`]'s header followed by its entities' encodings,
+/// so that an entity that has not changed need not be encoded again.
+pub fn encode_entity(entity: &proto::FeedEntity) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entity.encoded_len() + 8);
+    prost::encoding::message::encode(2, entity, &mut out);
+    out
+}
+
+/// A full-dataset feed stamped `now_ms`, made of entities encoded by
+/// [`encode_entity`] (in the order given: ids ascending, each once).
+pub fn encoded_feed<'a>(now_ms: i64, entities: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = feed(now_ms, Vec::new()).encode_to_vec();
+    for e in entities {
+        out.extend_from_slice(e);
+    }
+    out
 }
 
 /// The vehicle of a report, as feeds name it: its id, also its label.

@@ -91,6 +91,8 @@ pub fn predict_passing(
     let now = p.timestamp.max(now_ms);
     let delay_ms = i64::from(p.delay_s) * 1000;
     let calls = &trip.stop_times;
+    let stops = &network.patterns[trip.pattern].stops;
+    let route = network.route_position(&trip.route_id).unwrap_or(usize::MAX);
     let at_stop = p.status == VehicleStatus::StoppedAt || p.status == VehicleStatus::Layover;
     if at_stop && next + 1 == calls.len() {
         return Some(Vec::new()); // at its last stop: the trip is over
@@ -108,7 +110,7 @@ pub fn predict_passing(
         } else {
             let from = &calls[k - 1];
             let scheduled = arrive - at(from.departure_s);
-            let running = learned.running(&trip.route_id, &from.stop_id, &st.stop_id);
+            let running = learned.running(route, stops[k - 1], stops[k]);
             if k == next {
                 // Between two stops: the part of the stretch still to run.
                 let on_schedule = p.timestamp - delay_ms;
@@ -130,7 +132,7 @@ pub fn predict_passing(
         let skipped = k > next && k + 1 < calls.len() && skip(k);
         let boarding = st.pickup || st.drop_off;
         let least = if boarding { MIN_DWELL_MS } else { 0 };
-        let dwell = learned.dwell_ms(&st.stop_id).unwrap_or(least).max(least);
+        let dwell = learned.dwell_ms(stops[k]).unwrap_or(least).max(least);
         let mut departure = if skipped { arrival } else { arrival + dwell };
         if (st.timepoint || k == 0) && !skipped {
             departure = departure.max(leave);

@@ -53,8 +53,9 @@ fn run_id(trip_id: &str, start_time: &str) -> String {
     format!("{trip_id}@{start_time}")
 }
 
-/// The entity of one vehicle's trip; `None` for a vehicle on no trip of the timetable.
-fn entity(
+/// The `TripUpdates` entity of the run vehicle `p` is on, its id the run's
+/// (`trip_id@start_time`); `None` for a vehicle on no trip of the timetable.
+pub fn entity(
     network: &Network,
     learned: &Learned,
     p: &VehiclePosition,
@@ -72,40 +73,42 @@ fn entity(
         ..Default::default()
     };
     let last = trip.stop_times.len() - 1;
-    let updates = calls
-        .iter()
-        // A run without scheduled times cannot name a call skipped (GTFS-realtime
-        // wants every update of it UNSCHEDULED): its skipped calls are left out.
-        .filter(|c| !(c.skipped && unscheduled))
-        .map(|c| {
-            let stop = Some(trip.stop_times[c.index].stop_id.to_string());
-            if c.skipped {
-                return tu::StopTimeUpdate {
+    let mut updates = Vec::with_capacity(calls.len());
+    updates.extend(
+        calls
+            .iter()
+            // A run without scheduled times cannot name a call skipped (GTFS-realtime
+            // wants every update of it UNSCHEDULED): its skipped calls are left out.
+            .filter(|c| !(c.skipped && unscheduled))
+            .map(|c| {
+                let stop = Some(trip.stop_times[c.index].stop_id.to_string());
+                if c.skipped {
+                    return tu::StopTimeUpdate {
+                        stop_sequence: Some(c.sequence),
+                        stop_id: stop,
+                        schedule_relationship: Some(
+                            tu::stop_time_update::ScheduleRelationship::Skipped as i32,
+                        ),
+                        ..Default::default()
+                    };
+                }
+                tu::StopTimeUpdate {
                     stop_sequence: Some(c.sequence),
                     stop_id: stop,
-                    schedule_relationship: Some(
-                        tu::stop_time_update::ScheduleRelationship::Skipped as i32,
-                    ),
+                    // No arrival at the first stop, no departure from the last.
+                    arrival: (c.index > 0).then(|| event(c.arrival_ms, c.scheduled_arrival_ms)),
+                    departure: (c.index < last)
+                        .then(|| event(c.departure_ms, c.scheduled_departure_ms)),
+                    // A run of frequencies without exact times has no scheduled times.
+                    schedule_relationship: Some(if unscheduled {
+                        tu::stop_time_update::ScheduleRelationship::Unscheduled as i32
+                    } else {
+                        tu::stop_time_update::ScheduleRelationship::Scheduled as i32
+                    }),
                     ..Default::default()
-                };
-            }
-            tu::StopTimeUpdate {
-                stop_sequence: Some(c.sequence),
-                stop_id: stop,
-                // No arrival at the first stop, no departure from the last.
-                arrival: (c.index > 0).then(|| event(c.arrival_ms, c.scheduled_arrival_ms)),
-                departure: (c.index < last)
-                    .then(|| event(c.departure_ms, c.scheduled_departure_ms)),
-                // A run of frequencies without exact times has no scheduled times.
-                schedule_relationship: Some(if unscheduled {
-                    tu::stop_time_update::ScheduleRelationship::Unscheduled as i32
-                } else {
-                    tu::stop_time_update::ScheduleRelationship::Scheduled as i32
-                }),
-                ..Default::default()
-            }
-        })
-        .collect();
+                }
+            }),
+    );
     let descriptor = trip_descriptor(network, p);
     Some(proto::FeedEntity {
         id: run_id(&p.trip_id, p.start_time.as_deref().unwrap_or_default()),
@@ -124,7 +127,7 @@ fn entity(
 /// The runs of suspended lines due to start from now until service is expected back
 /// (at most [`CANCEL_AHEAD_MS`] ahead), leaving out those `moving` names (already on
 /// their way: they finish their run): CANCELED.
-fn cancelled(
+pub fn cancelled(
     network: &Network,
     now_ms: i64,
     disruptions: &Disruptions,
@@ -195,6 +198,7 @@ pub fn trip_updates<'a>(
         .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
         .collect();
     let mut entities = cancelled(network, now_ms, disruptions, &moving);
+    entities.reserve(vehicles.len());
     let cancelled: HashSet<String> = entities.iter().map(|e| e.id.clone()).collect();
     entities.extend(
         vehicles

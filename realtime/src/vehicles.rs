@@ -59,7 +59,8 @@ fn congestion(network: &Network, p: &VehiclePosition, slowdowns: &[Slowdown]) ->
 }
 
 /// The entity of one vehicle.
-fn entity(network: &Network, p: &VehiclePosition, slowdowns: &[Slowdown]) -> proto::FeedEntity {
+/// The `VehiclePositions` entity of one vehicle (its id the vehicle's).
+pub fn entity(network: &Network, p: &VehiclePosition, slowdowns: &[Slowdown]) -> proto::FeedEntity {
     let trip = trip_descriptor(network, p);
     // Where it is along its trip's calls, by the feed's own stop_sequence.
     let sequence = network.trip(&p.trip_id).and_then(|t| {

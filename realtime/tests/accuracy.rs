@@ -104,7 +104,8 @@ fn the_model_learns_running_times_dwells_and_repairs_from_the_vehicles_ahead() {
         learned.observe(&network, &report(ts, next, status, delay));
     }
     assert_eq!(learned.known(), (1, 1, 1));
-    assert_eq!(learned.dwell_ms("S2"), Some(40_000));
+    let s2 = network.stop_position("S2").unwrap();
+    assert_eq!(learned.dwell_ms(s2), Some(40_000));
     // B2, a minute late leaving P1 at 08:01: S2 in 1.2 × 5 minutes (not 5 less a
     // quarter), 40 s there, then S3 as slow as its route has run (1.2 × 5 minutes).
     let b2 = with(

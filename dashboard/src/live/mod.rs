@@ -72,6 +72,8 @@ pub struct Live {
     snapshots: Mutex<feed::Snapshots>,
     /// The GTFS-realtime feeds, each as built for the latest sequence number asked.
     realtime: Mutex<realtime::Built>,
+    /// Each vehicle's GTFS-realtime entities as last encoded.
+    encoded: Mutex<realtime::Encoded>,
     /// The predictions sampled and what came of them.
     predictor: Arc<Mutex<streamcity_realtime::predict::Predictor>>,
 }
@@ -130,6 +132,7 @@ impl Live {
             origins: AllowedOrigins::same_origin(),
             snapshots: Mutex::default(),
             realtime: Mutex::default(),
+            encoded: Mutex::default(),
             predictor,
         }
     }

@@ -2,16 +2,21 @@
 //! asked for, and shared by every poller (with an ETag, so a poller that has it gets
 //! `304 Not Modified`).
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use prost::Message;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{
-    CityIncident, CityIncidentKind, IncidentStatus, TrafficIncident, TransitEffect, decode,
+    CityIncident, CityIncidentKind, Id, IncidentStatus, TrafficIncident, TransitEffect,
+    VehiclePosition, VehicleStatus, decode,
 };
 use streamcity_realtime::proto::FeedMessage;
-use streamcity_realtime::{Disruptions, Slowdown, service_alerts, trip_updates, vehicle_positions};
+use streamcity_realtime::trips::{cancelled as cancelled_runs, entity as trip_update_entity};
+use streamcity_realtime::vehicles::entity as vehicle_entity;
+use streamcity_realtime::{Disruptions, Slowdown, encode_entity, encoded_feed, service_alerts};
 
 use super::Live;
 use crate::metrics::Sample;
@@ -42,7 +47,6 @@ impl RealtimeFeed {
 #[derive(Debug)]
 pub struct BuiltFeed {
     seq: u64,
-    message: FeedMessage,
     /// The protobuf encoding.
     pub protobuf: Bytes,
     json: OnceLock<Bytes>,
@@ -54,9 +58,32 @@ impl BuiltFeed {
     /// The same feed as JSON, made once when first asked for.
     pub fn json(&self) -> Bytes {
         self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.message).unwrap_or_default()))
+            .get_or_init(|| {
+                FeedMessage::decode(&self.protobuf[..])
+                    .ok()
+                    .and_then(|m| serde_json::to_vec(&m).ok())
+                    .map(Bytes::from)
+                    .unwrap_or_default()
+            })
             .clone()
     }
+}
+
+/// Each vehicle's entities as last encoded, so that the next feeds are built from the
+/// vehicles that reported since (and from all of them again when the incidents,
+/// which their congestion, cancellations and skipped stops depend on, change).
+#[derive(Debug, Default)]
+pub(super) struct Encoded {
+    incidents: u64,
+    vehicles: HashMap<Id, EncodedVehicle>,
+}
+
+#[derive(Debug)]
+struct EncodedVehicle {
+    reported: i64,
+    position: Vec<u8>,
+    /// The run's entity id and its encoding.
+    update: Option<(String, Vec<u8>)>,
 }
 
 /// The predictions' errors by horizon, for `/metrics`: the median and 90th percentile
@@ -104,7 +131,8 @@ pub(super) type Built = [Option<Arc<BuiltFeed>>; 3];
 
 impl Live {
     /// `feed` as the views are now: the one built already for this sequence number, or
-    /// a new one.
+    /// a new one. The three are built together, from the same state of the views, so
+    /// that a consumer polling them finds the same vehicles on the same runs in each.
     pub fn realtime(&self, feed: RealtimeFeed) -> Arc<BuiltFeed> {
         let state = self.read();
         let seq = state.feed.seq;
@@ -114,113 +142,196 @@ impl Live {
         {
             return Arc::clone(b);
         }
-        // All three from the same views, so that a consumer polling them together
-        // finds the same vehicles on the same trips in each.
-        let build = |f: RealtimeFeed| {
-            let message = self.message(f, &state.views);
-            let protobuf = Bytes::from(message.encode_to_vec());
-            let etag = format!("\"{}-{seq}-{}\"", self.epoch, f.index());
+        let views = &state.views;
+        let context = Context::of(views);
+        let mut encoded = self.encoded.lock().unwrap_or_else(PoisonError::into_inner);
+        let encoded = &mut *encoded;
+        if encoded.incidents != context.fingerprint {
+            encoded.vehicles.clear();
+            encoded.incidents = context.fingerprint;
+        }
+        encoded
+            .vehicles
+            .retain(|id, _| views.vehicles.contains_key(id));
+        // The vehicles that reported since their entities were last encoded, on two
+        // threads.
+        let stale: Vec<&VehiclePosition> = views
+            .vehicles
+            .values()
+            .map(|v| &v.position)
+            .filter(|p| {
+                encoded
+                    .vehicles
+                    .get(&p.vehicle_id)
+                    .is_none_or(|e| e.reported != p.timestamp)
+            })
+            .collect();
+        {
+            let predictor = self
+                .predictor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let learned = &predictor.learned;
+            let encode = |part: &[&VehiclePosition]| -> Vec<(Id, EncodedVehicle)> {
+                part.iter()
+                    .map(|p| {
+                        let position = vehicle_entity(&self.network, p, &context.slowdowns);
+                        let update = trip_update_entity(
+                            &self.network,
+                            learned,
+                            p,
+                            views.time,
+                            &context.disruptions,
+                        )
+                        .map(|e| (e.id.clone(), encode_entity(&e)));
+                        let fresh = EncodedVehicle {
+                            reported: p.timestamp,
+                            position: encode_entity(&position),
+                            update,
+                        };
+                        (p.vehicle_id.clone(), fresh)
+                    })
+                    .collect()
+            };
+            let (first, second) = stale.split_at(stale.len() / 2);
+            let fresh = std::thread::scope(|scope| {
+                let other = scope.spawn(|| encode(second));
+                let mut fresh = encode(first);
+                fresh.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+                fresh
+            });
+            encoded.vehicles.extend(fresh);
+        }
+
+        // Vehicle positions, in vehicle-id order.
+        let mut ids: Vec<&Id> = encoded.vehicles.keys().collect();
+        ids.sort_unstable();
+        let positions = encoded_feed(
+            views.time,
+            ids.iter()
+                .map(|id| encoded.vehicles[*id].position.as_slice()),
+        );
+        // Trip updates: the runs vehicles are on and the runs cancelled, in id order.
+        let moving: HashSet<(&str, &str)> = views
+            .vehicles
+            .values()
+            .map(|v| &v.position)
+            .filter(|p| p.status != VehicleStatus::Layover)
+            .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
+            .collect();
+        let cancelled: Vec<(String, Vec<u8>)> =
+            cancelled_runs(&self.network, views.time, &context.disruptions, &moving)
+                .iter()
+                .map(|e| (e.id.clone(), encode_entity(e)))
+                .collect();
+        let gone: HashSet<&str> = cancelled.iter().map(|(id, _)| id.as_str()).collect();
+        let mut runs: Vec<(&str, &[u8])> = encoded
+            .vehicles
+            .values()
+            .filter_map(|e| e.update.as_ref())
+            .map(|(id, bytes)| (id.as_str(), bytes.as_slice()))
+            .filter(|(id, _)| !gone.contains(id))
+            .chain(cancelled.iter().map(|(id, b)| (id.as_str(), b.as_slice())))
+            .collect();
+        runs.sort_unstable_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(b.1)));
+        runs.dedup_by(|a, b| a.0 == b.0);
+        let updates = encoded_feed(views.time, runs.iter().map(|r| r.1));
+        let alerts = self.alerts(views).encode_to_vec();
+
+        let seal = |f: RealtimeFeed, bytes: Vec<u8>| {
             Arc::new(BuiltFeed {
                 seq,
-                message,
-                protobuf,
+                protobuf: Bytes::from(bytes),
                 json: OnceLock::new(),
-                etag,
+                etag: format!("\"{}-{seq}-{}\"", self.epoch, f.index()),
             })
         };
-        let asked = build(feed);
-        for f in [
-            RealtimeFeed::VehiclePositions,
-            RealtimeFeed::TripUpdates,
-            RealtimeFeed::Alerts,
-        ] {
-            built[f.index()] = Some(if f.index() == feed.index() {
-                Arc::clone(&asked)
-            } else {
-                build(f)
-            });
-        }
+        let all = [
+            seal(RealtimeFeed::VehiclePositions, positions),
+            seal(RealtimeFeed::TripUpdates, updates),
+            seal(RealtimeFeed::Alerts, alerts),
+        ];
+        let asked = Arc::clone(&all[feed.index()]);
+        *built = all.map(Some);
         asked
     }
 
-    /// `feed` of `views`.
-    fn message(&self, feed: RealtimeFeed, views: &super::views::Views) -> FeedMessage {
-        match feed {
-            RealtimeFeed::VehiclePositions => {
-                let slowdowns: Vec<Slowdown> = views
-                    .incidents
-                    .values()
-                    .filter(|i| i.source == "traffic")
-                    .filter_map(|i| decode::<TrafficIncident>(&i.raw).ok())
-                    .map(|t| Slowdown {
-                        at: LatLon::new(t.lat, t.lon),
-                        radius_m: t.radius_m,
-                        speed_factor: t.speed_factor,
-                    })
-                    .collect();
-                vehicle_positions(
-                    &self.network,
-                    views.time,
-                    views.vehicles.values().map(|v| &v.position),
-                    &slowdowns,
-                )
+    /// The `Alerts` feed of `views`.
+    fn alerts(&self, views: &super::views::Views) -> FeedMessage {
+        let traffic: Vec<TrafficIncident> = views
+            .incidents
+            .values()
+            .filter(|i| i.source == "traffic")
+            .filter_map(|i| decode(&i.raw).ok())
+            .collect();
+        let city: Vec<CityIncident> = views
+            .incidents
+            .values()
+            .filter(|i| i.source == "city")
+            .filter_map(|i| decode(&i.raw).ok())
+            .collect();
+        service_alerts(
+            &self.network,
+            views.time,
+            &traffic,
+            &city,
+            views.active.values().map(|(a, _)| a),
+            |id| views.vehicles.get(id).map(|v| &v.position),
+        )
+    }
+}
+
+/// What the incidents in force do to the feeds: traffic slowing vehicles down (their
+/// congestion level), lines suspended and roads closed; and a fingerprint of them all.
+struct Context {
+    fingerprint: u64,
+    slowdowns: Vec<Slowdown>,
+    disruptions: Disruptions,
+}
+
+impl Context {
+    fn of(views: &super::views::Views) -> Context {
+        let mut fingerprint = views.incidents.len() as u64;
+        let mut slowdowns = Vec::new();
+        let mut disruptions = Disruptions::default();
+        for (id, i) in &views.incidents {
+            let mut h = std::hash::DefaultHasher::new();
+            (id, &i.raw[..]).hash(&mut h);
+            fingerprint = fingerprint.rotate_left(5) ^ h.finish();
+            if i.source == "traffic"
+                && let Ok(t) = decode::<TrafficIncident>(&i.raw)
+            {
+                slowdowns.push(Slowdown {
+                    at: LatLon::new(t.lat, t.lon),
+                    radius_m: t.radius_m,
+                    speed_factor: t.speed_factor,
+                });
             }
-            RealtimeFeed::TripUpdates => {
-                // Lines suspended and roads closed by the city incidents in force.
-                let mut disruptions = Disruptions::default();
-                let city = views
-                    .incidents
-                    .values()
-                    .filter(|i| i.source == "city")
-                    .filter_map(|i| decode::<CityIncident>(&i.raw).ok())
-                    .filter(|c| c.status == IncidentStatus::Active);
-                for c in city {
-                    if c.transit_effect == TransitEffect::Suspension {
-                        let until = c.estimated_restoration.or(c.expires_at);
-                        disruptions
-                            .suspended
-                            .extend(c.affected_routes.iter().map(|r| (r.clone(), until)));
-                    }
-                    if c.kind == CityIncidentKind::RoadClosure {
-                        disruptions
-                            .closed
-                            .push((LatLon::new(c.lat, c.lon), c.radius_m));
-                    }
+            if i.source == "city"
+                && let Ok(c) = decode::<CityIncident>(&i.raw)
+                && c.status == IncidentStatus::Active
+            {
+                if c.transit_effect == TransitEffect::Suspension {
+                    let until = c.estimated_restoration.or(c.expires_at);
+                    disruptions
+                        .suspended
+                        .extend(c.affected_routes.iter().map(|r| (r.clone(), until)));
                 }
-                trip_updates(
-                    &self.network,
-                    &self
-                        .predictor
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .learned,
-                    views.time,
-                    views.vehicles.values().map(|v| &v.position),
-                    &disruptions,
-                )
+                if c.kind == CityIncidentKind::RoadClosure {
+                    disruptions
+                        .closed
+                        .push((LatLon::new(c.lat, c.lon), c.radius_m));
+                }
             }
-            RealtimeFeed::Alerts => {
-                let traffic: Vec<TrafficIncident> = views
-                    .incidents
-                    .values()
-                    .filter(|i| i.source == "traffic")
-                    .filter_map(|i| decode(&i.raw).ok())
-                    .collect();
-                let city: Vec<CityIncident> = views
-                    .incidents
-                    .values()
-                    .filter(|i| i.source == "city")
-                    .filter_map(|i| decode(&i.raw).ok())
-                    .collect();
-                service_alerts(
-                    &self.network,
-                    views.time,
-                    &traffic,
-                    &city,
-                    views.active.values().map(|(a, _)| a),
-                    |id| views.vehicles.get(id).map(|v| &v.position),
-                )
-            }
+        }
+        Context {
+            fingerprint,
+            slowdowns,
+            disruptions,
         }
     }
 }
