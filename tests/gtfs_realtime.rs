@@ -318,6 +318,12 @@ fn the_three_feeds_decode_with_the_official_bindings_and_pass_the_validator() {
         .filter(|n| n["severity"] == "ERROR")
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+    let warnings: Vec<String> = notices
+        .iter()
+        .filter(|n| n["severity"] == "WARNING")
+        .map(|n| format!("{} x{}", n["code"], n["totalNotices"]))
+        .collect();
+    eprintln!("Cairns' feeds: warnings {warnings:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -614,7 +620,7 @@ fn the_built_in_city_exported_passes_the_validator_after_hours_of_incidents() {
     let warnings: Vec<String> = notices
         .iter()
         .filter(|n| n["severity"] == "WARNING")
-        .map(|n| n["code"].to_string())
+        .map(|n| format!("{} x{}", n["code"], n["totalNotices"]))
         .collect();
     eprintln!("The built-in city's feeds ({seen}): warnings {warnings:?}");
     std::fs::remove_dir_all(&dir).unwrap();

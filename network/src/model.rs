@@ -372,6 +372,10 @@ pub struct Network {
     /// Derived: index into `trips` by trip id.
     #[serde(skip)]
     pub(crate) trip_index: HashMap<Id, usize>,
+    /// Derived: per trip, the next trip of its block (same block and service, the
+    /// first to leave after it arrives), as an index into `trips`.
+    #[serde(skip)]
+    pub(crate) block_next: Vec<Option<u32>>,
     /// Derived: the content hash of the wire form.
     #[serde(skip)]
     pub(crate) hash: String,
@@ -420,6 +424,7 @@ impl Network {
             stop_index: HashMap::new(),
             route_index: HashMap::new(),
             trip_index: HashMap::new(),
+            block_next: Vec::new(),
             hash: String::new(),
             zone: None,
         }
@@ -619,6 +624,29 @@ impl Network {
                 return Err(invalid(format!("trip {} appears twice", trip.trip_id)));
             }
         }
+        // Blocks: each trip's successor, by first departure within (block, service).
+        self.block_next = vec![None; self.trips.len()];
+        let mut blocks: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (i, trip) in self.trips.iter().enumerate() {
+            if let (Some(block), false) = (&trip.block_id, trip.stop_times.is_empty()) {
+                blocks
+                    .entry((block.as_str(), trip.service_id.as_str()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for mut trips in blocks.into_values() {
+            trips.sort_by_key(|&t| self.trips[t].stop_times[0].departure_s);
+            for pair in trips.windows(2) {
+                let ends = self.trips[pair[0]]
+                    .stop_times
+                    .last()
+                    .map_or(0, |st| st.arrival_s);
+                if self.trips[pair[1]].stop_times[0].departure_s >= ends {
+                    self.block_next[pair[0]] = Some(pair[1] as u32);
+                }
+            }
+        }
         self.patterns.clear();
         let mut pattern_index: HashMap<(Option<Id>, Vec<usize>), usize> = HashMap::new();
         for trip in &mut self.trips {
@@ -764,6 +792,13 @@ impl Network {
     /// clocks change).
     pub fn service_day_start_ms(&self, date: Date) -> i64 {
         self.local_time_ms(date, 12 * 3600) - 12 * 3_600_000
+    }
+
+    /// The trip the vehicle of `trip_id`'s block runs next, if any.
+    pub fn next_in_block(&self, trip_id: &str) -> Option<&Trip> {
+        let &i = self.trip_index.get(trip_id)?;
+        let next = (*self.block_next.get(i)?)?;
+        self.trips.get(next as usize)
     }
 
     /// Looks up a trip by id.

@@ -1,4 +1,5 @@
-//! `TripUpdates`: for every trip a vehicle is running or about to start, a predicted
+//! `TripUpdates`: for every trip a vehicle is running or about to start (the next run
+//! of its block, its delay carried over), a predicted
 //! arrival and departure at each stop still to come ([`crate::predict`]), the
 //! vehicle, and the trip's delay now; stops a closed road takes out of service as
 //! SKIPPED; and the runs a suspended line will not run as CANCELED.
@@ -124,6 +125,54 @@ pub fn entity(
     })
 }
 
+/// How long a vehicle takes at the end of a run before it can start the next one of its
+/// block at the earliest, ms.
+pub const MIN_TURN_MS: i64 = 60_000;
+/// How far ahead the next run of a vehicle's block is predicted, ms.
+pub const NEXT_RUN_AHEAD_MS: i64 = 30 * 60_000;
+
+/// The `TripUpdates` entity of the run vehicle `p` makes next in its block, when it
+/// is due within [`NEXT_RUN_AHEAD_MS`]: it starts when scheduled, or when the vehicle
+/// can, after its predicted arrival at the end of this run (a late vehicle's delay
+/// carries over). Without the vehicle named: it is not on that run yet.
+pub fn next_run(
+    network: &Network,
+    learned: &Learned,
+    p: &VehiclePosition,
+    now_ms: i64,
+    disruptions: &Disruptions,
+) -> Option<proto::FeedEntity> {
+    let next = network.next_in_block(&p.trip_id)?;
+    let date = p.start_date.as_deref()?;
+    let start_time = service_time(next.start_s());
+    let base = network.run_base_ms(&next.trip_id, date, &start_time)?;
+    let first = next.stop_times.first()?;
+    let scheduled = base + i64::from(first.departure_s) * 1000;
+    if scheduled - now_ms.max(p.timestamp) > NEXT_RUN_AHEAD_MS {
+        return None;
+    }
+    let ends = predict_passing(network, learned, p, now_ms, |_| false)?
+        .last()
+        .map_or(p.timestamp, |c| c.arrival_ms);
+    let ready = ends + MIN_TURN_MS;
+    let layover = VehiclePosition {
+        trip_id: next.trip_id.clone(),
+        route_id: next.route_id.clone(),
+        next_stop_id: first.stop_id.clone(),
+        status: VehicleStatus::Layover,
+        timestamp: ready.max(p.timestamp),
+        delay_s: ((ready - scheduled).max(0) / 1000) as i32,
+        start_time: Some(Id::from(start_time)),
+        ..p.clone()
+    };
+    let mut e = entity(network, learned, &layover, now_ms, disruptions)?;
+    if let Some(tu) = &mut e.trip_update {
+        tu.vehicle = None;
+        tu.timestamp = Some((p.timestamp / 1000).max(0) as u64);
+    }
+    Some(e)
+}
+
 /// The runs of suspended lines due to start from now until service is expected back
 /// (at most [`CANCEL_AHEAD_MS`] ahead), leaving out those `moving` names (already on
 /// their way: they finish their run): CANCELED.
@@ -203,7 +252,13 @@ pub fn trip_updates<'a>(
     entities.extend(
         vehicles
             .into_iter()
-            .filter_map(|p| entity(network, learned, p, now_ms, disruptions))
+            .flat_map(|p| {
+                [
+                    entity(network, learned, p, now_ms, disruptions),
+                    next_run(network, learned, p, now_ms, disruptions),
+                ]
+            })
+            .flatten()
             .filter(|e| !cancelled.contains(&e.id)),
     );
     feed(now_ms, entities)

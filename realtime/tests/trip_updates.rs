@@ -119,3 +119,50 @@ fn a_suspended_line_s_runs_are_cancelled_and_a_closed_road_s_stops_skipped() {
         ]
     );
 }
+
+#[test]
+fn the_next_run_of_a_block_inherits_the_delay_of_the_run_before() {
+    let dir = feed_dir("next-run", &small_feed());
+    let network = gtfs::load(&dir).unwrap().network;
+    std::fs::remove_dir_all(dir).unwrap();
+    let learned = Learned::default();
+    let none = Disruptions::default();
+    // B1 (block B1: R1-a at 08:00 to S3 at 08:10, then R1-b at 08:20 from S3), 12
+    // minutes late on its way to S3 at 08:20: R1-b cannot leave before B1 has reached
+    // S3 and turned round, after 08:20.
+    let mut late = b1(at(8, 20, 0), "S3", VehicleStatus::InTransitTo);
+    late.delay_s = 720;
+    let feed = trip_updates(&network, &learned, at(8, 20, 0), [&late], &none);
+    let ids: Vec<&str> = feed.entity.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["R1-a@08:00:00", "R1-b@08:20:00"]);
+    let a = feed.entity[0].trip_update.as_ref().unwrap();
+    let b = feed.entity[1].trip_update.as_ref().unwrap();
+    let reaches_s3 = a
+        .stop_time_update
+        .last()
+        .unwrap()
+        .arrival
+        .unwrap()
+        .time
+        .unwrap();
+    let leaves_s3 = b.stop_time_update[0].departure.unwrap().time.unwrap();
+    assert!(leaves_s3 >= reaches_s3 + 60, "{a:?}\n{b:?}");
+    assert!(
+        b.stop_time_update[0].departure.unwrap().delay.unwrap() > 0,
+        "{a:?}\n{b:?}"
+    );
+    // Not named with the vehicle (it is not on that run yet), stamped as the report.
+    assert!(b.vehicle.is_none());
+    assert_eq!(b.timestamp, a.timestamp);
+    // On time, R1-b leaves at 08:20; and 50 minutes ahead it is not predicted yet.
+    let on_time = b1(at(8, 5, 0), "S2", VehicleStatus::InTransitTo);
+    let feed = trip_updates(&network, &learned, at(8, 5, 0), [&on_time], &none);
+    let b = feed.entity[1].trip_update.as_ref().unwrap();
+    assert_eq!(
+        b.stop_time_update[0].departure.unwrap().time,
+        Some(at(8, 20, 0) / 1000)
+    );
+    let early = b1(at(7, 30, 0), "P1", VehicleStatus::Layover);
+    let feed = trip_updates(&network, &learned, at(7, 30, 0), [&early], &none);
+    assert_eq!(feed.entity.len(), 1);
+}

@@ -14,7 +14,9 @@ use streamcity_core::{
     VehiclePosition, VehicleStatus, decode,
 };
 use streamcity_realtime::proto::FeedMessage;
-use streamcity_realtime::trips::{cancelled as cancelled_runs, entity as trip_update_entity};
+use streamcity_realtime::trips::{
+    cancelled as cancelled_runs, entity as trip_update_entity, next_run,
+};
 use streamcity_realtime::vehicles::entity as vehicle_entity;
 use streamcity_realtime::{Disruptions, Slowdown, encode_entity, encoded_feed, service_alerts};
 
@@ -82,8 +84,8 @@ pub(super) struct Encoded {
 struct EncodedVehicle {
     reported: i64,
     position: Vec<u8>,
-    /// The run's entity id and its encoding.
-    update: Option<(String, Vec<u8>)>,
+    /// The runs' entity ids and encodings: the run it is on, the next of its block.
+    updates: Vec<(String, Vec<u8>)>,
 }
 
 /// The predictions' errors by horizon, for `/metrics`: the median and 90th percentile
@@ -176,18 +178,20 @@ impl Live {
                 part.iter()
                     .map(|p| {
                         let position = vehicle_entity(&self.network, p, &context.slowdowns);
-                        let update = trip_update_entity(
-                            &self.network,
-                            learned,
-                            p,
-                            views.time,
-                            &context.disruptions,
-                        )
-                        .map(|e| (e.id.clone(), encode_entity(&e)));
+                        let now = views.time;
+                        let disruptions = &context.disruptions;
+                        let updates = [
+                            trip_update_entity(&self.network, learned, p, now, disruptions),
+                            next_run(&self.network, learned, p, now, disruptions),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .map(|e| (e.id.clone(), encode_entity(&e)))
+                        .collect();
                         let fresh = EncodedVehicle {
                             reported: p.timestamp,
                             position: encode_entity(&position),
-                            update,
+                            updates,
                         };
                         (p.vehicle_id.clone(), fresh)
                     })
@@ -232,7 +236,7 @@ impl Live {
         let mut runs: Vec<(&str, &[u8])> = encoded
             .vehicles
             .values()
-            .filter_map(|e| e.update.as_ref())
+            .flat_map(|e| &e.updates)
             .map(|(id, bytes)| (id.as_str(), bytes.as_slice()))
             .filter(|(id, _)| !gone.contains(id))
             .chain(cancelled.iter().map(|(id, b)| (id.as_str(), b.as_slice())))
