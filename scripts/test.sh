@@ -138,12 +138,13 @@ cargo bench --locked --bench ws_load -- --quick
 cargo bench --locked --bench latency -- --quick
 cargo bench --locked -p streamcity-producers --bench gtfs_scale -- --quick
 cargo bench --locked -p streamcity-dashboard --bench gtfs_rt -- --quick
+cargo bench --locked -p streamcity-realtime --bench predictions -- --quick
 # The scaling charts' text is drawn with DejaVu Sans.
 if [ -z "${STREAMCITY_FONT:-}" ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
     apt_install fonts-dejavu-core "the DejaVu Sans font for the benchmark charts"
 fi
 cargo bench --locked --bench scaling -- --quick
-python3 benchmarks/check_results.py kafka_produce pipeline ws_load latency gtfs_scale gtfs_rt scaling
+python3 benchmarks/check_results.py kafka_produce pipeline ws_load latency gtfs_scale gtfs_rt predictions scaling
 
 if [ "$browser" = 1 ]; then
     echo "== browser tests"

@@ -119,6 +119,7 @@ fn main() {
             }
         }
     }
+    let seconds = began.elapsed().as_secs_f64();
     println!(
         "{name}, {} from {:02}:{:02} for {} h (the first {} h learning only): {} vehicle reports in {:.1} s",
         date.iso(),
@@ -127,7 +128,7 @@ fn main() {
         args.hours,
         args.warmup_h,
         reports,
-        began.elapsed().as_secs_f64()
+        seconds
     );
     println!(
         "learned (stretches, stops, vehicles): {:?}",
@@ -156,4 +157,26 @@ fn main() {
             row.bias.1
         );
     }
+    let rows: Vec<serde_json::Value> = ledger
+        .accuracy()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "horizon_min": [r.horizon.0, r.horizon.1],
+                "predictions": r.samples,
+                "model_s": {"median": r.model.0, "p90": r.model.1},
+                "naive_s": {"median": r.naive.0, "p90": r.naive.1},
+            })
+        })
+        .collect();
+    streamcity_testkit::results::write_results(
+        "predictions",
+        &serde_json::json!({
+            "benchmark": "predictions",
+            "feed": name,
+            "hours": args.hours,
+            "rates": {"reports_per_s": reports as f64 / seconds.max(1e-9)},
+            "horizons": rows,
+        }),
+    );
 }
