@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use streamcity_core::clock::wall_clock_ms;
 use streamcity_core::throttle::Throttle;
-use streamcity_core::{Bus, CancellationToken, Topics};
+use streamcity_core::{Bus, CancellationToken, Topics, error_chain};
 use streamcity_dashboard::metrics::Sample;
 use streamcity_network::Network;
 use streamcity_producers::SimEvent;
@@ -144,17 +144,6 @@ async fn fetch(
             Ok(Some(body))
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Mirrors the feeds of `config` onto `bus` until `stop`: one task per source, all

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod clock;
+pub mod error_chain;
 pub mod event;
 pub mod geo;
 pub mod query;
@@ -14,6 +15,7 @@ pub mod topic;
 
 pub use bus::{Bus, BusError, Delivery, MemoryBus, Record, StartFrom, Subscribe, Subscription};
 pub use clock::{Clock, ClockReading, ManualClock, ScaledClock, SharedClock, SystemClock};
+pub use error_chain::error_chain;
 pub use event::*;
 pub use topic::Topics;
 

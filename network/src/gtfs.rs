@@ -19,7 +19,7 @@ use gtfs_structures::{
     RouteType, TimepointType,
 };
 use streamcity_core::geo::{LatLon, distance_m};
-use streamcity_core::{Id, TransportMode};
+use streamcity_core::{Id, TransportMode, error_chain};
 
 use crate::calendar::Date;
 use crate::model::{
@@ -103,25 +103,13 @@ pub fn load(path: &Path) -> Result<Loaded, GtfsError> {
         .read_from_path(path)
         .map_err(|e| GtfsError::Unreadable {
             path: shown.clone(),
-            why: format!("not a readable GTFS feed: {}", chain(&e)),
+            why: format!("not a readable GTFS feed: {}", error_chain(&e)),
         })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| shown.clone());
     Builder::default().build(raw, &name)
-}
-
-/// An error with its causes, one after the other.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// A required file's rows, or an error naming it.
@@ -131,7 +119,7 @@ fn required<T>(
 ) -> Result<Vec<T>, GtfsError> {
     rows.map_err(|e| GtfsError::Unreadable {
         path: file.to_owned(),
-        why: chain(&e),
+        why: error_chain(&e),
     })
 }
 

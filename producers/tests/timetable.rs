@@ -50,26 +50,7 @@ fn clock_s(date: Date, ms: i64) -> i64 {
 /// timetable: no incidents, breakdowns or GPS dropouts, and few riders (five stops
 /// would otherwise share a city's riders, and boarding them would hold every vehicle).
 fn run(network: &Arc<Network>, start_ms: i64, minutes: i64) -> Vec<VehiclePosition> {
-    let mut config = SimConfig {
-        start_ms,
-        ..SimConfig::default()
-    };
-    config.traffic.gaps = Gaps::rate(0.0);
-    config.incidents.gaps = Gaps::rate(0.0);
-    config.taps.gaps = Gaps::rate(0.02);
-    config.breakdowns_per_vehicle_hour = 0.0;
-    config.dropouts_per_vehicle_hour = 0.0;
-    let mut sim = Simulation::new(Arc::clone(network), config);
-    let mut out = Vec::new();
-    for _ in 0..minutes * 60_000 / sim.config().tick_ms {
-        sim.step(&mut out);
-    }
-    out.into_iter()
-        .filter_map(|e| match e {
-            SimEvent::Position(p) => Some(p),
-            _ => None,
-        })
-        .collect()
+    run_with(network, start_ms, minutes, None).0
 }
 
 /// Reports by vehicle, in time order.
@@ -475,12 +456,13 @@ fn incident_at(
     }
 }
 
-/// Like [`run`], with `incident` starting at `start_ms`; also the simulation's counts.
+/// Like [`run`], with `incident` (if any) starting at `start_ms`; also the
+/// simulation's counts.
 fn run_with(
     network: &Arc<Network>,
     start_ms: i64,
     minutes: i64,
-    incident: streamcity_core::CityIncident,
+    incident: Option<streamcity_core::CityIncident>,
 ) -> (Vec<VehiclePosition>, streamcity_producers::sim::SimCounts) {
     let mut config = SimConfig {
         start_ms,
@@ -493,7 +475,9 @@ fn run_with(
     config.dropouts_per_vehicle_hour = 0.0;
     let mut sim = Simulation::new(Arc::clone(network), config);
     let mut out = Vec::new();
-    sim.start_city_incident(incident, &mut out);
+    if let Some(incident) = incident {
+        sim.start_city_incident(incident, &mut out);
+    }
     for _ in 0..minutes * 60_000 / sim.config().tick_ms {
         sim.step(&mut out);
     }
@@ -522,7 +506,7 @@ fn a_run_due_on_a_suspended_line_is_cancelled_and_a_closed_road_s_stop_is_passed
         &["R1"],
         (paris(monday, 7, 55), paris(monday, 8, 15)),
     );
-    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 40, outage);
+    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 40, Some(outage));
     assert_eq!(counts.cancelled, 1);
     let b1 = by_vehicle(reports).remove("B1").unwrap();
     assert!(
@@ -548,7 +532,7 @@ fn a_run_due_on_a_suspended_line_is_cancelled_and_a_closed_road_s_stop_is_passed
         &["R1"],
         (paris(monday, 7, 55), paris(monday, 9, 0)),
     );
-    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 25, closure);
+    let (reports, counts) = run_with(&network, paris(monday, 7, 55), 25, Some(closure));
     assert_eq!(counts.skipped_calls, 1);
     let b1 = by_vehicle(reports).remove("B1").unwrap();
     assert!(

@@ -203,29 +203,22 @@ impl Learned {
         let standing = matches!(p.status, VehicleStatus::StoppedAt | VehicleStatus::Layover);
         let now = p.timestamp;
         let at = |s: u32| base + i64::from(s) * 1000;
+        let fresh = || Track {
+            trip_id: p.trip_id.clone(),
+            start_time: p.start_time.clone(),
+            index: next,
+            standing,
+            arrived_ms: standing.then_some(now),
+            left: None,
+            broken_since: None,
+        };
         let track = self
             .tracks
             .entry(p.vehicle_id.clone())
-            .or_insert_with(|| Track {
-                trip_id: p.trip_id.clone(),
-                start_time: p.start_time.clone(),
-                index: next,
-                standing,
-                arrived_ms: standing.then_some(now),
-                left: None,
-                broken_since: None,
-            });
+            .or_insert_with(fresh);
         if track.trip_id != p.trip_id || track.start_time != p.start_time {
             // A new run: nothing of the last one carries over.
-            *track = Track {
-                trip_id: p.trip_id.clone(),
-                start_time: p.start_time.clone(),
-                index: next,
-                standing,
-                arrived_ms: standing.then_some(now),
-                left: None,
-                broken_since: None,
-            };
+            *track = fresh();
             return;
         }
         // A breakdown: how long it lasts.
