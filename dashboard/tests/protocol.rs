@@ -595,4 +595,52 @@ async fn gtfs_realtime_feeds_are_built_once_per_update_and_polled_with_etags() {
             .len(),
         3
     );
+    // An incident alone (no vehicle changed, nothing for /ws): the alerts change too.
+    let alerts = |etag: Option<String>| {
+        tokio::task::spawn_blocking(move || {
+            let headers: Vec<(&str, &str)> = etag
+                .as_deref()
+                .map(|e| ("If-None-Match", e))
+                .into_iter()
+                .collect();
+            streamcity_testkit::stage::http_get_bytes(port, "/gtfs-rt/alerts", &headers)
+        })
+    };
+    let quiet = within(20, "the alerts", alerts(None)).await.unwrap();
+    let quiet_etag = quiet.header("etag").unwrap().to_owned();
+    let jam = streamcity_core::TrafficIncident {
+        incident_id: "TI-0001".into(),
+        kind: streamcity_core::TrafficIncidentKind::Congestion,
+        status: streamcity_core::IncidentStatus::Active,
+        lat: 40.70,
+        lon: -74.00,
+        radius_m: 500.0,
+        severity: streamcity_core::Severity::Moderate,
+        speed_factor: 0.5,
+        started_at: T0 + 1_000,
+        expected_end: T0 + 3_600_000,
+        timestamp: T0 + 1_000,
+    };
+    s.live.apply(&streamcity_core::Record::new(
+        &s.topics.traffic_incidents,
+        "TI-0001",
+        streamcity_core::encode(&jam),
+        T0 + 1_000,
+    ));
+    let jammed = within(
+        20,
+        "the alerts after an incident",
+        alerts(Some(quiet_etag.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(jammed.status, 200);
+    assert_ne!(jammed.header("etag"), Some(quiet_etag.as_str()));
+    let ids: Vec<String> = FeedMessage::decode(jammed.body.as_slice())
+        .unwrap()
+        .entity
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["traffic:TI-0001"]);
 }

@@ -55,6 +55,9 @@ pub(super) struct Feed {
     /// Bytes held by `history`.
     pub(super) history_size: usize,
     pub(super) seq: u64,
+    /// Bumped whenever the incidents in force change (they are not in the deltas, but
+    /// the GTFS-realtime feeds are built from them).
+    pub(super) incidents_version: u64,
 }
 
 /// Snapshots already built for one sequence number, a few filters at most.

@@ -48,7 +48,7 @@ impl RealtimeFeed {
 /// A feed as built for one sequence number of the views.
 #[derive(Debug)]
 pub struct BuiltFeed {
-    seq: u64,
+    seq: (u64, u64),
     /// The protobuf encoding.
     pub protobuf: Bytes,
     json: OnceLock<Bytes>,
@@ -137,7 +137,8 @@ impl Live {
     /// that a consumer polling them finds the same vehicles on the same runs in each.
     pub fn realtime(&self, feed: RealtimeFeed) -> Arc<BuiltFeed> {
         let state = self.read();
-        let seq = state.feed.seq;
+        // The views' version: their delta's sequence number and their incidents'.
+        let seq = (state.feed.seq, state.feed.incidents_version);
         let mut built = self.realtime.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(b) = &built[feed.index()]
             && b.seq == seq
@@ -251,7 +252,7 @@ impl Live {
                 seq,
                 protobuf: Bytes::from(bytes),
                 json: OnceLock::new(),
-                etag: format!("\"{}-{seq}-{}\"", self.epoch, f.index()),
+                etag: format!("\"{}-{}.{}-{}\"", self.epoch, seq.0, seq.1, f.index()),
             })
         };
         let all = [

@@ -307,6 +307,9 @@ impl Live {
             IncidentStatus::Cleared => incidents.remove(&id),
         };
         incidents.retain(|_, i| i.ends.saturating_add(INCIDENT_LINGER_MS) >= now);
+        // The GTFS-realtime feeds change with them (alerts, cancellations, congestion).
+        state.feed.incidents_version += 1;
+        let incidents = &mut state.views.incidents;
         while incidents.len() > MAX_INCIDENTS {
             let first_to_end = incidents
                 .iter()
