@@ -207,7 +207,11 @@ impl Mirror {
             return None;
         }
         let (start_date, start_time) = run_of(network, trip, descriptor, timestamp);
-        let base = network.run_base_ms(&trip.trip_id, &start_date, &start_time)?;
+        let Some(base) = network.run_base_ms(&trip.trip_id, &start_date, &start_time) else {
+            // A start time that is not HH:MM:SS: the run cannot be placed.
+            self.counts.invalid += 1;
+            return None;
+        };
         let next = next_stop(network, trip, v, at);
         let status = match v.current_status {
             Some(s) if s == vp::VehicleStopStatus::StoppedAt as i32 => VehicleStatus::StoppedAt,

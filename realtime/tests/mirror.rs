@@ -183,4 +183,20 @@ fn broken_feeds_are_counted_and_gzip_is_read() {
         .take(&network, &gz.finish().unwrap(), at(8, 3, 5))
         .unwrap();
     assert_eq!(reports.len(), 1);
+    // A run named by a start that is not a time: counted, the rest of the feed used.
+    let mut odd = vehicle("B9", "R1-a", 48.8520, 2.3540, at(8, 4, 0));
+    odd.vehicle
+        .as_mut()
+        .unwrap()
+        .trip
+        .as_mut()
+        .unwrap()
+        .start_time = Some("08:0x:00".to_owned());
+    let bytes = feed(
+        at(8, 4, 0),
+        vec![odd, vehicle("B1", "R1-a", 48.8530, 2.3560, at(8, 4, 0))],
+    );
+    let reports = mirror.take(&network, &bytes, at(8, 4, 5)).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(mirror.counts.invalid, 1);
 }
