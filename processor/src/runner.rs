@@ -590,7 +590,13 @@ pub async fn run<B: Bus>(
             }
             _ = health_tick.tick(), if bus.keeps_records() => {
                 let (offsets, assigned) = (core.offsets(), core.assigned().clone());
-                let verdict = match check_health(&bus, offsets, assigned, topics, &mut health, &stats).await {
+                // Reading the end offsets can take seconds from a slow broker: a stop
+                // asked meanwhile is not kept waiting.
+                let checked = tokio::select! {
+                    checked = check_health(&bus, offsets, assigned, topics, &mut health, &stats) => checked,
+                    () = stop.cancelled() => break,
+                };
+                let verdict = match checked {
                     Ok(checked) => {
                         core.set_behind(&checked.behind);
                         core.set_empty(&checked.empty);
