@@ -173,6 +173,18 @@ pub fn next_run(
     Some(e)
 }
 
+/// The runs `vehicles` are on their way on (not laying over before them): runs of
+/// suspended lines that are not cancelled, as (trip_id, start_time).
+pub fn moving_runs<'a>(
+    vehicles: impl IntoIterator<Item = &'a VehiclePosition>,
+) -> HashSet<(&'a str, &'a str)> {
+    vehicles
+        .into_iter()
+        .filter(|p| p.status != VehicleStatus::Layover)
+        .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
+        .collect()
+}
+
 /// The runs of suspended lines due to start from now until service is expected back
 /// (at most [`CANCEL_AHEAD_MS`] ahead), leaving out those `moving` names (already on
 /// their way: they finish their run): CANCELED.
@@ -186,45 +198,55 @@ pub fn cancelled(
     if disruptions.suspended.is_empty() {
         return out;
     }
+    // How far ahead each suspended line's runs are cancelled: until its service is
+    // expected back, at most CANCEL_AHEAD_MS.
+    let until = |route: &str| {
+        disruptions
+            .suspended
+            .iter()
+            .filter(|(r, _)| r == route)
+            .map(|(_, until)| {
+                until
+                    .unwrap_or(now_ms + CANCEL_AHEAD_MS)
+                    .min(now_ms + CANCEL_AHEAD_MS)
+            })
+            .max()
+    };
     let today = network.local_date(now_ms);
     // Today's service day, and yesterday's for its trips past midnight.
     for date in [Date::from_days(today.days() - 1), today] {
         let base = network.service_day_start_ms(date);
         let from_s = (now_ms - base).div_euclid(1000);
-        for (route, until) in &disruptions.suspended {
-            let to_ms = until
-                .unwrap_or(now_ms + CANCEL_AHEAD_MS)
-                .min(now_ms + CANCEL_AHEAD_MS);
-            let to_s = (to_ms - base).div_euclid(1000);
-            for (t, start_s) in network.runs_starting(date, from_s, to_s) {
-                let trip = &network.trips[t];
-                if trip.route_id != *route {
-                    continue;
-                }
-                let start_time = service_time(start_s);
-                if moving.contains(&(trip.trip_id.as_str(), start_time.as_str())) {
-                    continue;
-                }
-                out.push(proto::FeedEntity {
-                    id: run_id(&trip.trip_id, &start_time),
-                    trip_update: Some(proto::TripUpdate {
-                        trip: proto::TripDescriptor {
-                            trip_id: Some(trip.trip_id.to_string()),
-                            route_id: Some(trip.route_id.to_string()),
-                            direction_id: Some(u32::from(trip.direction_id)),
-                            start_time: Some(start_time),
-                            start_date: Some(format!("{:08}", date.0)),
-                            schedule_relationship: Some(
-                                proto::trip_descriptor::ScheduleRelationship::Canceled as i32,
-                            ),
-                            ..Default::default()
-                        },
-                        timestamp: Some((now_ms / 1000).max(0) as u64),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
+        let to_s = (now_ms + CANCEL_AHEAD_MS - base).div_euclid(1000);
+        for (t, start_s) in network.runs_starting(date, from_s, to_s) {
+            let trip = &network.trips[t];
+            match until(&trip.route_id) {
+                Some(to_ms) if base + i64::from(start_s) * 1000 <= to_ms => {}
+                _ => continue,
             }
+            let start_time = service_time(start_s);
+            if moving.contains(&(trip.trip_id.as_str(), start_time.as_str())) {
+                continue;
+            }
+            out.push(proto::FeedEntity {
+                id: run_id(&trip.trip_id, &start_time),
+                trip_update: Some(proto::TripUpdate {
+                    trip: proto::TripDescriptor {
+                        trip_id: Some(trip.trip_id.to_string()),
+                        route_id: Some(trip.route_id.to_string()),
+                        direction_id: Some(u32::from(trip.direction_id)),
+                        start_time: Some(start_time),
+                        start_date: Some(format!("{:08}", date.0)),
+                        schedule_relationship: Some(
+                            proto::trip_descriptor::ScheduleRelationship::Canceled as i32,
+                        ),
+                        ..Default::default()
+                    },
+                    timestamp: Some((now_ms / 1000).max(0) as u64),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
         }
     }
     out
@@ -241,11 +263,7 @@ pub fn trip_updates<'a>(
 ) -> proto::FeedMessage {
     let vehicles: Vec<&VehiclePosition> = vehicles.into_iter().collect();
     // A vehicle laying over before a run that will not run is not running it.
-    let moving: HashSet<(&str, &str)> = vehicles
-        .iter()
-        .filter(|p| p.status != VehicleStatus::Layover)
-        .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
-        .collect();
+    let moving = moving_runs(vehicles.iter().copied());
     let mut entities = cancelled(network, now_ms, disruptions, &moving);
     entities.reserve(vehicles.len());
     let cancelled: HashSet<String> = entities.iter().map(|e| e.id.clone()).collect();

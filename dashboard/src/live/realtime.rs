@@ -11,11 +11,11 @@ use prost::Message;
 use streamcity_core::geo::LatLon;
 use streamcity_core::{
     CityIncident, CityIncidentKind, Id, IncidentStatus, TrafficIncident, TransitEffect,
-    VehiclePosition, VehicleStatus, decode,
+    VehiclePosition, decode,
 };
 use streamcity_realtime::proto::FeedMessage;
 use streamcity_realtime::trips::{
-    cancelled as cancelled_runs, entity as trip_update_entity, next_run,
+    cancelled as cancelled_runs, entity as trip_update_entity, moving_runs, next_run,
 };
 use streamcity_realtime::vehicles::entity as vehicle_entity;
 use streamcity_realtime::{Disruptions, Slowdown, encode_entity, encoded_feed, service_alerts};
@@ -221,13 +221,7 @@ impl Live {
                 .map(|id| encoded.vehicles[*id].position.as_slice()),
         );
         // Trip updates: the runs vehicles are on and the runs cancelled, in id order.
-        let moving: HashSet<(&str, &str)> = views
-            .vehicles
-            .values()
-            .map(|v| &v.position)
-            .filter(|p| p.status != VehicleStatus::Layover)
-            .filter_map(|p| Some((p.trip_id.as_str(), p.start_time.as_deref()?)))
-            .collect();
+        let moving = moving_runs(views.vehicles.values().map(|v| &v.position));
         let cancelled: Vec<(String, Vec<u8>)> =
             cancelled_runs(&self.network, views.time, &context.disruptions, &moving)
                 .iter()
@@ -245,7 +239,7 @@ impl Live {
         runs.sort_unstable_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(b.1)));
         runs.dedup_by(|a, b| a.0 == b.0);
         let updates = encoded_feed(views.time, runs.iter().map(|r| r.1));
-        let alerts = self.alerts(views).encode_to_vec();
+        let alerts = self.alerts(views, &context).encode_to_vec();
 
         let seal = |f: RealtimeFeed, bytes: Vec<u8>| {
             Arc::new(BuiltFeed {
@@ -265,35 +259,26 @@ impl Live {
         asked
     }
 
-    /// The `Alerts` feed of `views`.
-    fn alerts(&self, views: &super::views::Views) -> FeedMessage {
-        let traffic: Vec<TrafficIncident> = views
-            .incidents
-            .values()
-            .filter(|i| i.source == "traffic")
-            .filter_map(|i| decode(&i.raw).ok())
-            .collect();
-        let city: Vec<CityIncident> = views
-            .incidents
-            .values()
-            .filter(|i| i.source == "city")
-            .filter_map(|i| decode(&i.raw).ok())
-            .collect();
+    /// The `Alerts` feed of `views`, whose incidents `context` has read.
+    fn alerts(&self, views: &super::views::Views, context: &Context) -> FeedMessage {
         service_alerts(
             &self.network,
             views.time,
-            &traffic,
-            &city,
+            &context.traffic,
+            &context.city,
             views.active.values().map(|(a, _)| a),
             |id| views.vehicles.get(id).map(|v| &v.position),
         )
     }
 }
 
-/// What the incidents in force do to the feeds: traffic slowing vehicles down (their
-/// congestion level), lines suspended and roads closed; and a fingerprint of them all.
+/// The incidents in force, read once for the three feeds: what they do to vehicles
+/// (their congestion level), lines suspended and roads closed; and a fingerprint of
+/// them all.
 struct Context {
     fingerprint: u64,
+    traffic: Vec<TrafficIncident>,
+    city: Vec<CityIncident>,
     slowdowns: Vec<Slowdown>,
     disruptions: Disruptions,
 }
@@ -301,40 +286,43 @@ struct Context {
 impl Context {
     fn of(views: &super::views::Views) -> Context {
         let mut fingerprint = views.incidents.len() as u64;
-        let mut slowdowns = Vec::new();
-        let mut disruptions = Disruptions::default();
+        let (mut traffic, mut city) = (Vec::new(), Vec::new());
         for (id, i) in &views.incidents {
             let mut h = std::hash::DefaultHasher::new();
             (id, &i.raw[..]).hash(&mut h);
             fingerprint = fingerprint.rotate_left(5) ^ h.finish();
-            if i.source == "traffic"
-                && let Ok(t) = decode::<TrafficIncident>(&i.raw)
-            {
-                slowdowns.push(Slowdown {
-                    at: LatLon::new(t.lat, t.lon),
-                    radius_m: t.radius_m,
-                    speed_factor: t.speed_factor,
-                });
+            match i.source {
+                "traffic" => traffic.extend(decode::<TrafficIncident>(&i.raw).ok()),
+                "city" => city.extend(decode::<CityIncident>(&i.raw).ok()),
+                _ => {}
             }
-            if i.source == "city"
-                && let Ok(c) = decode::<CityIncident>(&i.raw)
-                && c.status == IncidentStatus::Active
-            {
-                if c.transit_effect == TransitEffect::Suspension {
-                    let until = c.estimated_restoration.or(c.expires_at);
-                    disruptions
-                        .suspended
-                        .extend(c.affected_routes.iter().map(|r| (r.clone(), until)));
-                }
-                if c.kind == CityIncidentKind::RoadClosure {
-                    disruptions
-                        .closed
-                        .push((LatLon::new(c.lat, c.lon), c.radius_m));
-                }
+        }
+        let slowdowns = traffic
+            .iter()
+            .map(|t| Slowdown {
+                at: LatLon::new(t.lat, t.lon),
+                radius_m: t.radius_m,
+                speed_factor: t.speed_factor,
+            })
+            .collect();
+        let mut disruptions = Disruptions::default();
+        for c in city.iter().filter(|c| c.status == IncidentStatus::Active) {
+            if c.transit_effect == TransitEffect::Suspension {
+                let until = c.estimated_restoration.or(c.expires_at);
+                disruptions
+                    .suspended
+                    .extend(c.affected_routes.iter().map(|r| (r.clone(), until)));
+            }
+            if c.kind == CityIncidentKind::RoadClosure {
+                disruptions
+                    .closed
+                    .push((LatLon::new(c.lat, c.lon), c.radius_m));
             }
         }
         Context {
             fingerprint,
+            traffic,
+            city,
             slowdowns,
             disruptions,
         }
