@@ -435,7 +435,7 @@ fn the_built_in_city_exports_as_a_feed_a_validator_passes_and_the_twin_runs_agai
         );
         let first = t.stop_times[0].departure_s;
         for f in &t.frequencies {
-            for start in (f.start_s..f.end_s).step_by(f.headway_s as usize) {
+            for start in f.starts() {
                 let id = format!(
                     "{}-{:02}{:02}{:02}",
                     t.trip_id,

@@ -546,16 +546,17 @@ async fn gtfs_realtime_feeds_are_built_once_per_update_and_polled_with_etags() {
     s.vehicle("A2", "B02", 40.71, -74.01, T0);
     s.live.tick();
     let port = s.addr.port();
-    let get = |etag: Option<String>| {
+    let fetch = |path: &'static str, etag: Option<String>| {
         tokio::task::spawn_blocking(move || {
             let headers: Vec<(&str, &str)> = etag
                 .as_deref()
                 .map(|e| ("If-None-Match", e))
                 .into_iter()
                 .collect();
-            streamcity_testkit::stage::http_get_bytes(port, "/gtfs-rt/vehicle-positions", &headers)
+            streamcity_testkit::stage::http_get_bytes(port, path, &headers)
         })
     };
+    let get = |etag| fetch("/gtfs-rt/vehicle-positions", etag);
     let first = within(20, "the feed", get(None)).await.unwrap();
     assert_eq!(first.status, 200);
     let feed = FeedMessage::decode(first.body.as_slice()).unwrap();
@@ -596,16 +597,7 @@ async fn gtfs_realtime_feeds_are_built_once_per_update_and_polled_with_etags() {
         3
     );
     // An incident alone (no vehicle changed, nothing for /ws): the alerts change too.
-    let alerts = |etag: Option<String>| {
-        tokio::task::spawn_blocking(move || {
-            let headers: Vec<(&str, &str)> = etag
-                .as_deref()
-                .map(|e| ("If-None-Match", e))
-                .into_iter()
-                .collect();
-            streamcity_testkit::stage::http_get_bytes(port, "/gtfs-rt/alerts", &headers)
-        })
-    };
+    let alerts = |etag| fetch("/gtfs-rt/alerts", etag);
     let quiet = within(20, "the alerts", alerts(None)).await.unwrap();
     let quiet_etag = quiet.header("etag").unwrap().to_owned();
     let jam = streamcity_core::TrafficIncident {

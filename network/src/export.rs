@@ -99,7 +99,7 @@ fn written_trips(network: &Network) -> Vec<std::borrow::Cow<'_, Trip>> {
         }
         let first = t.stop_times.first().map_or(0, |st| st.departure_s);
         for f in &t.frequencies {
-            for start in (f.start_s..f.end_s).step_by(f.headway_s.max(1) as usize) {
+            for start in f.starts() {
                 let mut run = t.clone();
                 run.trip_id = format!(
                     "{}-{:02}{:02}{:02}",

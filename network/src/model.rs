@@ -280,6 +280,14 @@ pub struct Frequency {
     pub exact_times: bool,
 }
 
+impl Frequency {
+    /// The starts it gives, seconds after the start of the service day: from its first,
+    /// every headway, before its end.
+    pub fn starts(&self) -> impl Iterator<Item = u32> + use<> {
+        (self.start_s..self.end_s).step_by(self.headway_s.max(1) as usize)
+    }
+}
+
 /// On which days trips run (GTFS `calendar.txt` with `calendar_dates.txt`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -922,15 +930,7 @@ impl Network {
                 continue;
             }
             for f in trip.frequencies.iter().filter(|f| f.exact_times) {
-                let step = f.headway_s.max(1);
-                // The first start at or after `from_s`.
-                let skip = ((from_s - i64::from(f.start_s)).max(0) as u64).div_ceil(u64::from(step))
-                    as i64;
-                let mut start = i64::from(f.start_s) + skip * i64::from(step);
-                while start < i64::from(f.end_s) && start <= to_s {
-                    runs.push((t, start as u32));
-                    start += i64::from(step);
-                }
+                runs.extend(f.starts().filter(|&s| within(s)).map(|s| (t, s)));
             }
         }
         runs

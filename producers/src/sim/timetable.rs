@@ -109,8 +109,7 @@ pub(super) fn blocks_of_day(network: &Network, date: Date, rng: &mut ChaCha8Rng)
         // times the timetable does not give).
         let first = trip.stop_times[0].departure_s as i32;
         for f in &trip.frequencies {
-            let mut start = f.start_s;
-            while start < f.end_s {
+            for start in f.starts() {
                 let jitter = if f.exact_times {
                     0
                 } else {
@@ -127,7 +126,6 @@ pub(super) fn blocks_of_day(network: &Network, date: Date, rng: &mut ChaCha8Rng)
                     ),
                     legs: Box::new([leg(at - first)]),
                 });
-                start += f.headway_s;
             }
         }
     }
