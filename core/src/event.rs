@@ -407,6 +407,9 @@ impl AlertKind {
 pub enum AlertState {
     /// The condition began; the alert is active.
     Raised,
+    /// The alert is still active and what it says changed (a grouped alert's vehicles,
+    /// its severity): replaces the alert of the same id.
+    Updated,
     /// The condition ended; the alert is no longer active.
     Cleared,
 }
@@ -429,7 +432,8 @@ pub enum SubjectKind {
 ///
 /// Topic `alerts`, key `alert_id`; surge alerts also go to `surge_alerts`, keyed by stop id.
 /// An alert is raised once and later cleared once, both records with the same
-/// `alert_id`.
+/// `alert_id`; in between, `updated` records replace it when what it says changes (the
+/// vehicles a grouped alert covers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Stable id of this alert, the same in its `raised` and `cleared` records,
@@ -461,6 +465,10 @@ pub struct Alert {
     pub timestamp: TimestampMs,
     /// A one-line description for people.
     pub message: String,
+    /// What an operator can do about it, in a short sentence (empty on records from
+    /// before it was given).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
     /// The numbers behind it, e.g. `{"taps": 57, "threshold": 40}`.
     pub evidence: serde_json::Map<String, serde_json::Value>,
 }

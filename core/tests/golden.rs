@@ -149,6 +149,7 @@ fn alert() {
             raised_at: T - 1_000,
             timestamp: T - 1_000,
             message: "Passenger surge at S0142: 57 taps in 5 min (threshold 40)".into(),
+            action: "Send a vehicle to S0142 or add a short working.".into(),
             evidence,
         },
     );

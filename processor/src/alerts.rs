@@ -45,6 +45,24 @@ impl AlertBook {
         true
     }
 
+    /// Replaces the active alert of `alert`'s id with it and appends it as an
+    /// `updated` record; nothing when that alert is not active.
+    pub fn update(&mut self, mut alert: Alert, out: &mut Vec<Alert>) -> bool {
+        let Some(active) = self.active.get_mut(&alert.alert_id) else {
+            return false;
+        };
+        alert.state = AlertState::Updated;
+        *active = alert.clone();
+        active.state = AlertState::Raised;
+        out.push(alert);
+        true
+    }
+
+    /// The active alert `id`.
+    pub fn get(&self, id: &str) -> Option<&Alert> {
+        self.active.get(id)
+    }
+
     /// Every active alert.
     pub fn active(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()

@@ -97,6 +97,12 @@ impl ProcessorConfig {
                 "headway ratios must straddle 1",
             ),
             (
+                self.headway.persist_ms >= 0
+                    && self.headway.clear_after_ms >= 0
+                    && self.headway.disturbed_ms >= 0,
+                "headway durations must not be negative",
+            ),
+            (
                 self.crowding.clear_share <= self.crowding.share,
                 "crowding.clear_share must not be above crowding.share",
             ),
@@ -146,8 +152,19 @@ pub struct DelayConfig {
     pub threshold_s: i32,
     /// ... once it has been for this long, ms (event time).
     pub sustain_ms: i64,
-    /// The alert clears when the delay falls below this, seconds.
+    /// A vehicle leaves its line's delay alert when its delay falls below this, seconds.
     pub clear_below_s: i32,
+    /// The alert clears once none of its vehicles has been late for this long, ms.
+    pub clear_after_ms: i64,
+    /// A vehicle that ran through an incident's area this recently still owes its
+    /// delay to it, ms.
+    pub cause_memory_ms: i64,
+    /// A line's delay alert (per cause) is raised once this many of its vehicles are
+    /// late, or one is `alone_s` late: one bus a few minutes behind is everyday
+    /// running, shown on the map, not an alert.
+    pub group_min_vehicles: usize,
+    /// ... or once one vehicle is this late, seconds.
+    pub alone_s: i32,
     /// An active incident within this distance of its area is named as the likely
     /// cause, metres.
     pub cause_radius_m: f64,
@@ -159,6 +176,10 @@ impl Default for DelayConfig {
             threshold_s: 300,
             sustain_ms: 60_000,
             clear_below_s: 180,
+            clear_after_ms: 600_000,
+            cause_memory_ms: 1_800_000,
+            group_min_vehicles: 2,
+            alone_s: 600,
             cause_radius_m: 500.0,
         }
     }
@@ -197,6 +218,17 @@ pub struct HeadwayConfig {
     pub gapping_ratio: f64,
     /// Recent passages per line that decide whether it is bunched or gapped now.
     pub recent: usize,
+    /// A line is alerted only once it has been bunched (or gapped) this long without a
+    /// break, ms (event time): a pair of vehicles drifting close for a stop or two is
+    /// not worth an operator's attention.
+    pub persist_ms: i64,
+    /// Its alert clears once the line has been back to its headway this long, ms: a line
+    /// that flickers in and out stays under one alert.
+    pub clear_after_ms: i64,
+    /// A line some of whose vehicles ran through an incident's area, or broke down, is
+    /// under that incident's alert for this long afterwards, ms: its bunching and
+    /// gapping are the incident's consequences and are not alerted on their own.
+    pub disturbed_ms: i64,
     /// Scheduled headway per route id, seconds (from the timetable; lines without one
     /// are not checked).
     pub route_headways_s: HashMap<Id, f64>,
@@ -208,6 +240,9 @@ impl Default for HeadwayConfig {
             bunching_ratio: 0.75,
             gapping_ratio: 1.5,
             recent: 4,
+            persist_ms: 300_000,
+            clear_after_ms: 600_000,
+            disturbed_ms: 1_200_000,
             route_headways_s: HashMap::new(),
         }
     }
@@ -219,8 +254,13 @@ impl Default for HeadwayConfig {
 pub struct CrowdingConfig {
     /// Fuller than this share of capacity is crowded.
     pub share: f64,
-    /// The alert clears below this share.
+    /// A vehicle leaves its line's crowding alert below this share.
     pub clear_share: f64,
+    /// The alert clears once none of its vehicles has been crowded for this long, ms.
+    pub clear_after_ms: i64,
+    /// A line's crowding alert is raised once this many of its vehicles are crowded,
+    /// or one is full.
+    pub group_min_vehicles: usize,
 }
 
 impl Default for CrowdingConfig {
@@ -228,6 +268,8 @@ impl Default for CrowdingConfig {
         CrowdingConfig {
             share: 0.9,
             clear_share: 0.75,
+            clear_after_ms: 1_800_000,
+            group_min_vehicles: 2,
         }
     }
 }
@@ -253,6 +295,7 @@ mod tests {
             crowding: CrowdingConfig {
                 share: 0.5,
                 clear_share: 0.8,
+                ..Default::default()
             },
             ..Default::default()
         };

@@ -116,6 +116,11 @@ impl<'a> Context<'a> {
         self.book.clear(id, ts, Some(message), self.out)
     }
 
+    /// Replaces the active alert of `alert`'s id (an `updated` record).
+    pub fn update(&mut self, alert: Alert) -> bool {
+        self.book.update(alert, self.out)
+    }
+
     /// Raises `alert` and remembers its id in `slot`, unless `slot` holds one already.
     pub fn raise_into(&mut self, slot: &mut Option<Id>, alert: Alert) {
         if slot.is_none() {

@@ -153,10 +153,11 @@ mod tests {
         let topics = Topics::default();
         let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
         let mut out = Vec::new();
-        let crowded = |id: &str, ts: i64| {
+        // Full vehicles of two lines (reports are partitioned by line).
+        let crowded = |id: &str, route: &str, ts: i64| {
             let v = VehiclePosition {
                 vehicle_id: id.into(),
-                route_id: "B01".into(),
+                route_id: route.into(),
                 trip_id: "t".into(),
                 timestamp: ts,
                 lat: 40.7,
@@ -174,15 +175,15 @@ mod tests {
             };
             Record::new(&topics.vehicle_locations, id.to_owned(), encode(&v), ts)
         };
-        p.on_record(&crowded("V1", T0), 1, T0, &mut out);
-        p.on_record(&crowded("V2", T0), 2, T0, &mut out);
+        p.on_record(&crowded("V1", "B01", T0), 1, T0, &mut out);
+        p.on_record(&crowded("V2", "B02", T0), 2, T0, &mut out);
         for i in 0..200 {
             p.on_record(&tap(&topics, "S0042", T0 + i), 1, T0, &mut out);
         }
         assert_eq!(
             p.active_alerts().count(),
             3,
-            "two crowded vehicles and a surge"
+            "two crowded lines and a surge"
         );
         out.clear();
         p.release(&topics.vehicle_locations, 1, &mut out);
@@ -209,6 +210,7 @@ mod tests {
         let topics = Topics::default();
         let mut config = ProcessorConfig::default();
         config.headway.route_headways_s = [("B01".into(), 600.0)].into_iter().collect();
+        config.headway.persist_ms = 0;
         let mut p = Processor::new(topics.clone(), config);
         let mut out = Vec::new();
         let report =

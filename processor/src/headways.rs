@@ -1,5 +1,8 @@
 //! Bunching and gapping, per line: the time between consecutive vehicles of a line
 //! leaving the same stop in the same direction, against the line's scheduled headway.
+//! A line is alerted once the condition has held for a while without a break, cleared
+//! once it has been gone for a while, and not alerted at all while an incident or a
+//! breakdown on the line explains it (that alert is the one to act on).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -7,8 +10,11 @@ use compact_str::format_compact;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::{
-    Alert, AlertKind, Id, Severity, SubjectKind, TimestampMs, VehiclePosition, wire_name,
+    Alert, AlertKind, Id, Severity, SubjectKind, TimestampMs, VehiclePosition, VehicleStatus,
+    wire_name,
 };
+
+use crate::config::HeadwayConfig;
 
 use crate::detector::{Context, Detector, Event, Handover};
 use crate::vehicles::vehicle_alert;
@@ -38,6 +44,54 @@ struct LineState {
     recent: VecDeque<Passage>,
     bunching: Option<Id>,
     gapping: Option<Id>,
+    /// How long the line has been bunched, and back to its headway.
+    #[serde(default)]
+    bunched: Spell,
+    /// How long the line has been gapped, and back to its headway.
+    #[serde(default)]
+    gapped: Spell,
+    /// Until when an incident or a breakdown explains its headways.
+    #[serde(default)]
+    disturbed_until: TimestampMs,
+}
+
+/// Since when a condition has held without a break, and since when it has been gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Spell {
+    since: Option<TimestampMs>,
+    gone_since: Option<TimestampMs>,
+}
+
+/// What a line's condition calls for at a passage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Call {
+    Raise,
+    Clear,
+    Nothing,
+}
+
+impl Spell {
+    /// Notes whether the condition holds at `ts`; `alerted`: whether its alert is
+    /// active.
+    fn note(&mut self, holds: bool, alerted: bool, ts: TimestampMs, h: &HeadwayConfig) -> Call {
+        if holds {
+            self.gone_since = None;
+            let since = *self.since.get_or_insert(ts);
+            if !alerted && ts - since >= h.persist_ms {
+                return Call::Raise;
+            }
+        } else {
+            self.since = None;
+            if alerted {
+                let gone = *self.gone_since.get_or_insert(ts);
+                if ts - gone >= h.clear_after_ms {
+                    self.gone_since = None;
+                    return Call::Clear;
+                }
+            }
+        }
+        Call::Nothing
+    }
 }
 
 /// Bunching and gapping: the time between consecutive vehicles of a line leaving the
@@ -61,6 +115,9 @@ impl Detector for HeadwayDetector {
             ..
         } = event
         {
+            if report.status == VehicleStatus::BrokenDown {
+                self.disturb(&report.route_id, report.timestamp, cx);
+            }
             self.on_position(previous, report, cx);
         }
     }
@@ -80,12 +137,29 @@ impl Detector for HeadwayDetector {
 }
 
 impl HeadwayDetector {
+    /// Notes that something on line `route` explains its headways at `ts`.
+    fn disturb(&mut self, route: &Id, ts: TimestampMs, cx: &Context<'_>) {
+        let line = self.lines.entry(route.clone()).or_default();
+        line.disturbed_until = line
+            .disturbed_until
+            .max(ts.saturating_add(cx.config.headway.disturbed_ms));
+    }
+
     /// Notes `p` after `prev` (the same vehicle's previous report): when its next stop
     /// changed, it has just left the previous one.
     fn on_position(&mut self, prev: &VehiclePosition, p: &VehiclePosition, cx: &mut Context<'_>) {
         let config = cx.config;
         if prev.next_stop_id == p.next_stop_id || prev.route_id != p.route_id {
             return;
+        }
+        // Passing a stop inside an incident's area, or on a line an incident names.
+        if !cx.areas.is_empty()
+            && cx
+                .areas
+                .likely_cause(p, config.delay.cause_radius_m)
+                .is_some()
+        {
+            self.disturb(&p.route_id, p.timestamp, cx);
         }
         let line_headway = config
             .headway
@@ -152,15 +226,20 @@ impl HeadwayDetector {
             .cloned();
         let route = &p.route_id;
         let ts = p.timestamp;
-        match worst_close {
-            Some(x) if line.bunching.is_none() => {
-                let a = line_alert(
+        let calm = ts >= line.disturbed_until;
+        let call = line
+            .bunched
+            .note(worst_close.is_some(), line.bunching.is_some(), ts, h);
+        match (call, worst_close) {
+            (Call::Raise, Some(x)) if calm => {
+                let mut a = line_alert(
                     AlertKind::Bunching,
                     route,
                     &x,
                     p,
                     format!(
-                        "Bunching on line {route}: {} left {} {} after {} (scheduled {})",
+                        "Bunching on line {route}{}: {} left {} {} after {} (scheduled {})",
+                        lasting(line.bunched.since, ts),
                         x.follower,
                         x.stop,
                         duration(x.headway_s),
@@ -168,24 +247,32 @@ impl HeadwayDetector {
                         x.schedule(line_headway)
                     ),
                 );
+                a.action = format!(
+                    "Hold {} at the next timepoint to restore the headway behind {}.",
+                    x.follower, x.leader
+                );
                 cx.raise_into(&mut line.bunching, a);
             }
-            None if line.bunching.is_some() => cx.clear_slot(
+            (Call::Clear, _) => cx.clear_slot(
                 &mut line.bunching,
                 ts,
                 format!("Line {route} no longer bunched"),
             ),
             _ => {}
         }
-        match worst_far {
-            Some(x) if line.gapping.is_none() => {
-                let a = line_alert(
+        let call = line
+            .gapped
+            .note(worst_far.is_some(), line.gapping.is_some(), ts, h);
+        match (call, worst_far) {
+            (Call::Raise, Some(x)) if calm => {
+                let mut a = line_alert(
                     AlertKind::Gapping,
                     route,
                     &x,
                     p,
                     format!(
-                        "Gap on line {route}: {} between {} and {} at {} (scheduled {})",
+                        "Gap on line {route}{}: {} between {} and {} at {} (scheduled {})",
+                        lasting(line.gapped.since, ts),
                         duration(x.headway_s),
                         x.leader,
                         x.follower,
@@ -193,9 +280,13 @@ impl HeadwayDetector {
                         x.schedule(line_headway)
                     ),
                 );
+                a.action = format!(
+                    "Hold {} to close up behind it, or put a spare vehicle into the gap.",
+                    x.leader
+                );
                 cx.raise_into(&mut line.gapping, a);
             }
-            None if line.gapping.is_some() => cx.clear_slot(
+            (Call::Clear, _) => cx.clear_slot(
                 &mut line.gapping,
                 ts,
                 format!("Line {route} back to its headway"),
@@ -226,6 +317,17 @@ impl HeadwayDetector {
     /// Lines with headway state (for tests and diagnostics).
     pub fn lines(&self) -> usize {
         self.lines.len()
+    }
+}
+
+/// " for 6 min" when a condition held since `since` has lasted a minute or more at
+/// `ts`.
+fn lasting(since: Option<TimestampMs>, ts: TimestampMs) -> String {
+    let held = ts - since.unwrap_or(ts);
+    if held >= 60_000 {
+        format!(" for {} min", held / 60_000)
+    } else {
+        String::new()
     }
 }
 

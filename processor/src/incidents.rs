@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use streamcity_core::geo::{LatLon, distance_m};
 use streamcity_core::{
-    Alert, AlertKind, AlertState, CityIncident, Id, IncidentStatus, Severity, SubjectKind,
-    TimestampMs, TrafficIncident, TransitEffect, VehiclePosition, wire_name,
+    Alert, AlertKind, AlertState, CityIncident, CityIncidentKind, Id, IncidentStatus, Severity,
+    SubjectKind, TimestampMs, TrafficIncident, TransitEffect, VehiclePosition, wire_name,
 };
+
+use streamcity_network::Network;
 
 use crate::detector::{Context, Detector, Event};
 
@@ -54,6 +56,12 @@ pub struct IncidentReport {
     pub ts: TimestampMs,
     /// A one-line description for people.
     pub message: String,
+    /// What an operator can do about it.
+    pub action: String,
+    /// Whether it touches service by its nature: a city incident slowing or suspending
+    /// lines (a traffic incident touches the lines passing through its area, an
+    /// incident with no effect on transit none).
+    pub effect: TransitEffect,
     /// The numbers behind it.
     pub evidence: serde_json::Map<String, serde_json::Value>,
 }
@@ -89,6 +97,8 @@ pub fn describe_traffic(i: &TrafficIncident) -> IncidentReport {
         start: i.started_at,
         ts: i.timestamp,
         message,
+        action: "Warn the lines passing through; divert them if it lasts.".into(),
+        effect: TransitEffect::Slowdown,
         evidence,
     }
 }
@@ -149,7 +159,19 @@ pub fn describe_city(i: &CityIncident) -> IncidentReport {
         },
         start: i.started_at,
         ts: i.timestamp,
+        action: match i.transit_effect {
+            TransitEffect::Suspension => format!(
+                "Run replacement buses for {} and tell riders.",
+                i.affected_routes.join(", ")
+            ),
+            TransitEffect::Slowdown if i.kind == CityIncidentKind::RoadClosure => {
+                "Divert the lines through the closure; their stops inside are skipped.".into()
+            }
+            TransitEffect::Slowdown => "Warn the lines passing through; expect delays.".into(),
+            TransitEffect::None => String::new(),
+        },
         message,
+        effect: i.transit_effect,
         evidence,
     }
 }
@@ -163,8 +185,12 @@ pub struct IncidentAreas {
 
 impl IncidentAreas {
     /// Notes an incident record: keeps an incident in force, forgets one that cleared.
+    /// An incident with no effect on transit (a water advisory) explains no delay.
     pub fn note(&mut self, report: &IncidentReport) {
         match report.status {
+            IncidentStatus::Active if report.effect == TransitEffect::None => {
+                self.areas.remove(&report.id);
+            }
             IncidentStatus::Active => {
                 self.areas.insert(report.id.clone(), report.area.clone());
             }
@@ -179,6 +205,11 @@ impl IncidentAreas {
     pub fn expire(&mut self, ts: TimestampMs) {
         self.areas
             .retain(|_, a| a.ends.saturating_add(LINGER_MS) >= ts);
+    }
+
+    /// True when no incident is in force.
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
     }
 
     /// The incident most likely behind a vehicle's delay: the nearest whose area
@@ -197,9 +228,11 @@ impl IncidentAreas {
     }
 }
 
-/// Raises an incident alert when an incident first becomes active and clears it when
-/// it ends. A repeated report of a known incident, or the clearance of one never seen,
-/// changes nothing worth an alert.
+/// Raises an incident alert when an incident touching service first becomes active and
+/// clears it when it ends. An incident that touches no line (a water advisory; an
+/// accident on a street no line takes) is left to the map: it is nothing an operator
+/// of transit acts on. A repeated report of a known incident, or the clearance of one
+/// never seen, changes nothing worth an alert.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncidentDetector {
     /// Incidents whose alerts this instance raised (read from its partitions).
@@ -214,9 +247,19 @@ impl Detector for IncidentDetector {
         let alert_id = format_compact!("incident:{}", r.id);
         match r.status {
             IncidentStatus::Active => {
-                if !self.active.insert(r.id.clone()) {
+                if self.active.contains(&r.id) {
                     return;
                 }
+                let Some(lines) = lines_touched(r, cx.network) else {
+                    return;
+                };
+                self.active.insert(r.id.clone());
+                let mut evidence = r.evidence.clone();
+                let mut message = r.message.clone();
+                if !lines.is_empty() && r.area.routes.is_empty() {
+                    message = format!("{message}; lines through the area: {}", lines.join(", "));
+                }
+                evidence.insert("lines".into(), json!(lines));
                 cx.raise(Alert {
                     alert_id,
                     kind: AlertKind::Incident,
@@ -230,8 +273,9 @@ impl Detector for IncidentDetector {
                     window_end: r.area.ends,
                     raised_at: r.start,
                     timestamp: r.ts,
-                    message: r.message.clone(),
-                    evidence: r.evidence.clone(),
+                    message,
+                    action: r.action.clone(),
+                    evidence,
                 });
             }
             IncidentStatus::Cleared => {
@@ -241,4 +285,26 @@ impl Detector for IncidentDetector {
             }
         }
     }
+}
+
+/// The lines an incident touches (the ones it names, and those passing through its
+/// area when it slows traffic), or `None` when it touches no service. Without the
+/// network, a slowdown is taken to touch service.
+fn lines_touched(r: &IncidentReport, network: Option<&Network>) -> Option<Vec<Id>> {
+    let mut lines: BTreeSet<Id> = r.area.routes.iter().cloned().collect();
+    match r.effect {
+        TransitEffect::None => return None,
+        TransitEffect::Suspension => {}
+        TransitEffect::Slowdown => {
+            if let Some(n) = network {
+                let (x, y) = n.projection.to_xy(LatLon::new(r.area.lat, r.area.lon));
+                for i in n.routes_near(x, y, r.area.radius_m) {
+                    lines.insert(n.routes[i].route_id.clone());
+                }
+            } else if lines.is_empty() {
+                return Some(Vec::new());
+            }
+        }
+    }
+    (!lines.is_empty()).then(|| lines.into_iter().collect())
 }

@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod detector;
+pub mod groups;
 pub mod handover;
 pub mod headways;
 pub mod health;
@@ -710,6 +711,7 @@ impl Processor {
             match alert.state {
                 AlertState::Raised => self.state.counts.alerts_raised += 1,
                 AlertState::Cleared => self.state.counts.alerts_cleared += 1,
+                AlertState::Updated => {}
             }
             let payload = encode(&alert);
             if alert.kind == AlertKind::Surge {

@@ -286,6 +286,9 @@ impl SurgeDetector {
                 "Passenger surge at {label}: {taps} taps in {minutes} min (threshold {}{usual})",
                 limit.taps
             ),
+            action: format!(
+                "Send a vehicle with room to {label}, or hold the next one there to load."
+            ),
             evidence,
         }
     }

@@ -342,6 +342,7 @@ fn with_a_timetable_headways_are_judged_against_the_timetables_own_gap() {
         let topics = Topics::default();
         let mut config = ProcessorConfig::default();
         config.headway.route_headways_s = network.headways();
+        config.headway.persist_ms = 0;
         let mut p = Processor::new(topics.clone(), config).with_network(Arc::clone(&network));
         let mut out = Vec::new();
         let report = |id: &str, start: &str, next: &str, ts: i64| {
@@ -422,5 +423,164 @@ fn a_vehicle_leaving_service_leaves_the_table_and_is_never_missed() {
         alerts.iter().all(|a| !a.alert_id.contains("V1")),
         "{:?}",
         alerts.iter().map(|a| &a.alert_id).collect::<Vec<_>>()
+    );
+}
+
+/// The delay alerts published in `out`.
+fn alerts_in(topics: &Topics, out: &[Record]) -> Vec<Alert> {
+    out.iter()
+        .filter(|r| r.topic == topics.alerts)
+        .map(|r| decode::<Alert>(&r.payload).unwrap())
+        .filter(|a| a.kind == AlertKind::Delay)
+        .collect()
+}
+
+#[test]
+fn late_vehicles_of_a_line_are_one_alert_that_names_them_and_clears_when_all_recover() {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    let feed =
+        |p: &mut Processor, out: &mut Vec<Record>, id: &str, delay: i32, from: i64, secs: i64| {
+            for s in 0..secs {
+                let ts = from + s * 1_000;
+                p.on_record(
+                    &report_on(&topics.vehicle_locations, id, "S1", delay, ts),
+                    0,
+                    ts,
+                    out,
+                );
+            }
+        };
+    // One vehicle 6 minutes late for two minutes: everyday running, no alert.
+    feed(&mut p, &mut out, "V1", 360, T0, 120);
+    assert!(alerts_in(&topics, &out).is_empty());
+    // A second one late: one alert for the line, naming both.
+    feed(&mut p, &mut out, "V2", 400, T0 + 120_000, 90);
+    let a = alerts_in(&topics, &out);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (a[0].kind, a[0].state),
+        (AlertKind::Delay, AlertState::Raised)
+    );
+    assert_eq!(a[0].subject_id, "B01");
+    assert_eq!(a[0].evidence["vehicle_count"], 2);
+    assert_eq!(a[0].evidence["vehicles"], serde_json::json!(["V1", "V2"]));
+    assert!(!a[0].action.is_empty());
+    // A third joins: the same alert, updated.
+    out.clear();
+    feed(&mut p, &mut out, "V3", 330, T0 + 210_000, 70);
+    let a = alerts_in(&topics, &out);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].state, AlertState::Updated);
+    assert_eq!(a[0].evidence["vehicle_count"], 3);
+    // They recover; V3 flickers late again within the clearing time: no new alert.
+    out.clear();
+    let back = T0 + 300_000;
+    for id in ["V1", "V2", "V3"] {
+        feed(&mut p, &mut out, id, 0, back, 1);
+    }
+    feed(&mut p, &mut out, "V3", 330, back + 60_000, 70);
+    feed(&mut p, &mut out, "V1", 400, back + 60_000, 70);
+    assert!(
+        alerts_in(&topics, &out)
+            .iter()
+            .all(|a| a.state == AlertState::Updated),
+        "{:?}",
+        alerts_in(&topics, &out)
+    );
+    // All back on time for longer than the clearing time: cleared, once.
+    out.clear();
+    let calm = back + 200_000;
+    for s in 0..700 {
+        for id in ["V1", "V3"] {
+            let ts = calm + s * 1_000;
+            p.on_record(
+                &report_on(&topics.vehicle_locations, id, "S1", 0, ts),
+                0,
+                ts,
+                &mut out,
+            );
+        }
+        p.advance(calm + s * 1_000, &mut out);
+    }
+    let a = alerts_in(&topics, &out);
+    let cleared: Vec<&Alert> = a
+        .iter()
+        .filter(|a| a.state == AlertState::Cleared)
+        .collect();
+    assert_eq!(cleared.len(), 1, "{a:?}");
+    assert!(!a.iter().any(|a| a.state == AlertState::Raised));
+}
+
+#[test]
+fn bunching_is_alerted_only_once_it_persists_and_not_while_an_incident_explains_it() {
+    let topics = Topics::default();
+    let run = |incident: bool| -> Vec<AlertKind> {
+        let mut config = ProcessorConfig::default();
+        config.headway.route_headways_s = [("B01".into(), 600.0)].into_iter().collect();
+        // Reported once a stop here: not silent.
+        config.breakdown.silent_ms = 3_600_000;
+        let mut p = Processor::new(topics.clone(), config);
+        let mut out = Vec::new();
+        if incident {
+            let i = TrafficIncident {
+                incident_id: "TI-1".into(),
+                kind: streamcity_core::TrafficIncidentKind::Accident,
+                status: IncidentStatus::Active,
+                severity: Severity::High,
+                lat: 40.7,
+                lon: -74.0,
+                radius_m: 300.0,
+                speed_factor: 0.3,
+                started_at: T0,
+                expected_end: T0 + 7_200_000,
+                timestamp: T0,
+            };
+            let r = Record::new(&topics.traffic_incidents, "TI-1", encode(&i), T0);
+            p.on_record(&r, 0, T0, &mut out);
+        }
+        // V1 and V2 one minute apart on a 10-minute line, stop after stop.
+        let mut kinds = Vec::new();
+        for k in 0..8 {
+            let t = T0 + k * 120_000;
+            for (id, lag) in [("V1", 0), ("V2", 60_000)] {
+                let ts = t + lag;
+                let (from, to) = (format!("S{k}"), format!("S{}", k + 1));
+                p.on_record(
+                    &report_on(&topics.vehicle_locations, id, &from, 0, ts),
+                    0,
+                    ts,
+                    &mut out,
+                );
+                p.on_record(
+                    &report_on(&topics.vehicle_locations, id, &to, 0, ts + 1_000),
+                    0,
+                    ts + 1_000,
+                    &mut out,
+                );
+            }
+            let now: Vec<AlertKind> = raised(&topics, &out)
+                .into_iter()
+                .filter(|k| *k != AlertKind::Incident)
+                .collect();
+            if k == 1 {
+                // Two minutes in: bunched, but not for long enough yet.
+                assert!(now.is_empty(), "{now:?}");
+            }
+            kinds.extend(now);
+            out.clear();
+        }
+        kinds
+    };
+    assert_eq!(
+        run(false),
+        vec![AlertKind::Bunching],
+        "raised once it has lasted 5 min"
+    );
+    assert_eq!(
+        run(true),
+        Vec::<AlertKind>::new(),
+        "the incident's alert explains it"
     );
 }

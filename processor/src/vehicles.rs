@@ -1,7 +1,9 @@
 //! Detectors that follow each vehicle: delay (with its likely cause), breakdown
 //! (reported, stranded between stops, or out of contact) and crowding. What they
 //! remember of each vehicle ([`VehicleMemory`]) is kept in its row of the live table
-//! and reaches them with each report, so a report costs no lookup here.
+//! and reaches them with each report, so a report costs no lookup here. Breakdowns are
+//! alerted per vehicle (each needs a mechanic); delays and crowding per line and cause
+//! ([`crate::groups`]).
 
 use compact_str::format_compact;
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use streamcity_core::{
 };
 
 use crate::detector::{Context, Detector, Event, Handover};
+use crate::groups::{GroupKey, Groups};
 use crate::table::{VehicleRow, VehicleTable};
 
 /// How often (in event time) vehicles are checked for lost contact.
@@ -25,25 +28,41 @@ pub struct VehicleMemory {
     delay_since: Option<TimestampMs>,
     /// Since when, and where, it has been standing still in transit.
     still_since: Option<(TimestampMs, f64, f64)>,
-    /// Its active alerts, by kind of condition.
+    /// The group (line delay alert) it is in, by name.
     delay: Option<Id>,
+    /// Its active alerts, by kind of condition.
     reported_breakdown: Option<Id>,
     stranded: Option<Id>,
     silent: Option<Id>,
+    /// The group (line crowding alert) it is in, by name.
     crowded: Option<Id>,
+    /// The incident whose area it last ran through, its label, and when.
+    #[serde(default)]
+    passed: Option<(Id, String, TimestampMs)>,
 }
 
 impl VehicleMemory {
-    /// Clears every alert of the vehicle at `ts`, saying `message`.
-    fn clear_all(&mut self, cx: &mut Context<'_>, ts: TimestampMs, message: &str) {
+    /// Ends everything said of the vehicle at `ts`: clears its alerts, saying
+    /// `message`, and takes it out of its groups.
+    fn clear_all(
+        &mut self,
+        groups: &mut Groups,
+        id: &str,
+        cx: &mut Context<'_>,
+        ts: TimestampMs,
+        message: &str,
+    ) {
         for slot in [
-            &mut self.delay,
             &mut self.reported_breakdown,
             &mut self.stranded,
             &mut self.silent,
-            &mut self.crowded,
         ] {
             cx.clear_slot(slot, ts, message.to_owned());
+        }
+        for slot in [&mut self.delay, &mut self.crowded] {
+            if let Some(name) = slot.take() {
+                groups.leave(&name, id, ts, cx);
+            }
         }
     }
 }
@@ -53,6 +72,16 @@ impl VehicleMemory {
 pub struct VehicleDetector {
     /// Watermark at the last lost-contact check.
     silence_checked: Option<TimestampMs>,
+    /// The line alerts for delays and crowding.
+    #[serde(default)]
+    groups: Groups,
+}
+
+impl VehicleDetector {
+    /// The lines under an incident's delay alert.
+    pub fn lines_under_incident(&self) -> impl Iterator<Item = &Id> {
+        self.groups.lines_under_incident()
+    }
 }
 
 /// An alert about vehicle `p`, raised at its report's time.
@@ -77,6 +106,7 @@ pub fn vehicle_alert(
         raised_at: p.timestamp,
         timestamp: p.timestamp,
         message,
+        action: String::new(),
         evidence: serde_json::Map::new(),
     }
 }
@@ -95,8 +125,18 @@ impl Detector for VehicleDetector {
         let m = &mut *memory.borrow_mut();
         if p.status == VehicleStatus::OutOfService {
             // Its day is done: whatever was said of it is over.
-            m.clear_all(cx, p.timestamp, &format!("{} left service", p.vehicle_id));
+            let message = format!("{} left service", p.vehicle_id);
+            m.clear_all(&mut self.groups, &p.vehicle_id, cx, p.timestamp, &message);
             return;
+        }
+        // Passing a stop inside an incident's area: the incident its delay will be owed
+        // to (checked once a stop, not on every report).
+        if let Some(prev) = previous
+            && prev.next_stop_id != p.next_stop_id
+            && !cx.areas.is_empty()
+            && let Some((id, label, _)) = cx.areas.likely_cause(p, cx.config.delay.cause_radius_m)
+        {
+            m.passed = Some((id, label, p.timestamp));
         }
         // Silent for longer than allowed before this report: contact was lost, whether
         // or not the watermark got there first (judged on the vehicle's own stream, so
@@ -108,7 +148,7 @@ impl Detector for VehicleDetector {
             let at = prev.timestamp + cx.config.breakdown.silent_ms;
             cx.raise_into(&mut m.silent, lost_contact(prev, at));
         }
-        on_report(m, p, cx);
+        on_report(&mut self.groups, m, p, cx);
     }
 
     /// Raises lost-contact alerts for vehicles not heard from for `silent_ms` before the
@@ -123,6 +163,7 @@ impl Detector for VehicleDetector {
             return;
         }
         self.silence_checked = Some(watermark);
+        self.groups.expire(cx);
         let silent_ms = cx.config.breakdown.silent_ms;
         let mut silent: Vec<&VehicleRow> = table
             .iter()
@@ -155,11 +196,16 @@ impl Detector for VehicleDetector {
         };
         let ts = cx.watermark.max(0);
         for row in *vehicles {
-            let message = format!(
-                "{}: handed over to another processor instance",
-                row.position.vehicle_id
-            );
-            row.memory.borrow_mut().clear_all(cx, ts, &message);
+            let id = &row.position.vehicle_id;
+            let message = format!("{id}: handed over to another processor instance");
+            row.memory
+                .borrow_mut()
+                .clear_all(&mut self.groups, id, cx, ts, &message);
+        }
+        let lines: std::collections::BTreeSet<&Id> =
+            vehicles.iter().map(|r| &r.position.route_id).collect();
+        for route in lines {
+            self.groups.release_line(route, ts, cx);
         }
     }
 }
@@ -182,13 +228,19 @@ fn lost_contact(p: &VehiclePosition, at: TimestampMs) -> Alert {
     a.timestamp = at;
     a.raised_at = at;
     a.window_end = at;
+    a.action = format!("Radio the driver of {id} to check the vehicle and its tracker.");
     a.evidence.insert("reason".into(), json!("silent"));
     a.evidence.insert("last_seen".into(), json!(p.timestamp));
     a
 }
 
 /// Runs the per-vehicle checks on a new report `p`.
-fn on_report(m: &mut VehicleMemory, p: &VehiclePosition, cx: &mut Context<'_>) {
+fn on_report(
+    groups: &mut Groups,
+    m: &mut VehicleMemory,
+    p: &VehiclePosition,
+    cx: &mut Context<'_>,
+) {
     let ts = p.timestamp;
     let id = &p.vehicle_id;
     let config = cx.config;
@@ -206,6 +258,10 @@ fn on_report(m: &mut VehicleMemory, p: &VehiclePosition, cx: &mut Context<'_>) {
             p,
             ts,
             format!("{id} broken down on line {}", p.route_id),
+        );
+        a.action = format!(
+            "Send a replacement vehicle or a mechanic to {id}; the next vehicle of line {} picks up its riders.",
+            p.route_id
         );
         a.evidence.insert("reason".into(), json!("reported"));
         a.evidence.insert("passengers".into(), json!(p.passengers));
@@ -235,6 +291,7 @@ fn on_report(m: &mut VehicleMemory, p: &VehiclePosition, cx: &mut Context<'_>) {
                     since,
                     format!("{id} stranded: standing still between stops for {minutes} min"),
                 );
+                a.action = format!("Radio the driver of {id}; send help if it cannot move.");
                 a.evidence.insert("reason".into(), json!("stationary"));
                 a.evidence
                     .insert("stationary_s".into(), json!((ts - since) / 1000));
@@ -249,78 +306,58 @@ fn on_report(m: &mut VehicleMemory, p: &VehiclePosition, cx: &mut Context<'_>) {
         }
     }
 
-    // Delay, sustained; cleared on recovery; with the likely cause.
+    // Delay, sustained; with the likely cause; grouped by line and cause.
     let d = &config.delay;
     if p.delay_s > d.threshold_s {
         let since = *m.delay_since.get_or_insert(ts);
-        if m.delay.is_none() && ts - since >= d.sustain_ms {
-            let minutes = p.delay_s / 60;
-            let severity = if p.delay_s >= 2 * d.threshold_s {
-                Severity::High
-            } else {
-                Severity::Moderate
+        if let Some(name) = &m.delay {
+            groups.refresh(name, p, i64::from(p.delay_s), cx);
+        } else if ts - since >= d.sustain_ms {
+            let cause = cx
+                .areas
+                .likely_cause(p, d.cause_radius_m)
+                .map(|(id, label, _)| (id, label))
+                .or_else(|| {
+                    m.passed
+                        .as_ref()
+                        .filter(|(_, _, at)| ts - at <= d.cause_memory_ms)
+                        .map(|(id, label, _)| (id.clone(), label.clone()))
+                });
+            let (cause, label) = cause.unzip();
+            let key = GroupKey {
+                kind: AlertKind::Delay,
+                route: p.route_id.clone(),
+                cause,
             };
-            let cause = cx.areas.likely_cause(p, d.cause_radius_m);
-            let because = cause
-                .as_ref()
-                .map(|(_, label, _)| format!("; likely cause: {label}"))
-                .unwrap_or_default();
-            let mut a = vehicle_alert(
-                AlertKind::Delay,
-                severity,
-                p,
-                since,
-                format!(
-                    "{id} on line {} running {minutes} min late{because}",
-                    p.route_id
-                ),
-            );
-            a.evidence.insert("delay_s".into(), json!(p.delay_s));
-            a.evidence
-                .insert("threshold_s".into(), json!(d.threshold_s));
-            if let Some((cause_id, label, metres)) = cause {
-                a.evidence.insert("likely_cause".into(), json!(cause_id));
-                a.evidence.insert("likely_cause_label".into(), json!(label));
-                a.evidence
-                    .insert("cause_distance_m".into(), json!(metres.round()));
-            }
-            cx.raise_into(&mut m.delay, a);
+            m.delay = Some(key.name());
+            groups.join(key, label, p, i64::from(p.delay_s), cx);
         }
     } else {
         m.delay_since = None;
-        if p.delay_s < d.clear_below_s && m.delay.is_some() {
-            cx.clear_slot(
-                &mut m.delay,
-                ts,
-                format!("{id} back on schedule ({} s late)", p.delay_s),
-            );
+        if p.delay_s < d.clear_below_s
+            && let Some(name) = m.delay.take()
+        {
+            groups.leave(&name, id, ts, cx);
         }
     }
 
-    // Crowding.
+    // Crowding, grouped by line.
     let share = p.passengers as f64 / p.capacity.max(1) as f64;
     if share > config.crowding.share {
-        let mut a = vehicle_alert(
-            AlertKind::Crowding,
-            if share >= 1.0 {
-                Severity::High
-            } else {
-                Severity::Moderate
-            },
-            p,
-            ts,
-            format!(
-                "{id} on line {} is {:.0}% full ({}/{})",
-                p.route_id,
-                share * 100.0,
-                p.passengers,
-                p.capacity
-            ),
-        );
-        a.evidence.insert("passengers".into(), json!(p.passengers));
-        a.evidence.insert("capacity".into(), json!(p.capacity));
-        cx.raise_into(&mut m.crowded, a);
-    } else if share < config.crowding.clear_share && m.crowded.is_some() {
-        cx.clear_slot(&mut m.crowded, ts, format!("{id} no longer crowded"));
+        if let Some(name) = &m.crowded {
+            groups.refresh(name, p, (share * 100.0).round() as i64, cx);
+        } else {
+            let key = GroupKey {
+                kind: AlertKind::Crowding,
+                route: p.route_id.clone(),
+                cause: None,
+            };
+            m.crowded = Some(key.name());
+            groups.join(key, None, p, (share * 100.0).round() as i64, cx);
+        }
+    } else if share < config.crowding.clear_share
+        && let Some(name) = m.crowded.take()
+    {
+        groups.leave(&name, id, ts, cx);
     }
 }

@@ -26,7 +26,7 @@ function alertElement(a) {
     li.setAttribute('role', 'button');
     li.dataset.alertId = a.alert_id;
     li.dataset.kind = a.kind;
-    li.innerHTML = `<span class="badge kind-${esc(a.kind)}">${esc(a.kind)}</span><span class="msg"></span><time class="rel"></time>`;
+    li.innerHTML = `<span class="badge kind-${esc(a.kind)}">${esc(a.kind)}</span><span class="msg"></span><time class="rel"></time><span class="action"></span>`;
     li.addEventListener('click', () => focusAlert(li.dataset.alertId));
     li.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); focusAlert(li.dataset.alertId); }
@@ -35,6 +35,7 @@ function alertElement(a) {
   }
   li.className = `alert-item sev-${SEVERITIES.includes(a.severity) ? a.severity : 'low'}` + (li.classList.contains('flash') ? ' flash' : '');
   li.querySelector('.msg').textContent = a.message;
+  li.querySelector('.action').textContent = a.action || '';
   li.title = `${a.kind} · ${a.severity} · ${a.subject_kind} ${a.subject_id}`;
   return li;
 }

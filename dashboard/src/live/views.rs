@@ -218,7 +218,7 @@ impl Live {
         let mut state = self.write();
         state.views.time = state.views.time.max(alert.timestamp);
         match alert.state {
-            AlertState::Raised => {
+            AlertState::Raised | AlertState::Updated => {
                 state
                     .views
                     .active

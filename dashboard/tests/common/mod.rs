@@ -118,6 +118,7 @@ impl Server {
             raised_at: T0,
             timestamp: T0,
             message: "test".into(),
+            action: String::new(),
             evidence: Default::default(),
         };
         self.live.apply(&Record::new(

@@ -55,6 +55,9 @@ pub(super) struct Vehicle {
     until_ms: TimestampMs,
     /// No reports before this time (GPS dropout).
     silent_until_ms: TimestampMs,
+    /// A breakdown scripted for its next moment under way: how long the repair takes, ms
+    /// (0: none).
+    scripted_breakdown_ms: i64,
     /// Scheduled start of the current trip.
     trip_start_ms: TimestampMs,
     hint: usize,
@@ -286,6 +289,7 @@ pub(super) fn sign_on(
         report_ms: now + rng.random_range(0..report_gap_ms.max(1)),
         until_ms,
         silent_until_ms: now,
+        scripted_breakdown_ms: 0,
         trip_start_ms: l.start_ms(network),
         hint: 0,
         x: 0.0,
@@ -352,6 +356,7 @@ pub(super) fn place_fleet(
                 report_ms: now + rng.random_range(0..report_gap_ms.max(1)),
                 until_ms: now,
                 silent_until_ms: now,
+                scripted_breakdown_ms: 0,
                 trip_start_ms: now,
                 hint: 0,
                 x: 0.0,
@@ -427,6 +432,19 @@ impl Simulation {
         self.vehicles[i].updated_ms = now;
     }
 
+    /// Scripts a breakdown (for scenarios and tests): vehicle `vehicle_id` breaks down
+    /// the next moment it is under way, for `repair_ms`. False when there is no such
+    /// vehicle.
+    pub fn break_down(&mut self, vehicle_id: &str, repair_ms: i64) -> bool {
+        match self.vehicles.iter_mut().find(|v| v.id == vehicle_id) {
+            Some(v) => {
+                v.scripted_breakdown_ms = repair_ms.max(1);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn step_vehicle(
         &mut self,
         i: usize,
@@ -487,6 +505,11 @@ impl Simulation {
             Phase::Running => {}
         }
 
+        let repair_ms = if v.scripted_breakdown_ms > 0 && v.speed > 0.5 {
+            std::mem::take(&mut v.scripted_breakdown_ms)
+        } else {
+            repair_ms
+        };
         if repair_ms > 0 && v.speed > 0.5 {
             v.phase = Phase::BrokenDown;
             v.speed = 0.0;
