@@ -160,9 +160,33 @@ pub struct VehiclePosition {
     /// day (past `24:00:00` after midnight; GTFS-realtime's `start_time`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Id>,
+    /// Riders who boarded at the stop it is standing at, from its passenger counters:
+    /// on its reports while it stands there (`stopped_at`), when it counts them. What
+    /// takes riders off a stop's waiting count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boarded: Option<u32>,
 }
 
 impl VehiclePosition {
+    /// How many riders boarded at the stop it stands at since its report `previous`:
+    /// from its passenger counters (`boarded`, each call at a stop counted once), or,
+    /// for a vehicle without them, the rise in passengers aboard (a lower bound: some
+    /// may have got off meanwhile). Zero unless it is standing at a stop.
+    pub fn boarded_since(&self, previous: Option<&VehiclePosition>) -> u32 {
+        if self.status != VehicleStatus::StoppedAt {
+            return 0;
+        }
+        let same_call = previous.filter(|q| {
+            q.status == VehicleStatus::StoppedAt
+                && q.next_stop_id == self.next_stop_id
+                && q.trip_id == self.trip_id
+        });
+        match self.boarded {
+            Some(n) => n.saturating_sub(same_call.and_then(|q| q.boarded).unwrap_or(0)),
+            None => previous.map_or(0, |q| self.passengers.saturating_sub(q.passengers)),
+        }
+    }
+
     /// Its position as a point.
     pub fn position(&self) -> LatLon {
         LatLon::new(self.lat, self.lon)

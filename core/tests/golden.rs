@@ -59,6 +59,7 @@ fn vehicle_position() {
             status: VehicleStatus::InTransitTo,
             start_date: None,
             start_time: None,
+            boarded: None,
         },
     );
     // A vehicle running a GTFS feed's trip: its service day and start, as GTFS-realtime
@@ -82,6 +83,7 @@ fn vehicle_position() {
             status: VehicleStatus::InTransitTo,
             start_date: Some("20140602".into()),
             start_time: Some("07:25:00".into()),
+            boarded: None,
         },
     );
 }

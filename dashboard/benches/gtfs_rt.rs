@@ -57,6 +57,7 @@ fn reports(network: &Network, at_ms: i64) -> Vec<VehiclePosition> {
                 status: VehicleStatus::InTransitTo,
                 start_date: Some("20140602".into()),
                 start_time: Some(streamcity_network::calendar::service_time(s).into()),
+                boarded: None,
             }
         })
         .collect()

@@ -335,6 +335,61 @@ async fn rest_queries_filter_look_up_and_explain_their_errors() {
 }
 
 #[tokio::test]
+async fn a_stops_waiting_count_falls_only_by_the_riders_who_boarded() {
+    let s = server(LiveConfig::default()).await;
+    let stop = "S0042";
+    for i in 0..600 {
+        let tap = RiderTap {
+            rider_id: format!("C{i}").into(),
+            stop_id: stop.into(),
+            route_id: None,
+            timestamp: T0 + i,
+        };
+        s.live.apply(&Record::new(
+            &s.topics.rider_tapped_on,
+            stop,
+            encode(&tap),
+            T0 + i,
+        ));
+    }
+    let report =
+        |id: &str, ts: i64, status: VehicleStatus, passengers: u32, boarded: Option<u32>| {
+            let mut p = position(id, "B01", 40.70, -74.00, ts);
+            p.next_stop_id = stop.into();
+            p.status = status;
+            p.passengers = passengers;
+            p.occupancy_status = OccupancyStatus::from_load(passengers, p.capacity);
+            p.boarded = boarded;
+            s.live.apply(&Record::new(
+                &s.topics.live_vehicle_table,
+                id.to_owned(),
+                encode(&p),
+                ts,
+            ));
+        };
+    let waiting =
+        || async { s.get(&format!("/api/stops/{stop}")).await.1["waiting_estimate"].as_u64() };
+    assert_eq!(waiting().await, Some(600));
+    // A vehicle with room arrives and counts 12 boarding: 588 still wait (a stop's
+    // crowd does not vanish because one vehicle with room called).
+    report("V1", T0 + 1_000, VehicleStatus::InTransitTo, 40, None);
+    report("V1", T0 + 2_000, VehicleStatus::StoppedAt, 50, Some(12));
+    assert_eq!(waiting().await, Some(588));
+    // Its next report at the same call counts nobody twice; more boarding counts.
+    report("V1", T0 + 3_000, VehicleStatus::StoppedAt, 50, Some(12));
+    report("V1", T0 + 4_000, VehicleStatus::StoppedAt, 53, Some(15));
+    assert_eq!(waiting().await, Some(585));
+    // A vehicle without passenger counters: what it gained aboard.
+    report("V2", T0 + 5_000, VehicleStatus::InTransitTo, 20, None);
+    report("V2", T0 + 6_000, VehicleStatus::StoppedAt, 30, None);
+    assert_eq!(waiting().await, Some(575));
+    // Leaving, and calling again on the next trip, each boarding counted once.
+    report("V1", T0 + 7_000, VehicleStatus::InTransitTo, 53, None);
+    report("V1", T0 + 8_000, VehicleStatus::StoppedAt, 60, Some(7));
+    assert_eq!(waiting().await, Some(568));
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
     let s = server(LiveConfig::default()).await;
     s.vehicle("B07-012", "B07", 40.70, -74.00, T0);

@@ -46,6 +46,7 @@ fn main() {
             status: VehicleStatus::InTransitTo,
             start_date: None,
             start_time: None,
+            boarded: None,
         };
         let r = Record::new(
             &topics.vehicle_locations,

@@ -130,6 +130,13 @@ pub struct SurgeConfig {
     pub adaptive_min_taps: u64,
     /// Closed windows of a stop and hour needed before its usual count is trusted.
     pub baseline_samples: u32,
+    /// A surge clears once taps are back to normal and no more than this many riders
+    /// are still waiting (taps since it began, less those vehicles counted boarding).
+    pub clear_waiting: u64,
+    /// ... or once nobody has tapped on there for this long, ms: riders not seen to
+    /// board have gone another way (and with several processor instances, vehicles of
+    /// lines another instance follows board unseen).
+    pub give_up_ms: i64,
 }
 
 impl Default for SurgeConfig {
@@ -140,6 +147,8 @@ impl Default for SurgeConfig {
             adaptive_factor: 3.0,
             adaptive_min_taps: 30,
             baseline_samples: 10,
+            clear_waiting: 30,
+            give_up_ms: 1_800_000,
         }
     }
 }

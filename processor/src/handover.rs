@@ -172,6 +172,7 @@ mod tests {
                 status: streamcity_core::VehicleStatus::InTransitTo,
                 start_date: None,
                 start_time: None,
+                boarded: None,
             };
             Record::new(&topics.vehicle_locations, id.to_owned(), encode(&v), ts)
         };

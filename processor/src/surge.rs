@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use streamcity_core::{Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs};
+use streamcity_core::{
+    Alert, AlertKind, AlertState, Id, Severity, SubjectKind, TimestampMs, VehiclePosition,
+    VehicleStatus,
+};
 use streamcity_network::Stop;
 
 use crate::alerts::AlertBook;
@@ -43,6 +46,20 @@ pub struct SurgeDetector {
     /// The input partition each stop's taps come from.
     #[serde(default)]
     partitions: HashMap<Id, i32>,
+    /// The crowd at each surging stop.
+    #[serde(default)]
+    crowds: BTreeMap<Id, Crowd>,
+    /// The minute (of event time) the crowds were last looked at.
+    #[serde(default)]
+    crowds_checked: i64,
+}
+
+/// The riders waiting at a surging stop: counted in as they tap on, out as vehicles
+/// count them boarding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Crowd {
+    waiting: u64,
+    last_tap: TimestampMs,
 }
 
 /// Which threshold a count is held against.
@@ -61,6 +78,8 @@ impl SurgeDetector {
             baselines: HashMap::new(),
             active: BTreeMap::new(),
             partitions: HashMap::new(),
+            crowds: BTreeMap::new(),
+            crowds_checked: 0,
         }
     }
 
@@ -123,6 +142,10 @@ impl SurgeDetector {
             return admission;
         };
         if self.active.contains_key(stop) {
+            if let Some(c) = self.crowds.get_mut(stop) {
+                c.waiting += 1;
+                c.last_tap = c.last_tap.max(ts);
+            }
             return admission;
         }
         let limit = self.limit(stop, start);
@@ -137,6 +160,14 @@ impl SurgeDetector {
             }
             self.active
                 .insert(stop.clone(), (alert.alert_id.clone(), label));
+            // Those who tapped on in the window are taken to be waiting still.
+            self.crowds.insert(
+                stop.clone(),
+                Crowd {
+                    waiting: max_count,
+                    last_tap: ts,
+                },
+            );
             book.raise(alert, out);
         }
         admission
@@ -153,9 +184,14 @@ impl SurgeDetector {
     ) {
         let mut closed: Vec<WindowResult<Id>> = Vec::new();
         self.counts.close_until(watermark, &mut closed);
-        if closed.is_empty() {
+        // Surges are looked at as windows close, and once a minute while a crowd
+        // waits (taps may have stopped altogether).
+        let minute = watermark.div_euclid(60_000);
+        let crowd_check = !self.crowds.is_empty() && minute > self.crowds_checked;
+        if closed.is_empty() && !crowd_check {
             return;
         }
+        self.crowds_checked = minute;
         for w in &closed {
             let hour = (w.start.rem_euclid(86_400_000) / 3_600_000) as usize;
             let slots = self
@@ -175,18 +211,46 @@ impl SurgeDetector {
                     .open_windows(stop)
                     .iter()
                     .all(|w| w.count <= self.limit(stop, w.start).taps)
+                    && self.crowd_gone(stop, watermark)
             })
             .cloned()
             .collect();
         for stop in calm {
+            let left = self.crowds.remove(&stop).map_or(0, |c| c.waiting);
             if let Some((id, label)) = self.active.remove(&stop) {
+                let still = if left > 0 {
+                    format!(" ({left} may still be waiting)")
+                } else {
+                    String::new()
+                };
                 book.clear(
                     &id,
                     watermark,
-                    Some(format!("Passenger surge at {label} is over")),
+                    Some(format!("Passenger surge at {label} is over{still}")),
                     out,
                 );
             }
+        }
+    }
+
+    /// Whether the crowd at surging `stop` has gone by `watermark`: few enough left
+    /// waiting, or nobody seen tapping on for a long while.
+    fn crowd_gone(&self, stop: &Id, watermark: TimestampMs) -> bool {
+        self.crowds.get(stop).is_none_or(|c| {
+            c.waiting <= self.config.clear_waiting
+                || watermark.saturating_sub(c.last_tap) >= self.config.give_up_ms
+        })
+    }
+
+    /// A vehicle report: riders it counts boarding at a surging stop leave its crowd.
+    pub fn on_report(&mut self, report: &VehiclePosition, previous: Option<&VehiclePosition>) {
+        if report.status != VehicleStatus::StoppedAt {
+            return;
+        }
+        if let Some(c) = self.crowds.get_mut(&report.next_stop_id) {
+            c.waiting = c
+                .waiting
+                .saturating_sub(u64::from(report.boarded_since(previous)));
         }
     }
 
@@ -217,6 +281,7 @@ impl SurgeDetector {
         for stop in stops {
             self.partitions.remove(&stop);
             self.counts.remove_key(&stop);
+            self.crowds.remove(&stop);
             if let Some((id, label)) = self.active.remove(&stop) {
                 book.clear(
                     &id,
@@ -296,6 +361,13 @@ impl SurgeDetector {
 
 impl Detector for SurgeDetector {
     fn on_event(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        if let Event::Position {
+            report, previous, ..
+        } = event
+        {
+            self.on_report(report, *previous);
+            return;
+        }
         let Event::Tap { tap, partition } = event else {
             return;
         };
@@ -348,6 +420,9 @@ mod tests {
     fn raises_once_when_crossing_and_clears_when_calm() {
         let mut d = SurgeDetector::new(SurgeConfig {
             threshold: 40,
+            // Whoever still waits: the taps alone decide here (the crowd's own rule is
+            // the processor's test `a_surge_clears_only_once_its_crowd_has_boarded`).
+            clear_waiting: u64::MAX,
             ..SurgeConfig::default()
         });
         let mut book = AlertBook::default();

@@ -584,3 +584,69 @@ fn bunching_is_alerted_only_once_it_persists_and_not_while_an_incident_explains_
         "the incident's alert explains it"
     );
 }
+
+#[test]
+fn a_surge_clears_only_once_its_crowd_has_boarded() {
+    let topics = Topics::default();
+    let mut p = Processor::new(topics.clone(), ProcessorConfig::default());
+    let mut out = Vec::new();
+    for i in 0..200 {
+        p.on_record(&tap(&topics, "S0042", T0 + i * 50), 0, T0, &mut out);
+    }
+    let stopped = |id: &str, boarded: u32, ts: i64| {
+        let json = format!(
+            r#"{{"vehicle_id":"{id}","route_id":"B01","trip_id":"t-{id}","timestamp":{ts},"lat":40.7,"lon":-74.0,"bearing":0,"speed_mps":0,"next_stop_id":"S0042","passengers":{boarded},"capacity":120,"occupancy_status":"empty","delay_s":0,"status":"stopped_at","boarded":{boarded}}}"#
+        );
+        Record::new(
+            &topics.vehicle_locations,
+            id.to_owned(),
+            Bytes::from(json),
+            ts,
+        )
+    };
+    let surge = |out: &[Record]| -> Vec<AlertState> {
+        out.iter()
+            .filter(|r| r.topic == topics.surge_alerts)
+            .map(|r| decode::<Alert>(&r.payload).unwrap().state)
+            .collect()
+    };
+    // Ten quiet minutes: taps are back to normal but 200 riders are still there.
+    let at = std::cell::Cell::new(T0);
+    let quiet = |p: &mut Processor, out: &mut Vec<Record>, minutes: i64| {
+        for _ in 0..minutes * 60 {
+            at.set(at.get() + 1_000);
+            let at = at.get();
+            p.on_record(
+                &report_on(&topics.vehicle_locations, "V0", "S1", 0, at),
+                1,
+                at,
+                out,
+            );
+            p.advance(at, out);
+        }
+    };
+    quiet(&mut p, &mut out, 10);
+    assert_eq!(surge(&out), [AlertState::Raised], "200 riders still wait");
+    // A vehicle takes 80: 120 still wait.
+    p.on_record(&stopped("V1", 80, at.get() + 1), 2, at.get(), &mut out);
+    quiet(&mut p, &mut out, 3);
+    assert_eq!(surge(&out), [AlertState::Raised], "120 riders still wait");
+    // Another takes 100 (its next report at the same call counts nobody twice): 20
+    // left, the crowd has gone.
+    p.on_record(&stopped("V2", 100, at.get() + 1), 3, at.get(), &mut out);
+    p.on_record(&stopped("V2", 100, at.get() + 2), 3, at.get(), &mut out);
+    quiet(&mut p, &mut out, 2);
+    assert_eq!(surge(&out), [AlertState::Raised, AlertState::Cleared]);
+    let cleared: Alert = decode(
+        &out.iter()
+            .rfind(|r| r.topic == topics.surge_alerts)
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert!(
+        cleared.message.contains("20 may still be waiting"),
+        "{}",
+        cleared.message
+    );
+}

@@ -247,6 +247,7 @@ impl Mirror {
             status,
             start_date: Some(start_date.into()),
             start_time: Some(start_time.into()),
+            boarded: None,
         };
         if report.validate().is_err() {
             self.counts.invalid += 1;

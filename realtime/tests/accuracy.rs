@@ -34,6 +34,7 @@ fn report(ts: i64, next: &str, status: VehicleStatus, delay_s: i32) -> VehiclePo
         status,
         start_date: Some("20250303".into()),
         start_time: Some("08:00:00".into()),
+        boarded: None,
     }
 }
 

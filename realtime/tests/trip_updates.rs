@@ -37,6 +37,7 @@ fn b1(ts: i64, next: &str, status: VehicleStatus) -> VehiclePosition {
         status,
         start_date: Some("20250303".into()),
         start_time: Some("08:00:00".into()),
+        boarded: None,
     }
 }
 

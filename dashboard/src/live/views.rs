@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use streamcity_core::{
-    Alert, AlertKind, AlertState, CityIncident, ClockReading, Id, IncidentStatus, OccupancyStatus,
-    Record, RiderTap, TimestampMs, TrafficIncident, VehiclePosition, VehicleStatus,
-    check_not_ahead, decode, decode_valid, wire_name,
+    Alert, AlertKind, AlertState, CityIncident, ClockReading, Id, IncidentStatus, Record, RiderTap,
+    TimestampMs, TrafficIncident, VehiclePosition, check_not_ahead, decode, decode_valid,
+    wire_name,
 };
 use streamcity_network::topic::CLOCK_KEY;
 
@@ -178,12 +178,14 @@ impl Live {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .on_report(&self.network, &p);
-        // A vehicle with room standing at a stop takes the riders waiting there.
-        if p.status == VehicleStatus::StoppedAt
-            && p.occupancy_status < OccupancyStatus::Full
+        // Riders who board leave the stop's waiting count (and only they: a vehicle
+        // of one line takes nobody waiting for another, a full one takes few).
+        let previous = state.views.vehicles.get(&id).map(|e| &e.position);
+        let boarded = p.boarded_since(previous);
+        if boarded > 0
             && let Some(stop) = state.views.stops.get_mut(&p.next_stop_id)
         {
-            stop.waiting = 0;
+            stop.waiting = stop.waiting.saturating_sub(boarded);
         }
         let item = Item {
             raw: record.payload.clone(),

@@ -89,6 +89,7 @@ pub fn position(id: &str, route: &str, lat: f64, lon: f64, ts: i64) -> VehiclePo
         status: VehicleStatus::InTransitTo,
         start_date: None,
         start_time: None,
+        boarded: None,
     }
 }
 

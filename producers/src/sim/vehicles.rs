@@ -58,6 +58,8 @@ pub(super) struct Vehicle {
     /// A breakdown scripted for its next moment under way: how long the repair takes, ms
     /// (0: none).
     scripted_breakdown_ms: i64,
+    /// Riders who boarded at the stop it is standing at.
+    boarded_here: u32,
     /// Scheduled start of the current trip.
     trip_start_ms: TimestampMs,
     hint: usize,
@@ -290,6 +292,7 @@ pub(super) fn sign_on(
         until_ms,
         silent_until_ms: now,
         scripted_breakdown_ms: 0,
+        boarded_here: 0,
         trip_start_ms: l.start_ms(network),
         hint: 0,
         x: 0.0,
@@ -357,6 +360,7 @@ pub(super) fn place_fleet(
                 until_ms: now,
                 silent_until_ms: now,
                 scripted_breakdown_ms: 0,
+                boarded_here: 0,
                 trip_start_ms: now,
                 hint: 0,
                 x: 0.0,
@@ -684,6 +688,7 @@ impl Simulation {
         self.counts.boardings += board as u64;
         let boarded = v.riders.len();
         v.riders.extend(queue.drain(..board));
+        v.boarded_here = board as u32;
         let dwell_s = params.dwell_base_s
             + params.per_boarding_s * board as f64
             + params.per_alighting_s * alight as f64;
@@ -748,6 +753,7 @@ impl Simulation {
             status,
             start_date: leg.map(|l| format_compact!("{:08}", l.date.0)),
             start_time: leg.map(|l| l.start_time(network)),
+            boarded: (v.phase == Phase::Dwelling).then_some(v.boarded_here),
         }
     }
 }
