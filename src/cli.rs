@@ -264,6 +264,22 @@ pub struct ListenArgs {
         global = true
     )]
     pub allowed_origins: Vec<String>,
+
+    /// The bearer token acknowledging and muting alerts need (`Authorization: Bearer
+    /// <token>`; the page asks for it once). Without it, a random one is made up and
+    /// printed at start.
+    #[arg(
+        long,
+        env = "STREAMCITY_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Reads need the token too: `/ws` (`?access_token=` from a browser), `/api` and
+    /// `/gtfs-rt`. The page, `/metrics`, `/healthz` and `/readyz` stay open.
+    #[arg(long, env = "STREAMCITY_REQUIRE_TOKEN_FOR_READS", global = true)]
+    pub require_token_for_reads: bool,
 }
 
 /// The dashboard's port when none is given.
@@ -290,6 +306,31 @@ impl ListenArgs {
             max_connections: self.max_connections as usize,
             ..streamcity_dashboard::ServerLimits::default()
         }
+    }
+
+    /// Who may read and write: the token given, or one made up and printed.
+    pub fn access(&self) -> anyhow::Result<streamcity_dashboard::auth::Access> {
+        let token = match self.api_token.as_deref().map(str::trim) {
+            Some(t) if t.len() < 16 => {
+                anyhow::bail!("--api-token: use at least 16 characters")
+            }
+            Some(t) => t.to_owned(),
+            None => {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| anyhow::anyhow!("cannot make up an API token: {e}"))?;
+                let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                // On stderr: the first line on stdout is where the dashboard listens.
+                eprintln!(
+                    "API token (acknowledging and muting alerts; choose one with --api-token): {token}"
+                );
+                token
+            }
+        };
+        Ok(streamcity_dashboard::auth::Access::new(
+            Some(token),
+            self.require_token_for_reads,
+        ))
     }
 
     /// The origins allowed to open `/ws`, or why one given is not an origin.

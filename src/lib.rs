@@ -50,6 +50,8 @@ pub struct EmbeddedConfig {
     pub live: LiveConfig,
     /// The pages allowed to open the dashboard's `/ws` besides its own.
     pub origins: AllowedOrigins,
+    /// Who may read and write (the API token).
+    pub access: streamcity_dashboard::auth::Access,
     /// The dashboard's HTTP limits.
     pub http: ServerLimits,
     /// Topic names.
@@ -84,6 +86,7 @@ impl Default for EmbeddedConfig {
             processor: ProcessorConfig::default(),
             live: LiveConfig::default(),
             origins: AllowedOrigins::same_origin(),
+            access: streamcity_dashboard::auth::Access::default(),
             http: ServerLimits::default(),
             topics: Topics::default(),
             limits: Limits::default(),
@@ -239,8 +242,18 @@ impl<B: TwinBus> Embedded<B> {
 
         let live = Arc::new(
             Live::new(Arc::clone(&network), topics.clone(), config.live)
-                .with_allowed_origins(config.origins.clone()),
+                .with_allowed_origins(config.origins.clone())
+                .with_access(config.access.clone()),
         );
+        // Operators' actions go out on the bus and come back through the ingest.
+        let (actions, to_publish) = tokio::sync::mpsc::channel(64);
+        live.take_actions_through(actions);
+        let publisher =
+            streamcity_dashboard::live::publish_actions(bus.clone(), to_publish, stop.clone());
+        tasks.spawn(async move {
+            publisher.await;
+            Ok(())
+        });
         // A dashboard of its own that replays what the bus keeps (nothing, on the
         // memory bus), so twins sharing a Kafka cluster each see everything.
         let instance = format!("{}-{}", std::process::id(), clock::wall_clock_ms());

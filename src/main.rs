@@ -314,6 +314,7 @@ async fn run_embedded(
         checkpoint_every: std::time::Duration::from_secs(twin.checkpoint_interval),
         live: listen.live(),
         origins: listen.origins()?,
+        access: listen.access()?,
         http: listen.http_limits(),
         mirror: twin.mirror()?,
         ..EmbeddedConfig::default()

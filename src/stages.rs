@@ -183,8 +183,18 @@ pub async fn serve(
     let Some((network, _)) = network_from_bus(&bus, &topics, twin, "serve", &stop).await? else {
         return Ok(());
     };
-    let live =
-        Arc::new(Live::new(network, topics, listen.live()).with_allowed_origins(listen.origins()?));
+    let live = Arc::new(
+        Live::new(network, topics, listen.live())
+            .with_allowed_origins(listen.origins()?)
+            .with_access(listen.access()?),
+    );
+    let (actions, to_publish) = tokio::sync::mpsc::channel(64);
+    live.take_actions_through(actions);
+    let publisher = tokio::spawn(streamcity_dashboard::live::publish_actions(
+        bus.clone(),
+        to_publish,
+        stop.clone(),
+    ));
     let sub = streamcity_dashboard::live::subscribe_replaying(&bus, &live, &instance()).await?;
     let addr = SocketAddr::new(listen.host, listen.dashboard_port());
     let listener = tokio::net::TcpListener::bind(addr)
@@ -202,6 +212,7 @@ pub async fn serve(
     streamcity_dashboard::serve(listener, live, listen.http_limits(), stop.clone()).await?;
     stop.cancel();
     ingest.await??;
+    publisher.await?;
     Ok(())
 }
 

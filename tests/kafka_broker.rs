@@ -98,8 +98,14 @@ fn two_processors_in_one_group_give_what_one_gives() {
     // instance, which partitioning the reports by line gives.
     let (one, two) = (unique("one"), unique("two"));
     let config = std::env::temp_dir().join(format!("{one}processor.toml"));
-    // No lost-contact alarms for the fleet going quiet when the producers finish.
-    std::fs::write(&config, "[breakdown]\nsilent_ms = 86400000\n").unwrap();
+    // No lost-contact alarms for the fleet going quiet when the producers finish; a
+    // line bunched or gapped is alerted at once (in a few simulated minutes, an
+    // operator's five minutes of persistence would leave little to compare).
+    std::fs::write(
+        &config,
+        "[breakdown]\nsilent_ms = 86400000\n[headway]\npersist_ms = 0\nclear_after_ms = 0\n",
+    )
+    .unwrap();
     let config = config.to_str().unwrap().to_owned();
     let monday_peak = "1763969400000";
     let run = [
@@ -558,6 +564,9 @@ async fn alerts_of_a_run<B: streamcity::TwinBus>(
             max_events: Some(events),
             duration: None,
         },
+        // Every condition alerted at once, so that a few simulated minutes give
+        // enough alerts to compare.
+        processor: eager_alerts(),
         ..streamcity::EmbeddedConfig::default()
     };
     // Read the alerts topic from the start, alongside the twin.
@@ -658,4 +667,17 @@ async fn the_pipeline_through_kafka_raises_the_alerts_the_embedded_run_raises() 
     );
     eprintln!("{} alert records the same both ways", embedded.len());
     assert_eq!(embedded, through_kafka);
+}
+
+/// Processor settings raising every condition at once: no persistence, no grouping
+/// threshold (what is compared is the same either way).
+fn eager_alerts() -> streamcity_processor::ProcessorConfig {
+    let mut c = streamcity_processor::ProcessorConfig::default();
+    c.headway.persist_ms = 0;
+    c.headway.clear_after_ms = 0;
+    c.delay.group_min_vehicles = 1;
+    c.delay.clear_after_ms = 0;
+    c.crowding.group_min_vehicles = 1;
+    c.crowding.clear_after_ms = 0;
+    c
 }

@@ -495,6 +495,134 @@ pub struct Alert {
     pub action: String,
     /// The numbers behind it, e.g. `{"taps": 57, "threshold": 40}`.
     pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// Who acknowledged it, and when: added by the dashboards from the
+    /// `alert_actions` topic, never by the processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+    /// Until when a mute of its line or kind silences it (ms since the epoch): added by
+    /// the dashboards, never by the processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<TimestampMs>,
+}
+
+/// An operator's acknowledgement of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who, as they gave it (e.g. `"control room 2"`).
+    pub by: String,
+    /// When, ms since the epoch (wall clock of the dashboard that took it).
+    pub at: TimestampMs,
+}
+
+/// What alerts a mute silences: those of one line, or of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "value")]
+pub enum MuteScope {
+    /// Alerts about a line (a route id): its own, its vehicles', incidents touching it.
+    Line(Id),
+    /// Alerts of one kind.
+    Kind(AlertKind),
+}
+
+impl MuteScope {
+    /// The scope as a record key, e.g. `mute/line/B07` or `mute/kind/bunching`.
+    pub fn key(&self) -> String {
+        match self {
+            MuteScope::Line(route) => format!("mute/line/{route}"),
+            MuteScope::Kind(kind) => format!("mute/kind/{}", wire_name(kind)),
+        }
+    }
+
+    /// Whether it covers `alert`.
+    pub fn covers(&self, alert: &Alert) -> bool {
+        match self {
+            MuteScope::Kind(kind) => alert.kind == *kind,
+            MuteScope::Line(route) => alert.lines().any(|l| l == route.as_str()),
+        }
+    }
+}
+
+/// An operator's action on alerts, shared by every dashboard through the compacted
+/// `alert_actions` topic: key `ack/<alert_id>` for an acknowledgement, the scope's
+/// [`MuteScope::key`] for a mute (a mute with `until` in the past lifts it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum AlertAction {
+    /// An alert acknowledged.
+    Ack {
+        /// The alert.
+        alert_id: Id,
+        /// Who and when.
+        #[serde(flatten)]
+        ack: Acknowledgement,
+    },
+    /// Alerts of a line or kind silenced until a time.
+    Mute {
+        /// What it silences.
+        #[serde(flatten)]
+        scope: MuteScope,
+        /// Until when, ms since the epoch (in the past: lifted).
+        until: TimestampMs,
+        /// Who set it.
+        by: String,
+        /// When, ms since the epoch.
+        at: TimestampMs,
+    },
+}
+
+impl AlertAction {
+    /// Its record key on `alert_actions`.
+    pub fn key(&self) -> String {
+        match self {
+            AlertAction::Ack { alert_id, .. } => format!("ack/{alert_id}"),
+            AlertAction::Mute { scope, .. } => scope.key(),
+        }
+    }
+}
+
+impl Validate for AlertAction {
+    fn event_time(&self) -> TimestampMs {
+        match self {
+            AlertAction::Ack { ack, .. } => ack.at,
+            AlertAction::Mute { at, .. } => *at,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        check_ts(self.event_time())?;
+        let (id, by) = match self {
+            AlertAction::Ack { alert_id, ack } => (alert_id.as_str(), ack.by.as_str()),
+            AlertAction::Mute {
+                scope: MuteScope::Line(route),
+                by,
+                ..
+            } => (route.as_str(), by.as_str()),
+            AlertAction::Mute { by, .. } => ("kind", by.as_str()),
+        };
+        if id.is_empty() || id.len() > 200 || by.len() > 100 {
+            return Err(InvalidEvent::Field(
+                "an action names its alert or line (at most 200 bytes) and who took it (at most 100)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Alert {
+    /// The lines it is about: its route, or its vehicle's (`route_id` in its
+    /// evidence), or those an incident touches (`lines`).
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        let own = (self.subject_kind == SubjectKind::Route).then_some(self.subject_id.as_str());
+        let vehicle = self.evidence.get("route_id").and_then(|v| v.as_str());
+        let touched = self
+            .evidence
+            .get("lines")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str());
+        own.into_iter().chain(vehicle).chain(touched)
+    }
 }
 
 /// A record that could not be processed, set aside on the `dead_letters` topic with

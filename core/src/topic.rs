@@ -37,6 +37,9 @@ pub struct Topics {
     /// manifest, and its parts) and the simulated clock (key `clock`). One partition,
     /// compacted on Kafka.
     pub network: Arc<str>,
+    /// Operators' acknowledgements and mutes of alerts ([`crate::AlertAction`]),
+    /// compacted, one partition: every dashboard reads it in full and agrees.
+    pub alert_actions: Arc<str>,
 }
 
 impl Topics {
@@ -56,6 +59,7 @@ impl Topics {
             late_events: name("late_events"),
             dead_letters: name("dead_letters"),
             network: name("network"),
+            alert_actions: name("alert_actions"),
         }
     }
 
@@ -65,7 +69,7 @@ impl Topics {
     }
 
     /// Every topic, in a fixed order (for creating them on a broker).
-    pub fn all(&self) -> [&Arc<str>; 11] {
+    pub fn all(&self) -> [&Arc<str>; 12] {
         [
             &self.vehicle_locations,
             &self.rider_tapped_on,
@@ -78,6 +82,7 @@ impl Topics {
             &self.late_events,
             &self.dead_letters,
             &self.network,
+            &self.alert_actions,
         ]
     }
 }

@@ -153,6 +153,8 @@ fn alert() {
             message: "Passenger surge at S0142: 57 taps in 5 min (threshold 40)".into(),
             action: "Send a vehicle to S0142 or add a short working.".into(),
             evidence,
+            acknowledged: None,
+            muted_until: None,
         },
     );
 }

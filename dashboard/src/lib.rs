@@ -7,8 +7,10 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod live;
 pub mod metrics;
+pub mod operator;
 pub mod origin;
 pub mod server;
 pub mod ws;
@@ -16,7 +18,8 @@ pub mod ws;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use streamcity_core::CancellationToken;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -27,6 +30,11 @@ pub use server::ServerLimits;
 
 /// The dashboard's routes over the live state.
 pub fn app(live: Arc<Live>) -> Router {
+    // The operator's writes: small bodies, the token checked by each.
+    let writes = Router::new()
+        .route("/api/alerts/{id}/ack", post(operator::ack))
+        .route("/api/mutes", post(operator::mute).get(operator::mutes))
+        .layer(DefaultBodyLimit::max(4096));
     let api = Router::new()
         .route("/api/status", get(api::status))
         .route("/api/routes", get(api::routes))
@@ -44,15 +52,20 @@ pub fn app(live: Arc<Live>) -> Router {
         .route("/api/alerts", get(api::alerts))
         .route("/api/incidents", get(api::incidents))
         .route("/api/openapi.json", get(api::openapi))
+        .merge(writes)
         .route("/api/{*rest}", get(api::not_found))
-        .route("/metrics", get(api::metrics))
-        .fallback(assets::serve)
-        .layer(CompressionLayer::new());
-    Router::new()
         .route("/ws", get(ws::handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&live),
+            auth::reads,
+        ));
+    let open = Router::new()
+        .route("/metrics", get(api::metrics))
+        .fallback(assets::serve);
+    Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .merge(api)
+        .merge(api.merge(open).layer(CompressionLayer::new()))
         .with_state(live)
 }
 

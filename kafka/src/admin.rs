@@ -35,7 +35,12 @@ pub fn plan(topics: &Topics, config: &KafkaConfig, existing: &[String]) -> Vec<T
         .filter(|t| !existing.iter().any(|e| **e == ***t))
         .map(|t| {
             let mut settings = Vec::new();
-            if *t == topics.live_vehicle_table || *t == topics.network {
+            let table = [
+                &topics.live_vehicle_table,
+                &topics.network,
+                &topics.alert_actions,
+            ];
+            if table.contains(&t) {
                 settings.push(("cleanup.policy".to_owned(), "compact".to_owned()));
             }
             for (k, v) in &config.topic_config {
@@ -44,7 +49,7 @@ pub fn plan(topics: &Topics, config: &KafkaConfig, existing: &[String]) -> Vec<T
             }
             TopicSpec {
                 name: t.to_string(),
-                partitions: if *t == topics.network {
+                partitions: if *t == topics.network || *t == topics.alert_actions {
                     1
                 } else {
                     config.partitions

@@ -316,6 +316,8 @@ fn alert(g: &Group, ts: TimestampMs, cx: &Context<'_>) -> Alert {
         message: wording.message,
         action: wording.action,
         evidence,
+        acknowledged: None,
+        muted_until: None,
     }
 }
 

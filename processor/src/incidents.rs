@@ -276,6 +276,8 @@ impl Detector for IncidentDetector {
                     message,
                     action: r.action.clone(),
                     evidence,
+                    acknowledged: None,
+                    muted_until: None,
                 });
             }
             IncidentStatus::Cleared => {

@@ -355,6 +355,8 @@ impl SurgeDetector {
                 "Send a vehicle with room to {label}, or hold the next one there to load."
             ),
             evidence,
+            acknowledged: None,
+            muted_until: None,
         }
     }
 }

@@ -107,7 +107,11 @@ pub fn vehicle_alert(
         timestamp: p.timestamp,
         message,
         action: String::new(),
-        evidence: serde_json::Map::new(),
+        evidence: [("route_id".to_owned(), json!(p.route_id))]
+            .into_iter()
+            .collect(),
+        acknowledged: None,
+        muted_until: None,
     }
 }
 

@@ -461,6 +461,18 @@ impl HttpAnswer {
 /// An HTTP GET of `path` on `127.0.0.1:port` with `headers`, within 10 s, its body as
 /// bytes (a protobuf feed is not text).
 pub fn http_get_bytes(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    http_request(port, "GET", path, headers, b"")
+}
+
+/// An HTTP request (`method`, `path`, `headers`, `body`) to `127.0.0.1:port`, within
+/// 10 s, answered whole.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpAnswer {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
     stream
@@ -472,9 +484,11 @@ pub fn http_get_bytes(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpAn
         .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
     )
     .expect("a request");
+    stream.write_all(body).expect("a request body");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("an answer");
     let split = raw

@@ -6,6 +6,7 @@
 //! for every client that takes everything; a client with filters gets the delta's
 //! matching items spliced together, still without re-encoding.
 
+mod actions;
 mod config;
 mod feed;
 mod filter;
@@ -22,6 +23,7 @@ use streamcity_core::{CancellationToken, Topics};
 use streamcity_network::Network;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
+pub use actions::{ActionError, MAX_ACKS, MAX_MUTES, Publish, publish_actions};
 pub use config::LiveConfig;
 pub use feed::{Delta, Start};
 pub use filter::{ClientFilter, ClientTopic};
@@ -52,7 +54,7 @@ pub struct Live {
     pub metrics: Metrics,
     /// Its records-read counters for the input topics, in the order of [`Live::inputs`]
     /// (looked up once, not per record).
-    records_in: [Counter; 6],
+    records_in: [Counter; 7],
     config: LiveConfig,
     topics: Topics,
     state: RwLock<State>,
@@ -76,6 +78,10 @@ pub struct Live {
     encoded: Mutex<realtime::Encoded>,
     /// The predictions sampled and what came of them.
     predictor: Arc<Mutex<streamcity_realtime::predict::Predictor>>,
+    /// Where operators' actions go to be published, when this dashboard takes them.
+    publisher: Mutex<Option<tokio::sync::mpsc::Sender<actions::Publish>>>,
+    /// Who may read and write.
+    access: crate::auth::Access,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -92,7 +98,7 @@ fn splice<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Bytes>) {
 }
 
 /// The topics the dashboard reads, in the order [`Live::apply`] dispatches on.
-fn input_topics(t: &Topics) -> [&Arc<str>; 6] {
+fn input_topics(t: &Topics) -> [&Arc<str>; 7] {
     [
         &t.live_vehicle_table,
         &t.alerts,
@@ -100,6 +106,7 @@ fn input_topics(t: &Topics) -> [&Arc<str>; 6] {
         &t.traffic_incidents,
         &t.city_incidents,
         &t.network,
+        &t.alert_actions,
     ]
 }
 
@@ -134,6 +141,8 @@ impl Live {
             realtime: Mutex::default(),
             encoded: Mutex::default(),
             predictor,
+            publisher: Mutex::default(),
+            access: crate::auth::Access::default(),
         }
     }
 
@@ -141,6 +150,22 @@ impl Live {
     pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
         self.origins = origins;
         self
+    }
+
+    /// The same, with `access` deciding who may read and write.
+    pub fn with_access(mut self, access: crate::auth::Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Who may read and write.
+    pub fn access(&self) -> &crate::auth::Access {
+        &self.access
+    }
+
+    /// Whether alert `id` is active.
+    pub fn alert_is_active(&self, id: &str) -> bool {
+        self.read().views.active.contains_key(id)
     }
 
     /// The pages allowed to open `/ws`.
@@ -178,7 +203,7 @@ impl Live {
     }
 
     /// The topics the dashboard reads.
-    pub fn inputs(&self) -> [&Arc<str>; 6] {
+    pub fn inputs(&self) -> [&Arc<str>; 7] {
         input_topics(&self.topics)
     }
 

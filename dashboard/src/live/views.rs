@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::Bytes;
 use streamcity_core::{
     Alert, AlertKind, AlertState, CityIncident, ClockReading, Id, IncidentStatus, Record, RiderTap,
-    TimestampMs, TrafficIncident, VehiclePosition, check_not_ahead, decode, decode_valid,
+    TimestampMs, TrafficIncident, VehiclePosition, check_not_ahead, decode, decode_valid, encode,
     wire_name,
 };
 use streamcity_network::topic::CLOCK_KEY;
@@ -58,6 +58,8 @@ pub(super) struct Views {
     pub(super) time: TimestampMs,
     /// The producer's clock, once read from the bus.
     pub(super) clock: Option<ClockReading>,
+    /// Operators' acknowledgements and mutes.
+    pub(super) actions: super::actions::Actions,
 }
 
 impl Views {
@@ -135,6 +137,7 @@ impl Live {
             Some(4) => decode_valid::<CityIncident>(&record.payload)
                 .map(|i| self.apply_city(i, &record.payload))
                 .unwrap_or(false),
+            Some(6) => self.apply_action(record),
             // The producer's clock; the network's own records were read at start.
             Some(5) if &record.key[..] == CLOCK_KEY.as_bytes() => {
                 match decode::<ClockReading>(&record.payload) {
@@ -206,18 +209,23 @@ impl Live {
 
     /// An alert as the processor published it: shown as it is, its bytes spliced into
     /// snapshots and deltas unchanged.
-    fn apply_alert(&self, alert: Alert, raw: &Bytes) {
+    fn apply_alert(&self, mut alert: Alert, raw: &Bytes) {
         if alert.state == AlertState::Raised {
             self.metrics.alert_raised(alert.kind);
         }
-        let payload = Bytes::clone(raw);
+        let mut state = self.write();
+        // Shown with its acknowledgement and mute, if any (re-encoded only then).
+        let payload = if state.views.actions.annotate(&mut alert) {
+            encode(&alert)
+        } else {
+            Bytes::clone(raw)
+        };
         let item = Item {
             raw: payload.clone(),
             route: None,
             kind: Some(alert.kind),
             at: alert.lat.zip(alert.lon),
         };
-        let mut state = self.write();
         state.views.time = state.views.time.max(alert.timestamp);
         match alert.state {
             AlertState::Raised | AlertState::Updated => {
@@ -228,6 +236,7 @@ impl Live {
             }
             AlertState::Cleared => {
                 state.views.active.remove(&alert.alert_id);
+                state.views.actions.cleared(&alert.alert_id);
             }
         }
         if state.views.recent.len() >= self.config.recent_alerts {

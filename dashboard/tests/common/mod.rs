@@ -63,7 +63,7 @@ pub async fn server_with(
 }
 
 /// Cancels its token when dropped: the server goes with the test.
-pub struct StopOnDrop(CancellationToken);
+pub struct StopOnDrop(pub CancellationToken);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
@@ -121,6 +121,8 @@ impl Server {
             message: "test".into(),
             action: String::new(),
             evidence: Default::default(),
+            acknowledged: None,
+            muted_until: None,
         };
         self.live.apply(&Record::new(
             &self.topics.alerts,
