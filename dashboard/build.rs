@@ -1,9 +1,10 @@
 //! Embeds the map page (`web/`) and its map library in the binary, so that the one
 //! binary serves everything with no files beside it.
 //!
-//! Leaflet comes from the npm registry: this script runs `npm ci` on `web/package.json`
-//! and `web/package-lock.json` inside `OUT_DIR` (once; it is cached there until the
-//! lock file changes) and embeds Leaflet's `dist/` files under `/vendor/leaflet/`.
+//! Leaflet and uPlot come from the npm registry: this script runs `npm ci` on
+//! `web/package.json` and `web/package-lock.json` inside `OUT_DIR` (once; it is cached
+//! there until the lock file changes) and embeds Leaflet's `dist/` files under
+//! `/vendor/leaflet/` and uPlot's script and stylesheet under `/vendor/uplot/`.
 //! Without npm the build still succeeds, with a warning; the page then says what is
 //! missing, and the asset tests fail.
 
@@ -49,9 +50,14 @@ fn main() {
                     assets.push((format!("/vendor/leaflet/images/{name}"), img));
                 }
             }
+            // The charts' library: its browser build (global `uPlot`) and stylesheet.
+            let uplot = modules.join("uplot/dist");
+            for name in ["uPlot.iife.min.js", "uPlot.min.css"] {
+                assets.push((format!("/vendor/uplot/{name}"), uplot.join(name)));
+            }
         }
         Err(why) => println!(
-            "cargo:warning=The map page's library (Leaflet, from npm) is not embedded: {why}. \
+            "cargo:warning=The map page's libraries (Leaflet and uPlot, from npm) are not embedded: {why}. \
              Install Node.js and npm, then build again."
         ),
     }
@@ -106,6 +112,7 @@ fn install_npm_packages(web: &Path, out: &Path) -> Result<PathBuf, String> {
     let modules = dir.join("node_modules");
     if fs::read(&stamp).ok().as_deref() == Some(&lock[..])
         && modules.join("leaflet/dist/leaflet.js").exists()
+        && modules.join("uplot/dist/uPlot.iife.min.js").exists()
     {
         return Ok(modules);
     }

@@ -320,6 +320,24 @@ pub async fn incidents(
     )))
 }
 
+/// `GET /api/series`: the last hour's figures (on-time share, active alerts by kind,
+/// riders waiting, events per second), sampled every `series_every` of wall time.
+pub async fn series(State(live): State<Arc<Live>>) -> Response {
+    Json(live.series_json()).into_response()
+}
+
+/// `GET /api/lines/{route_id}`: a line's vehicles in order along it with their
+/// headways, and its string lines.
+pub async fn line(
+    State(live): State<Arc<Live>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let line = live
+        .line_json(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no line `{id}`")))?;
+    Ok(Json(line).into_response())
+}
+
 /// `GET /api/openapi.json`: the API's OpenAPI description.
 pub async fn openapi() -> Response {
     json_body(include_str!("../openapi.json"))

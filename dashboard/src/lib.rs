@@ -51,6 +51,8 @@ pub fn app(live: Arc<Live>) -> Router {
         .route("/api/vehicles/{id}", get(api::vehicle))
         .route("/api/alerts", get(api::alerts))
         .route("/api/incidents", get(api::incidents))
+        .route("/api/series", get(api::series))
+        .route("/api/lines/{id}", get(api::line))
         .route("/api/openapi.json", get(api::openapi))
         .merge(writes)
         .route("/api/{*rest}", get(api::not_found))

@@ -406,6 +406,10 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         "/api/alerts",
         "/api/incidents",
         "/api/trips/{id}",
+        "/api/series",
+        "/api/lines/{id}",
+        "/api/mutes",
+        "/api/alerts/{id}/ack",
         "/gtfs-rt/vehicle-positions",
         "/gtfs-rt/trip-updates",
         "/gtfs-rt/alerts",
@@ -416,6 +420,10 @@ async fn the_openapi_document_lists_every_endpoint_and_each_answers() {
         assert!(paths.contains_key(route), "{route} is not documented");
     }
     for (path, item) in paths {
+        // Only what answers GET (the operator's writes are POSTs, tested in operator.rs).
+        if item.get("get").is_none() {
+            continue;
+        }
         // Fill path parameters with their examples.
         let mut url = path.clone();
         for p in item["get"]["parameters"].as_array().into_iter().flatten() {

@@ -4,12 +4,16 @@
 // the alert kinds the page offers as filters come from here too (the server's list).
 
 import { $ } from './format.js';
+import { authFetch } from './auth.js';
 
 const STATUS_REFRESH_MS = 10000;
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 // The latest reading: simulated time at performance.now() `at`, advancing `speed`×.
 const clock = { time: null, at: 0, speed: null, running: false, day: null, source: null, offsetMin: 0 };
+
+/** The city's offset from UTC, minutes (for times shown in local time). */
+export const cityOffsetMin = () => clock.offsetMin;
 
 /** Simulated time now (ms since the epoch), or null before the first reading. */
 export function simNow() {
@@ -19,7 +23,7 @@ export function simNow() {
 }
 
 async function fetchStatus() {
-  const res = await fetch('/api/status', { cache: 'no-store' });
+  const res = await authFetch('/api/status', { cache: 'no-store' });
   if (!res.ok) throw new Error(`/api/status: HTTP ${res.status}`);
   return res.json();
 }
@@ -64,8 +68,9 @@ export function renderClock() {
  * Reads /api/status now and every STATUS_REFRESH_MS; calls `onFirst(status)` once,
  * with the first answer (retried every 5 s until one comes).
  */
-export function startClock(onFirst) {
+export function startClock(onFirst, status = null) {
   let first = true;
+  if (status) { applyStatus(status); first = false; onFirst(status); }
   const load = async () => {
     try {
       const status = await fetchStatus();
@@ -77,6 +82,6 @@ export function startClock(onFirst) {
       setTimeout(load, 5000);
     }
   };
-  load();
+  if (status) setTimeout(load, STATUS_REFRESH_MS); else load();
   setInterval(renderClock, 1000);
 }

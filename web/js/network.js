@@ -6,9 +6,10 @@ import { state } from './state.js';
 import { map, sharedCanvas, routesLayer, stopsLayer, routeLines } from './map.js';
 import { onStopClick } from './stop-popup.js';
 import { buildLineFilter, applyLineFilter } from './panel.js';
+import { authFetch } from './auth.js';
 
 async function fetchJson(url) {
-  const res = await fetch(url, { cache: 'no-store' });
+  const res = await authFetch(url, { cache: 'no-store' });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
 }

@@ -1,5 +1,6 @@
-// The side panel: the live alerts list and its kind filter, the line filter, the
-// headline counters, and the panel's show/hide toggle.
+// The side panel: the live alerts list (with each alert's Acknowledge button and mute
+// menu; acknowledged alerts dimmed, muted ones collapsed under "muted (n)") and its kind
+// filter, the line filter, the headline counters, and the panel's show/hide toggle.
 
 import { ON_TIME_S, SILENT_MS, SEVERITIES } from './constants.js';
 import { $, esc, formatAgo } from './format.js';
@@ -9,6 +10,8 @@ import { trackPosition } from './tracks.js';
 import { vehiclePopup, agoText } from './popups.js';
 import { vehicleLayer } from './vehicle-layer.js';
 import { incidentCircles, openIncidentPopup, applyIncidentVisibility } from './incidents.js';
+import { acknowledge, muteOptions, muteFromOption, ackText, mutedText, isMuted, isPending } from './operator.js';
+import { openLineView } from './line-view.js';
 
 let alertsDirty = true;
 const alertEls = new Map(); // alert_id -> <li>, reused so focus survives updates
@@ -26,30 +29,63 @@ function alertElement(a) {
     li.setAttribute('role', 'button');
     li.dataset.alertId = a.alert_id;
     li.dataset.kind = a.kind;
-    li.innerHTML = `<span class="badge kind-${esc(a.kind)}">${esc(a.kind)}</span><span class="msg"></span><time class="rel"></time><span class="action"></span>`;
+    li.innerHTML = `<span class="badge kind-${esc(a.kind)}">${esc(a.kind)}</span><span class="msg"></span><time class="rel"></time><span class="action"></span>
+      <span class="ack-info"></span>
+      <span class="ops"><button type="button" class="ack">Acknowledge</button><select class="mute" aria-label="Mute this line or kind">${muteOptions(a)}</select></span>`;
     li.addEventListener('click', () => focusAlert(li.dataset.alertId));
     li.addEventListener('keydown', (e) => {
+      if (e.target !== li) return; // the buttons inside handle their own keys
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); focusAlert(li.dataset.alertId); }
+    });
+    const ops = li.querySelector('.ops');
+    ops.addEventListener('click', (e) => e.stopPropagation());
+    li.querySelector('.ack').addEventListener('click', () => acknowledge(li.dataset.alertId, renderAlerts));
+    // The menu names the alert's line: built again when opened (the network may have
+    // come after the alert).
+    li.querySelector('.mute').addEventListener('focus', (e) => {
+      const current = state.alerts.get(li.dataset.alertId);
+      if (current) e.target.innerHTML = muteOptions(current);
+    });
+    li.querySelector('.mute').addEventListener('change', (e) => {
+      const value = e.target.value;
+      e.target.value = '';
+      muteFromOption(value);
     });
     alertEls.set(a.alert_id, li);
   }
-  li.className = `alert-item sev-${SEVERITIES.includes(a.severity) ? a.severity : 'low'}` + (li.classList.contains('flash') ? ' flash' : '');
+  const acked = !!a.acknowledged;
+  li.className = `alert-item sev-${SEVERITIES.includes(a.severity) ? a.severity : 'low'}` + (acked ? ' acked' : '')
+    + (isMuted(a) ? ' muted' : '') + (li.classList.contains('flash') ? ' flash' : '');
   li.querySelector('.msg').textContent = a.message;
   li.querySelector('.action').textContent = a.action || '';
+  li.querySelector('.ack-info').textContent = [ackText(a), mutedText(a)].filter(Boolean).join(' · ');
+  const ack = li.querySelector('.ack');
+  ack.hidden = acked;
+  ack.disabled = isPending(a.alert_id);
   li.title = `${a.kind} · ${a.severity} · ${a.subject_kind} ${a.subject_id}`;
   return li;
 }
 
+// When the next mute ends (wall ms): the list is drawn again then.
+let nextUnmute = Infinity;
+
 // Keyed update: create/remove only what changed and move an item only when out of place.
+// Muted alerts go to the collapsed "muted (n)" list.
 export function renderAlerts() {
-  const list = $('alerts'), wanted = sortedAlerts().filter((a) => !state.hiddenKinds.has(a.kind)).slice(0, 200);
-  const keep = new Set(wanted.map((a) => a.alert_id));
+  const shown = sortedAlerts().filter((a) => !state.hiddenKinds.has(a.kind)).slice(0, 200);
+  const live = shown.filter((a) => !isMuted(a)), muted = shown.filter(isMuted);
+  nextUnmute = Math.min(Infinity, ...muted.map((a) => a.muted_until));
+  const keep = new Set(shown.map((a) => a.alert_id));
   for (const [id, li] of alertEls) if (!keep.has(id)) { li.remove(); alertEls.delete(id); }
-  wanted.forEach((a, i) => {
-    const li = alertElement(a);
-    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
-  });
-  $('alerts-empty').hidden = wanted.length > 0;
+  for (const [list, items] of [[$('alerts'), live], [$('alerts-muted'), muted]]) {
+    items.forEach((a, i) => {
+      const li = alertElement(a);
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+  }
+  $('alerts-empty').hidden = live.length > 0;
+  $('muted-alerts').hidden = muted.length === 0;
+  $('muted-count').textContent = String(muted.length);
   updateRelativeTimes();
 }
 
@@ -111,7 +147,7 @@ export function buildLineFilter(routes) {
   const box = $('line-filter');
   box.innerHTML = '<legend class="sr-only">Lines</legend>' + routes.map((r) =>
     `<label class="line-option" title="${esc(r.name)} (${esc(r.mode)})"><input type="checkbox" value="${esc(r.route_id)}" ${state.hiddenLines.has(r.route_id) ? '' : 'checked'}>
-      <i class="sw" style="--c:${esc(r.color)}"></i><span>${esc(r.short_name || r.route_id)}</span>${r.short_name && r.name !== r.short_name ? ` <small class="line-name">${esc(r.name)}</small>` : ''}</label>`).join('');
+      <i class="sw" style="--c:${esc(r.color)}"></i><span>${esc(r.short_name || r.route_id)}</span>${r.short_name && r.name !== r.short_name ? ` <small class="line-name">${esc(r.name)}</small>` : ''}<button type="button" class="line-view-open" data-route-id="${esc(r.route_id)}" title="Line view: its vehicles, headways and string line">view</button></label>`).join('');
 }
 
 function setLinesVisible(visible) {
@@ -129,6 +165,13 @@ export function applyLineFilter() {
   if (map.hasLayer(vehicleLayer)) vehicleLayer._reset();
 }
 
+// A line's "view" button opens the line view (and does not toggle its checkbox).
+$('line-filter').addEventListener('click', (e) => {
+  const button = e.target.closest && e.target.closest('.line-view-open');
+  if (!button) return;
+  e.preventDefault();
+  openLineView(button.dataset.routeId);
+});
 $('line-filter').addEventListener('change', (e) => {
   if (e.target.checked) state.hiddenLines.delete(e.target.value); else state.hiddenLines.add(e.target.value);
   applyLineFilter();
@@ -164,5 +207,5 @@ export function markAlertsDirty() { alertsDirty = true; }
 
 // The panel tick's alerts step: render the list if it changed since.
 export function renderAlertsIfDirty() {
-  if (alertsDirty) { alertsDirty = false; renderAlerts(); }
+  if (alertsDirty || Date.now() >= nextUnmute) { alertsDirty = false; renderAlerts(); }
 }

@@ -5,6 +5,7 @@ import { ON_TIME_S, SEVERITIES } from './constants.js';
 import { esc, words, formatDelay, formatAgo } from './format.js';
 import { state, serverNow } from './state.js';
 import { map } from './map.js';
+import { authFetch } from './auth.js';
 
 export const vehiclePopup = L.popup({ className: 'vehicle-popup', autoPan: true, maxWidth: 320 });
 let lastPopupVehicle = null; // the report the open popup shows
@@ -20,7 +21,7 @@ function headsign(v) {
   if (trips.has(v.trip_id)) return trips.get(v.trip_id);
   if (trips.size >= TRIPS_KEPT) trips.clear();
   trips.set(v.trip_id, null); // asked
-  fetch(`/api/trips/${encodeURIComponent(v.trip_id)}`, { cache: 'no-store' })
+  authFetch(`/api/trips/${encodeURIComponent(v.trip_id)}`, { cache: 'no-store' })
     .then((res) => (res.ok ? res.json() : null))
     .then((t) => {
       trips.set(v.trip_id, (t && t.headsign) || '');

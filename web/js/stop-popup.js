@@ -7,6 +7,7 @@ import { map } from './map.js';
 import { agoHtml, lineChips, sevClass, openVehiclePopup } from './popups.js';
 import { hitVehicle } from './vehicle-layer.js';
 import { isConnected } from './stream.js';
+import { authFetch } from './auth.js';
 
 // Live activity from GET /api/stops/{id}: fetched when the popup opens, then every
 // STOP_REFRESH_MS while it stays open (one request at a time, stale answers ignored).
@@ -46,7 +47,8 @@ function renderStopPopup() {
   if (stopView.data || stopView.error) stopPopup.options.autoPan = false;
 }
 
-function openStopPopup(stop) {
+/** Opens stop `stop`'s popup (from a click, the search box or a surge ring). */
+export function openStopPopup(stop) {
   stopStopRefresh();
   Object.assign(stopView, { stop, data: null, error: null, fetchedAt: 0 });
   stopPopup.options.autoPan = true;
@@ -77,7 +79,7 @@ async function refreshStop() {
   const timeout = setTimeout(() => ctrl.abort(), STOP_FETCH_TIMEOUT_MS);
   let data = null, error = null;
   try {
-    const res = await fetch(`/api/stops/${encodeURIComponent(stop.stop_id)}`, { cache: 'no-store', signal: ctrl.signal });
+    const res = await authFetch(`/api/stops/${encodeURIComponent(stop.stop_id)}`, { cache: 'no-store', signal: ctrl.signal });
     const body = await res.json().catch(() => null);
     if (!res.ok) error = (body && body.error) || `HTTP ${res.status}`;
     else if (!body || typeof body !== 'object') error = 'unexpected answer';

@@ -11,6 +11,9 @@ import { vehiclePopup, refreshVehiclePopup } from './popups.js';
 // incidentsDirty is a live binding: read as incidents.js last set it.
 import { incidentCircles, incidentsDirty, upsertIncident, removeIncident, orderIncidents } from './incidents.js';
 import { markAlertsDirty } from './panel.js';
+import { upsertSurge, removeSurge, syncSurges } from './surges.js';
+import { settle } from './operator.js';
+import { wsAuthParam } from './auth.js';
 
 function applySnapshot(msg, now) {
   state.epoch = msg.epoch ?? null; // identifies the server run; a resume names it
@@ -23,15 +26,17 @@ function applySnapshot(msg, now) {
   for (const a of msg.alerts || []) state.alerts.set(a.alert_id, a);
   // Incident areas: redraw from the snapshot's active alerts (kept circles stay put).
   for (const id of [...incidentCircles.keys()]) if (!state.alerts.has(id)) removeIncident(id);
-  for (const a of state.alerts.values()) upsertIncident(a);
+  for (const a of state.alerts.values()) { upsertIncident(a); settle(a); }
+  syncSurges();
   if (state.selectedId && !state.tracks.has(state.selectedId)) map.closePopup(vehiclePopup);
 }
 
 function applyDelta(msg, now) {
   for (const v of msg.vehicles || []) upsertVehicle(v, now);
   for (const a of msg.alerts || []) {
-    if (a.state === 'cleared') { state.alerts.delete(a.alert_id); removeIncident(a.alert_id); }
-    else { state.alerts.set(a.alert_id, a); upsertIncident(a); }
+    settle(a);
+    if (a.state === 'cleared') { state.alerts.delete(a.alert_id); removeIncident(a.alert_id); removeSurge(a.alert_id); }
+    else { state.alerts.set(a.alert_id, a); upsertIncident(a); upsertSurge(a); }
   }
   state.eventCount += (msg.vehicles || []).length + (msg.alerts || []).length;
 }
@@ -77,7 +82,10 @@ export function connect() {
     ? `?since=${state.lastSeq}` + (state.epoch != null ? `&epoch=${state.epoch}` : '')
     : '';
   let ws;
-  try { ws = new WebSocket(`${proto}//${location.host}/ws${since}`); } catch { scheduleReconnect(); return; }
+  // A token kept in this browser goes along (reads may need it; a browser's
+  // WebSocket cannot send a header).
+  const auth = wsAuthParam(since ? '&' : '?');
+  try { ws = new WebSocket(`${proto}//${location.host}/ws${since}${auth}`); } catch { scheduleReconnect(); return; }
   conn.ws = ws;
   ws.onopen = () => { conn.backoff = BACKOFF_MIN_MS; conn.downSince = null; setConnection('connected'); };
   ws.onmessage = (e) => { if (conn.ws === ws) handleMessage(e.data); }; // ignore a replaced socket

@@ -28,6 +28,12 @@ pub struct LiveConfig {
     pub send_timeout: Duration,
     /// WebSocket clients at most; one more is answered `503 Service Unavailable`.
     pub max_clients: usize,
+    /// How often the charts' figures and the vehicles' places along their lines are
+    /// sampled (wall time; `GET /api/series`, `GET /api/lines/{route_id}`).
+    pub series_every: Duration,
+    /// Samples kept: with `series_every`, how far back the charts go (360 × 10 s: an
+    /// hour).
+    pub series_points: usize,
 }
 
 impl Default for LiveConfig {
@@ -43,6 +49,8 @@ impl Default for LiveConfig {
             max_lags_per_minute: 3,
             send_timeout: Duration::from_secs(10),
             max_clients: 10_000,
+            series_every: Duration::from_secs(10),
+            series_points: 360,
         }
     }
 }

@@ -64,9 +64,17 @@ pub async fn run_ingest<S: Subscription>(
     let mut unsent = false;
     // Now and then, vehicles long silent leave the picture: memory stays bounded.
     let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(10));
+    // The charts' figures and the vehicles' trails, sampled in wall time.
+    let mut sampling = tokio::time::interval(
+        live.config
+            .series_every
+            .max(std::time::Duration::from_millis(10)),
+    );
+    sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = housekeeping.tick() => live.forget_stale_vehicles(),
+            _ = sampling.tick() => live.sample_series(),
             got = sub.recv_many(&mut batch, BATCH) => {
                 let mut got = got?;
                 if got == 0 {

@@ -11,10 +11,13 @@ mod config;
 mod feed;
 mod filter;
 mod ingest;
+mod lines;
 mod queries;
 mod realtime;
+mod series;
 mod views;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -29,6 +32,7 @@ pub use feed::{Delta, Start};
 pub use filter::{ClientFilter, ClientTopic};
 pub use ingest::{GROUP, run_ingest, subscribe, subscribe_replaying};
 pub use realtime::{BuiltFeed, RealtimeFeed};
+pub use series::{MAX_TRACKED_PER_LINE, MAX_TRACKED_VEHICLES};
 
 use crate::metrics::Metrics;
 use crate::origin::AllowedOrigins;
@@ -82,6 +86,10 @@ pub struct Live {
     publisher: Mutex<Option<tokio::sync::mpsc::Sender<actions::Publish>>>,
     /// Who may read and write.
     access: crate::auth::Access,
+    /// Records read from the bus, counted for the events-per-second series.
+    events: AtomicU64,
+    /// The last hour's figures and the vehicles' trails along their lines.
+    series: Mutex<series::Series>,
 }
 
 /// Writes `items` (JSON texts, each already decoded once, so valid UTF-8) as a JSON
@@ -143,6 +151,8 @@ impl Live {
             predictor,
             publisher: Mutex::default(),
             access: crate::auth::Access::default(),
+            events: AtomicU64::new(0),
+            series: Mutex::default(),
         }
     }
 

@@ -122,6 +122,8 @@ impl Live {
     /// the processor would reject (an incident at latitude 91, a radius of 1e308, a
     /// time a year ahead) is ever shown.
     pub fn apply(&self, record: &Record) {
+        self.events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let input = self.inputs().iter().position(|t| **t == record.topic);
         let ok = match input {
             Some(0) => self.apply_vehicle(record),
