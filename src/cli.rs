@@ -42,6 +42,196 @@ pub struct Cli {
     /// Where the bus is.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    /// Webhook notifications.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+
+    /// Archiving to Parquet.
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+}
+
+/// Archiving every topic to Parquet (`archive`, or beside the all-in-one twin).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArchiveArgs {
+    /// Also archive every topic to Parquet files under this folder (the all-in-one
+    /// twin; `streamcity archive --dir` does it on Kafka).
+    #[arg(
+        long = "archive",
+        value_name = "DIR",
+        env = "STREAMCITY_ARCHIVE",
+        global = true
+    )]
+    pub archive: Option<PathBuf>,
+
+    /// Write the records gathered into files at least this often, minutes.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_roll_minutes, global = true)]
+    pub roll_minutes: f64,
+
+    /// Write the records gathered into files once a partition has this many.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), global = true)]
+    pub roll_records: u64,
+}
+
+impl ArchiveArgs {
+    /// The archiver's settings for `dir`, on a bus that keeps records or not.
+    pub fn config(&self, dir: PathBuf, keeps_records: bool) -> streamcity_archive::ArchiveConfig {
+        let mut config = streamcity_archive::ArchiveConfig::new(dir, keeps_records);
+        config.roll_every = Duration::from_secs_f64(self.roll_minutes * 60.0);
+        config.roll_records = usize::try_from(self.roll_records).unwrap_or(usize::MAX);
+        config
+    }
+}
+
+fn parse_roll_minutes(s: &str) -> Result<f64, String> {
+    let m: f64 = s
+        .parse()
+        .map_err(|_| format!("{s} is not a number of minutes"))?;
+    if m.is_finite() && (0.01..=1440.0).contains(&m) {
+        Ok(m)
+    } else {
+        Err("a roll lasts from 0.01 to 1440 minutes".into())
+    }
+}
+
+fn parse_replay_speed(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s} is not a speed"))?;
+    if x.is_finite() && (0.0..=1_000_000.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err("the speed is from 0 (as fast as possible) to 1000000".into())
+    }
+}
+
+/// A moment: ms since the epoch, or UTC as `YYYY-MM-DDTHH:MM[:SS][Z]`.
+pub fn parse_moment(s: &str) -> Result<TimestampMs, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<TimestampMs>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{s}: give ms since the epoch or UTC as 2026-12-01T07:00:00Z");
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once(['T', ' ']).ok_or_else(bad)?;
+    let mut d = date.splitn(3, '-').map(str::parse::<u32>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(day))) = (d.next(), d.next(), d.next()) else {
+        return Err(bad());
+    };
+    let date = streamcity_network::Date::from_ymd(y, m, day);
+    if !date.is_valid() {
+        return Err(bad());
+    }
+    let mut t = time.splitn(3, ':').map(str::parse::<u32>);
+    let (Some(Ok(h)), Some(Ok(min))) = (t.next(), t.next()) else {
+        return Err(bad());
+    };
+    let sec = match t.next() {
+        None => 0,
+        Some(Ok(sec)) => sec,
+        Some(Err(_)) => return Err(bad()),
+    };
+    if h > 23 || min > 59 || sec > 59 {
+        return Err(bad());
+    }
+    Ok(date.days() * 86_400_000 + i64::from(h * 3600 + min * 60 + sec) * 1000)
+}
+
+/// Webhook notifications of alerts raised and cleared (`notify`, or beside the
+/// all-in-one twin).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NotifyArgs {
+    /// POST each alert raised and cleared to this URL as JSON, signed (see
+    /// --webhook-secret). `notify` needs it; the twin sends them too when given.
+    #[arg(long, env = "STREAMCITY_WEBHOOK", global = true)]
+    pub webhook: Option<String>,
+
+    /// The shared secret each body is signed with (HMAC-SHA256, header
+    /// `X-StreamCity-Signature: sha256=<hex>`). Needed with --webhook.
+    #[arg(
+        long,
+        env = "STREAMCITY_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Only these kinds of alert (comma-separated: surge, delay, breakdown, bunching,
+    /// gapping, crowding, incident); all by default.
+    #[arg(
+        long,
+        env = "STREAMCITY_NOTIFY_KINDS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub kinds: Vec<String>,
+
+    /// Only alerts at least this severe: low, moderate, high or critical.
+    #[arg(
+        long,
+        env = "STREAMCITY_NOTIFY_MIN_SEVERITY",
+        default_value = "low",
+        global = true
+    )]
+    pub min_severity: String,
+
+    /// The longest wait between two attempts to deliver, seconds (from 1 s, doubling).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub webhook_max_backoff: u64,
+
+    /// How long a notification is retried before it is given up (a dead letter),
+    /// seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800), global = true)]
+    pub webhook_give_up_after: u64,
+
+    /// A notifier starting afresh reads the alerts topic from its beginning: alerts more
+    /// than this many minutes (event time) older than the newest alert there are not
+    /// sent.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
+    pub webhook_max_age_minutes: u64,
+}
+
+impl NotifyArgs {
+    /// The notifier's settings, when a webhook is given; or what is wrong with them.
+    pub fn config(&self) -> anyhow::Result<Option<streamcity::notify::NotifyConfig>> {
+        let Some(url) = &self.webhook else {
+            return Ok(None);
+        };
+        let webhook = reqwest::Url::parse(url).with_context(|| format!("--webhook {url}"))?;
+        ensure!(
+            matches!(webhook.scheme(), "http" | "https"),
+            "--webhook {url}: an http or https URL"
+        );
+        let secret = match self.webhook_secret.as_deref() {
+            Some(s) if s.len() >= 16 => s.to_owned(),
+            Some(_) => bail!("--webhook-secret: use at least 16 characters"),
+            None => bail!(
+                "--webhook needs --webhook-secret (or STREAMCITY_WEBHOOK_SECRET): receivers check each body's signature with it"
+            ),
+        };
+        let mut config = streamcity::notify::NotifyConfig::new(webhook, secret);
+        for kind in &self.kinds {
+            let parsed = serde_json::from_value(serde_json::Value::String(kind.trim().to_owned()))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--kinds: unknown kind {kind:?}; one of surge, delay, breakdown, bunching, gapping, crowding, incident"
+                    )
+                })?;
+            config.kinds.push(parsed);
+        }
+        config.min_severity = serde_json::from_value(serde_json::Value::String(
+            self.min_severity.trim().to_owned(),
+        ))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--min-severity: {:?} is not one of low, moderate, high, critical",
+                self.min_severity
+            )
+        })?;
+        config.max_backoff = Duration::from_secs(self.webhook_max_backoff);
+        config.give_up_after = Duration::from_secs(self.webhook_give_up_after);
+        config.max_age = Duration::from_secs(self.webhook_max_age_minutes * 60);
+        Ok(Some(config))
+    }
 }
 
 /// The bus: the embedded one, or Kafka.
@@ -166,6 +356,42 @@ pub enum Command {
     Process,
     /// Run the dashboard only, reading Kafka (needs --brokers).
     Serve,
+    /// POST each alert raised and cleared to --webhook, signed, at least once (needs
+    /// --brokers).
+    Notify,
+    /// Write every topic to Parquet files under --dir, partitioned by topic, date and
+    /// hour; offsets are committed only once a file is on disk (needs --brokers).
+    Archive {
+        /// The archive's root folder.
+        #[arg(long, env = "STREAMCITY_ARCHIVE_DIR")]
+        dir: PathBuf,
+    },
+    /// Publish archived records back onto the bus in event-time order, so that a
+    /// processor and the map live through the past again.
+    Replay {
+        /// The archive's root folder (as `archive --dir` wrote it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The first moment replayed: ms since the epoch, or UTC as
+        /// 2026-12-01T07:00[:SS][Z]. Default: the archive's beginning.
+        #[arg(long, value_parser = parse_moment)]
+        from: Option<TimestampMs>,
+        /// The moment the replay ends (not included), as --from. Default: the end.
+        #[arg(long, value_parser = parse_moment)]
+        to: Option<TimestampMs>,
+        /// How many times faster than they were made records are published: 1 is
+        /// real time, 60 an hour a minute, 0 as fast as the bus takes them.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_replay_speed)]
+        speed: f64,
+        /// The topics replayed, without prefix (comma-separated). Default: the inputs
+        /// (vehicle_locations, rider_tapped_on, rider_tapped_off, traffic_incidents,
+        /// city_incidents) and the network.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// The topic prefix the archived twin had (default: --topic-prefix).
+        #[arg(long)]
+        source_prefix: Option<String>,
+    },
     /// Print the records of a Kafka topic as JSON lines (needs --brokers).
     Tail {
         /// The topic to read (its full name, prefix included).
@@ -244,6 +470,12 @@ pub struct ListenArgs {
           value_parser = clap::value_parser!(u64).range(5..=10_000), global = true)]
     pub tick_ms: u64,
 
+    /// Milliseconds of wall time between the dashboard's samples for its charts and
+    /// line view (GET /api/series, GET /api/lines/{id}); the last 360 are kept.
+    #[arg(long, env = "STREAMCITY_SERIES_EVERY_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000), global = true)]
+    pub series_every_ms: u64,
+
     /// Live-map (WebSocket) clients served at once; one more is answered 503.
     #[arg(long, env = "STREAMCITY_MAX_CLIENTS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
@@ -296,6 +528,7 @@ impl ListenArgs {
         streamcity_dashboard::LiveConfig {
             tick: std::time::Duration::from_millis(self.tick_ms),
             max_clients: self.max_clients as usize,
+            series_every: std::time::Duration::from_millis(self.series_every_ms),
             ..streamcity_dashboard::LiveConfig::default()
         }
     }
@@ -975,6 +1208,22 @@ mod tests {
             "S1@08:00+ax10",
         ] {
             assert!(parse_crowd(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn moments_parse_as_epoch_ms_or_utc() {
+        assert_eq!(parse_moment("1796110200000"), Ok(1_796_110_200_000));
+        assert_eq!(parse_moment("2026-12-01T07:30:00Z"), Ok(1_796_110_200_000));
+        assert_eq!(parse_moment("2026-12-01T07:30"), Ok(1_796_110_200_000));
+        assert_eq!(parse_moment("2026-12-01 07:30:15"), Ok(1_796_110_215_000));
+        for bad in [
+            "yesterday",
+            "2026-13-01T07:30",
+            "2026-12-01T24:00",
+            "2026-12-01",
+        ] {
+            assert!(parse_moment(bad).is_err(), "{bad}");
         }
     }
 

@@ -6,7 +6,9 @@
 //! twin on another bus, as `streamcity --bus kafka` does. Every stage holds the same
 //! [`Network`] by reference; on Kafka it is also published for stages running apart.
 
+pub mod history;
 pub mod mirror;
+pub mod notify;
 pub mod observe;
 
 use std::net::SocketAddr;
@@ -68,6 +70,10 @@ pub struct EmbeddedConfig {
     /// (the simulation then runs riders and incidents only: give it
     /// `vehicles.emit = false`).
     pub mirror: Option<mirror::MirrorConfig>,
+    /// Webhook notifications of the alerts raised and cleared.
+    pub notify: Option<notify::NotifyConfig>,
+    /// Every topic archived to Parquet.
+    pub archive: Option<streamcity_archive::ArchiveConfig>,
 }
 
 impl Default for EmbeddedConfig {
@@ -93,6 +99,8 @@ impl Default for EmbeddedConfig {
             checkpoint: None,
             checkpoint_every: std::time::Duration::from_secs(30),
             mirror: None,
+            notify: None,
+            archive: None,
         }
     }
 }
@@ -218,6 +226,17 @@ impl<B: TwinBus> Embedded<B> {
             (None, Some(feed)) => Arc::new(load_gtfs(feed)?),
             (None, None) => Arc::new(synthetic::generate(config.network)),
         };
+        // The archiver subscribes first: on the memory bus it sees only what is
+        // published after, and it keeps everything, the network included.
+        let archive_spec = streamcity_core::Subscribe::new(
+            config.topics.group(streamcity_archive::archiver::GROUP),
+            &config.topics.all(),
+        )
+        .from(streamcity_core::StartFrom::Earliest);
+        let archive_sub = match &config.archive {
+            Some(_) => Some(bus.subscribe(archive_spec.clone()).await?),
+            None => None,
+        };
         streamcity_network::topic::offer(&bus, &config.topics, &network)
             .await
             .context(
@@ -326,6 +345,46 @@ impl<B: TwinBus> Embedded<B> {
                 stop.clone(),
             );
             tasks.spawn(async move { run.await.context("mirror") });
+        }
+
+        if let Some(notify) = config.notify.clone() {
+            let stats = Arc::new(notify::NotifyStats::default());
+            live.metrics.add_source({
+                let stats = Arc::clone(&stats);
+                move || stats.metrics()
+            });
+            let spec =
+                streamcity_core::Subscribe::new(topics.group(notify::GROUP), &[&topics.alerts])
+                    .from(streamcity_core::StartFrom::Earliest);
+            let run = {
+                let (bus, stop) = (bus.clone(), stop.clone());
+                async move { notify::run(&bus, spec, notify, stats, stop).await }
+            };
+            tasks.spawn(async move { run.await.context("notify") });
+        }
+
+        if let (Some(archive), Some(sub)) = (config.archive.clone(), archive_sub) {
+            let stats = Arc::new(streamcity_archive::ArchiveStats::default());
+            live.metrics.add_source({
+                let stats = Arc::clone(&stats);
+                move || history::archive_metrics(&stats)
+            });
+            let run = {
+                let (bus, topics, stop) = (bus.clone(), topics.clone(), stop.clone());
+                async move {
+                    streamcity_archive::archiver::run(
+                        &bus,
+                        archive_spec,
+                        sub,
+                        topics,
+                        archive,
+                        stats,
+                        stop,
+                    )
+                    .await
+                }
+            };
+            tasks.spawn(async move { run.await.context("archive") });
         }
 
         live.metrics.add_source({

@@ -56,7 +56,17 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        None => run_embedded(cli.twin, cli.listen, cli.pace, &cli.kafka).await,
+        None => {
+            run_embedded(
+                cli.twin,
+                cli.listen,
+                cli.pace,
+                &cli.kafka,
+                &cli.notify,
+                &cli.archive,
+            )
+            .await
+        }
         Some(Command::Produce { producer }) => {
             run_produce(producer, &cli.twin, &cli.listen, &cli.pace, &cli.kafka).await
         }
@@ -71,6 +81,38 @@ async fn main() -> ExitCode {
         }
         Some(Command::Serve) => {
             stages::serve(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
+        }
+        Some(Command::Notify) => {
+            stages::notify(&cli.notify, &cli.listen, &cli.kafka, stop_on_signal()).await
+        }
+        Some(Command::Archive { dir }) => {
+            let config = cli.archive.config(dir, true);
+            stages::archive(config, &cli.listen, &cli.kafka, stop_on_signal()).await
+        }
+        Some(Command::Replay {
+            dir,
+            from,
+            to,
+            speed,
+            topics,
+            source_prefix,
+        }) => {
+            let config = streamcity_archive::ReplayConfig {
+                dir,
+                from,
+                to,
+                speed,
+                topics: if topics.is_empty() {
+                    streamcity_archive::replay::INPUT_TOPICS
+                        .iter()
+                        .map(|t| (*t).to_owned())
+                        .collect()
+                } else {
+                    topics
+                },
+                source_prefix: source_prefix.unwrap_or_else(|| cli.kafka.topic_prefix.clone()),
+            };
+            stages::replay(config, &cli.listen, &cli.kafka, stop_on_signal()).await
         }
         Some(Command::Tail {
             topic,
@@ -298,8 +340,11 @@ async fn run_embedded(
     listen: ListenArgs,
     pace: PaceArgs,
     kafka: &KafkaArgs,
+    notify: &cli::NotifyArgs,
+    archive: &cli::ArchiveArgs,
 ) -> anyhow::Result<()> {
     let network = Arc::new(twin.build_network()?);
+    let on_kafka = kafka.bus_kind() == BusKind::Kafka;
     let (sim, limits) = cli::simulation(&twin, &pace, ProducerKind::All, &network)?;
     let config = EmbeddedConfig {
         addr: SocketAddr::new(listen.host, listen.dashboard_port()),
@@ -315,6 +360,11 @@ async fn run_embedded(
         live: listen.live(),
         origins: listen.origins()?,
         access: listen.access()?,
+        notify: notify.config()?,
+        archive: archive
+            .archive
+            .clone()
+            .map(|dir| archive.config(dir, on_kafka)),
         http: listen.http_limits(),
         mirror: twin.mirror()?,
         ..EmbeddedConfig::default()

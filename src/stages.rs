@@ -18,7 +18,7 @@ use streamcity_kafka::KafkaBus;
 use streamcity_network::{Network, topic};
 use streamcity_processor::runner::{ProcessorStats, RunOptions};
 
-use crate::cli::{KafkaArgs, ListenArgs, TwinArgs};
+use crate::cli::{KafkaArgs, ListenArgs, NotifyArgs, TwinArgs};
 
 /// Connects to Kafka, or says how to name the brokers.
 pub async fn connect(kafka: &KafkaArgs, stage: &str) -> anyhow::Result<KafkaBus> {
@@ -213,6 +213,118 @@ pub async fn serve(
     stop.cancel();
     ingest.await??;
     publisher.await?;
+    Ok(())
+}
+
+/// `streamcity notify`: POSTs each alert raised and cleared to the webhook, signed, at
+/// least once (its consumer group's offsets say what was sent).
+pub async fn notify(
+    args: &NotifyArgs,
+    listen: &ListenArgs,
+    kafka: &KafkaArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(config) = args.config()? else {
+        anyhow::bail!("notify needs --webhook URL (or STREAMCITY_WEBHOOK)");
+    };
+    let bus = connect(kafka, "notify").await?;
+    let topics = kafka.topics();
+    bus.ensure_topics(&topics).await?;
+    let stats = Arc::new(streamcity::notify::NotifyStats::default());
+    let listener = observe::bind(listen.host, listen.port, 9103, "notify").await?;
+    let observer = tokio::spawn(observe::serve(
+        listener,
+        {
+            let stats = Arc::clone(&stats);
+            move || stats.metrics()
+        },
+        || Ok("notifying".to_owned()),
+        stop.clone(),
+    ));
+    let spec = Subscribe::new(topics.group(streamcity::notify::GROUP), &[&topics.alerts])
+        .from(StartFrom::Earliest);
+    eprintln!(
+        "Notifying {} of alerts raised and cleared; Ctrl+C stops",
+        config.webhook
+    );
+    streamcity::notify::run(&bus, spec, config, stats, stop.clone()).await?;
+    stop.cancel();
+    observer.await??;
+    Ok(())
+}
+
+/// `streamcity archive`: writes every topic to Parquet files; commits offsets only once
+/// the files are on disk (its consumer group's offsets say what is archived).
+pub async fn archive(
+    config: streamcity_archive::ArchiveConfig,
+    listen: &ListenArgs,
+    kafka: &KafkaArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = connect(kafka, "archive").await?;
+    let topics = kafka.topics();
+    bus.ensure_topics(&topics).await?;
+    let stats = Arc::new(streamcity_archive::ArchiveStats::default());
+    let listener = observe::bind(listen.host, listen.port, 9104, "archive").await?;
+    let observer = tokio::spawn(observe::serve(
+        listener,
+        {
+            let stats = Arc::clone(&stats);
+            move || streamcity::history::archive_metrics(&stats)
+        },
+        || Ok("archiving".to_owned()),
+        stop.clone(),
+    ));
+    let spec = Subscribe::new(
+        topics.group(streamcity_archive::archiver::GROUP),
+        &topics.all(),
+    )
+    .from(StartFrom::Earliest);
+    let sub = bus.subscribe(spec.clone()).await?;
+    eprintln!(
+        "Archiving every topic to {} (Parquet, by topic, date and hour); Ctrl+C stops",
+        config.dir.display()
+    );
+    streamcity_archive::archiver::run(&bus, spec, sub, topics, config, stats, stop.clone()).await?;
+    stop.cancel();
+    observer.await??;
+    Ok(())
+}
+
+/// `streamcity replay`: publishes archived records back onto Kafka in event-time
+/// order, then exits.
+pub async fn replay(
+    config: streamcity_archive::ReplayConfig,
+    listen: &ListenArgs,
+    kafka: &KafkaArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = connect(kafka, "replay").await?;
+    let topics = kafka.topics();
+    bus.ensure_topics(&topics).await?;
+    let stats = Arc::new(streamcity_archive::ReplayStats::default());
+    let listener = observe::bind(listen.host, listen.port, 9105, "replay").await?;
+    let observer = tokio::spawn(observe::serve(
+        listener,
+        {
+            let stats = Arc::clone(&stats);
+            move || streamcity::history::replay_metrics(&stats)
+        },
+        || Ok("replaying".to_owned()),
+        stop.clone(),
+    ));
+    eprintln!(
+        "Replaying {} from {} onto {} at {}x",
+        config.topics.join(", "),
+        config.dir.display(),
+        kafka.brokers.as_deref().unwrap_or_default(),
+        config.speed
+    );
+    let published = streamcity_archive::replay::replay(&bus, &topics, &config, &stats, &stop).await;
+    stop.cancel();
+    observer.await??;
+    let published = published?;
+    eprintln!("Replayed {published} records");
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error_chain;
 pub mod event;
 pub mod geo;
+pub mod membership;
 pub mod query;
 pub mod throttle;
 pub mod topic;
