@@ -16,7 +16,6 @@ use streamcity_core::*;
 use streamcity_dashboard::auth::Access;
 use streamcity_dashboard::{Live, LiveConfig, ServerLimits};
 use streamcity_network::{SyntheticConfig, synthetic};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -80,37 +79,7 @@ impl Dashboard {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value, String) {
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {method} {path} within 20 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&buf);
-        let status: u16 = text[9..12].parse().unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-            head.to_owned(),
-        )
+        http(self.addr, method, path, token, body).await
     }
 
     /// Records published on `topic`.

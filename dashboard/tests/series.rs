@@ -17,7 +17,6 @@ use streamcity_core::*;
 use streamcity_dashboard::auth::Access;
 use streamcity_dashboard::{Live, LiveConfig, ServerLimits};
 use streamcity_network::{Network, SyntheticConfig, synthetic};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "series-token-for-tests";
 
@@ -72,35 +71,8 @@ async fn dashboard(points: usize, access: Access) -> Dashboard {
 impl Dashboard {
     /// GET `path` (with the token when given): (status, body as JSON).
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to GET {path} within 20 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&buf);
-        let status: u16 = text[9..12].parse().unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        let (status, body, _) = http(self.addr, "GET", path, token, None).await;
+        (status, body)
     }
 
     async fn publish(&self, topic: &Arc<str>, key: &str, payload: bytes::Bytes, ts: i64) {

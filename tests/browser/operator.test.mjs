@@ -11,49 +11,15 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { chromium } from 'playwright-core';
+import path from 'node:path';
+import { ARGS, BIN, CHROMIUM, OUT, startTwin as start, stopTwin } from './twin.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.STREAMCITY_BIN ?? path.join(root, 'target', 'release', 'streamcity');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const OUT = path.join(root, 'target', 'browser');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run'];
 const TOKEN = 'operator-page-token-0123456789';
 // Samples for the charts every 2 s instead of 10 where the twin takes it.
 const ENV = { ...process.env, STREAMCITY_SERIES_EVERY_MS: '2000' };
-
-/** Starts a twin on a free port; resolves with its URL once it says where it listens. */
-function startTwin(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
-    let out = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`the twin did not start within 30 s: ${out}`)); }, 30_000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const m = out.match(/open (http:\/\/localhost:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: m[1], child });
-      }
-    });
-    child.stderr.on('data', () => {});
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the twin exited with ${code}: ${out}`)); });
-  });
-}
-
-async function stopTwin(twin) {
-  if (!twin || twin.child.exitCode !== null) return;
-  const exited = new Promise((r) => twin.child.once('exit', r));
-  twin.child.kill('SIGTERM');
-  const killed = setTimeout(() => twin.child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(killed);
-}
+const startTwin = (args) => start(args, ENV);
 
 let browser;
 

@@ -143,35 +143,8 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        // A plain HTTP/1.1 request over TCP: no client library needed for a GET.
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = Vec::new();
-        // A server that never answers fails the test instead of hanging it.
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to GET {path} within 20 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&buf);
-        let status: u16 = text[9..12].parse().unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        let (status, body, _) = http(self.addr, "GET", path, None, None).await;
+        (status, body)
     }
 }
 
@@ -229,4 +202,48 @@ pub async fn within<T>(seconds: u64, what: &str, work: impl std::future::Future<
     tokio::time::timeout(Duration::from_secs(seconds), work)
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing within {seconds} s"))
+}
+
+/// One HTTP/1.1 request over a plain TCP connection (no client library needed), with an
+/// optional bearer token and JSON body: (status, body as JSON or text, headers). A
+/// server that never answers fails the test within 20 s instead of hanging it.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {method} {path} within 20 s"))
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let status: u16 = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        head.to_owned(),
+    )
 }
