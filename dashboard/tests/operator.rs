@@ -52,14 +52,7 @@ async fn dashboard(reads: bool) -> Dashboard {
         rx,
         stop.clone(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(streamcity_dashboard::serve(
-        listener,
-        Arc::clone(&live),
-        ServerLimits::default(),
-        stop.clone(),
-    ));
+    let addr = serve_on_free_port(&live, ServerLimits::default(), &stop).await;
     Dashboard {
         live,
         addr,

@@ -45,21 +45,31 @@ pub async fn server_with(
     let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
     let topics = Topics::default();
     let live = Arc::new(Live::new(city, topics.clone(), config).with_allowed_origins(origins));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(streamcity_dashboard::serve(
-        listener,
-        Arc::clone(&live),
-        limits,
-        stop.clone(),
-    ));
+    let addr = serve_on_free_port(&live, limits, &stop).await;
     Server {
         live,
         addr,
         topics,
         _stop: StopOnDrop(stop),
     }
+}
+
+/// Serves `live` on a free loopback port until `stop`; returns where.
+pub async fn serve_on_free_port(
+    live: &Arc<Live>,
+    limits: ServerLimits,
+    stop: &CancellationToken,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(streamcity_dashboard::serve(
+        listener,
+        Arc::clone(live),
+        limits,
+        stop.clone(),
+    ));
+    addr
 }
 
 /// Cancels its token when dropped: the server goes with the test.
