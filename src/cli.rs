@@ -347,10 +347,31 @@ impl KafkaArgs {
 pub enum Command {
     /// Run simulators only. Without Kafka, writes the records to standard output as
     /// JSON lines: {"topic", "key", "timestamp", "value"}.
+    ///
+    /// With --scenario, runs a scenario instead: a shipped one by name (civicsense,
+    /// user-events, retail, ridematch) or a scenario file (docs/scenarios.md).
     Produce {
-        /// Which records to produce.
-        #[arg(value_enum)]
-        producer: ProducerKind,
+        /// Which of the twin's records to produce (not with --scenario).
+        #[arg(value_enum, required_unless_present_any = ["scenario", "list_scenarios"])]
+        producer: Option<ProducerKind>,
+        /// A scenario to run: a shipped scenario's name or a scenario file's path.
+        #[arg(long, env = "STREAMCITY_SCENARIO", conflicts_with = "producer")]
+        scenario: Option<String>,
+        /// Lists the shipped scenarios, with their topics and rates, and exits.
+        #[arg(long)]
+        list_scenarios: bool,
+        /// Writes the records to this file as JSON lines instead of to Kafka or
+        /// standard output (the same records Kafka would get).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Renames a topic: --topic vehicle_locations=my.topic (repeatable; names as
+        /// written without --topic-prefix).
+        #[arg(long = "topic", value_parser = parse_rename)]
+        renames: Vec<(String, String)>,
+        /// A scenario's records are made as fast as they can be written instead of at
+        /// their moments (their timestamps still follow the scenario's timing).
+        #[arg(long)]
+        no_pacing: bool,
     },
     /// Run the processor only, reading and writing Kafka (needs --brokers).
     Process,
@@ -741,9 +762,19 @@ pub struct PaceArgs {
     #[arg(long = "max", env = "STREAMCITY_MAX", global = true)]
     pub max_events: Option<u64>,
 
-    /// Stop after this many seconds of real time.
-    #[arg(long, env = "STREAMCITY_DURATION", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
+    /// Stop after this much real time: 90s, 15m, 2h, 1d (a bare number is seconds).
+    #[arg(long, env = "STREAMCITY_DURATION", value_parser = parse_duration, global = true, conflicts_with = "continuous")]
     pub duration: Option<f64>,
+
+    /// Run until stopped (Ctrl+C), as the seeds' --continuous: the default when
+    /// neither --duration nor --max is given.
+    #[arg(
+        long,
+        env = "STREAMCITY_CONTINUOUS",
+        global = true,
+        conflicts_with = "max_events"
+    )]
+    pub continuous: bool,
 
     /// Two minutes of rapid events with bursts: frequent incidents (15 % bursts of 3)
     /// and three times the riders.
@@ -801,6 +832,25 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("must be a probability from 0 to 1, got {s}"))
     }
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    streamcity_scenario::parse_duration(s).map(|d| d.as_secs_f64())
+}
+
+/// `from=to`, both valid topic names.
+fn parse_rename(s: &str) -> Result<(String, String), String> {
+    let (from, to) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write --topic name=new.name"))?;
+    for name in [from, to] {
+        if !streamcity_scenario::scenario::valid_topic(name) {
+            return Err(format!(
+                "{name:?} is not a Kafka topic name (letters, digits, . _ -; up to 249)"
+            ));
+        }
+    }
+    Ok((from.to_owned(), to.to_owned()))
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {

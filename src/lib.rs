@@ -6,10 +6,12 @@
 //! twin on another bus, as `streamcity --bus kafka` does. Every stage holds the same
 //! [`Network`] by reference; on Kafka it is also published for stages running apart.
 
+pub mod disruptions;
 pub mod history;
 pub mod mirror;
 pub mod notify;
 pub mod observe;
+pub mod scenario_run;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ macro_rules! say {
 mod cli;
 mod jsonl;
 mod produce;
+mod produce_scenario;
 mod stages;
 
 use std::io::Write;
@@ -67,8 +68,47 @@ async fn main() -> ExitCode {
             )
             .await
         }
-        Some(Command::Produce { producer }) => {
-            run_produce(producer, &cli.twin, &cli.listen, &cli.pace, &cli.kafka).await
+        Some(Command::Produce {
+            producer,
+            scenario,
+            list_scenarios,
+            output,
+            renames,
+            no_pacing,
+        }) => {
+            let options = produce_scenario::Options {
+                output,
+                renames,
+                no_pacing,
+            };
+            match (list_scenarios, scenario, producer) {
+                (true, ..) => produce_scenario::list(),
+                (false, Some(scenario), _) => {
+                    produce_scenario::run(
+                        &scenario,
+                        options,
+                        &cli.twin,
+                        &cli.pace,
+                        &cli.kafka,
+                        stop_on_signal(),
+                    )
+                    .await
+                }
+                (false, None, Some(producer)) => {
+                    run_produce(
+                        producer,
+                        options,
+                        &cli.twin,
+                        &cli.listen,
+                        &cli.pace,
+                        &cli.kafka,
+                    )
+                    .await
+                }
+                (false, None, None) => Err(anyhow::anyhow!(
+                    "produce needs a producer (vehicles, taps, traffic, incidents, all) or --scenario"
+                )),
+            }
         }
         Some(Command::Gtfs {
             action: cli::GtfsAction::Inspect { feed },
@@ -252,15 +292,50 @@ fn gtfs_inspect(feed: &std::path::Path) -> anyhow::Result<()> {
 
 async fn run_produce(
     producer: ProducerKind,
+    options: produce_scenario::Options,
     twin: &TwinArgs,
     listen: &ListenArgs,
     pace: &PaceArgs,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !options.no_pacing,
+        "--no-pacing is for scenarios; the twin's producers follow --speed"
+    );
     let network = Arc::new(twin.build_network()?);
     let (sim, limits) = cli::simulation(twin, pace, producer, &network)?;
     let every = Duration::from_secs(5);
-    let topics = kafka.topics();
+    let mut topics = kafka.topics();
+    for (from, to) in &options.renames {
+        topics
+            .rename(from, to)
+            .map_err(|e| anyhow::anyhow!("--topic {from}={to}: {e}"))?;
+    }
+    if let Some(path) = &options.output {
+        anyhow::ensure!(
+            kafka.bus_kind() != BusKind::Kafka,
+            "--output writes a file instead of Kafka: leave out --brokers, or --output"
+        );
+        let out = produce::Output {
+            bus: produce_scenario::output_bus(path)?,
+            topics,
+            reports: None,
+            share: false,
+        };
+        let stats = Arc::new(ProducerStats::default());
+        return produce::run(
+            out,
+            network,
+            sim,
+            twin.speed,
+            limits,
+            stats,
+            stop_on_signal(),
+            every,
+            None,
+        )
+        .await;
+    }
     let stats = Arc::new(ProducerStats::default());
     let stop = stop_on_signal();
     let mirror = twin

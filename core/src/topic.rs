@@ -63,6 +63,40 @@ impl Topics {
         }
     }
 
+    /// Renames the topic `from` (its name without the prefix, e.g.
+    /// `vehicle_locations`) to `to` (taken as it is, no prefix added). Says which names
+    /// exist when `from` is none of them.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let prefix = Arc::clone(&self.prefix);
+        let slot = match from {
+            "vehicle_locations" => &mut self.vehicle_locations,
+            "rider_tapped_on" => &mut self.rider_tapped_on,
+            "rider_tapped_off" => &mut self.rider_tapped_off,
+            "traffic_incidents" => &mut self.traffic_incidents,
+            "city_incidents" => &mut self.city_incidents,
+            "live_vehicle_table" => &mut self.live_vehicle_table,
+            "surge_alerts" => &mut self.surge_alerts,
+            "alerts" => &mut self.alerts,
+            "late_events" => &mut self.late_events,
+            "dead_letters" => &mut self.dead_letters,
+            "network" => &mut self.network,
+            "alert_actions" => &mut self.alert_actions,
+            _ => {
+                let names: Vec<String> = self
+                    .all()
+                    .iter()
+                    .map(|t| t.strip_prefix(&*prefix).unwrap_or(t).to_owned())
+                    .collect();
+                return Err(format!(
+                    "no topic {from:?} to rename (the topics are: {})",
+                    names.join(", ")
+                ));
+            }
+        };
+        *slot = Arc::from(to);
+        Ok(())
+    }
+
     /// A consumer group's name for these topics: `name` behind the prefix.
     pub fn group(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)

@@ -61,24 +61,20 @@ pub fn plan(topics: &Topics, config: &KafkaConfig, existing: &[String]) -> Vec<T
         .collect()
 }
 
+fn names(metadata: &rdkafka::metadata::Metadata) -> Vec<String> {
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
 impl KafkaBus {
     /// Creates the topics that do not exist yet ([`plan`]) and checks those that do.
     /// Asks the brokers which exist first, so nothing is requested when they all do
     /// (clusters that forbid creating topics are fine then).
     pub async fn ensure_topics(&self, topics: &Topics) -> Result<(), BusError> {
-        let p = self.producer();
-        let metadata = tokio::task::spawn_blocking(move || {
-            p.client()
-                .fetch_metadata(None, Timeout::After(Duration::from_secs(10)))
-        })
-        .await
-        .map_err(|e| backend("metadata request", e))?
-        .map_err(|e| backend("listing topics", e))?;
-        let existing: Vec<String> = metadata
-            .topics()
-            .iter()
-            .map(|t| t.name().to_owned())
-            .collect();
+        let metadata = self.metadata().await?;
         if let Some(t) = metadata
             .topics()
             .iter()
@@ -90,7 +86,40 @@ impl KafkaBus {
                 t.partitions().len()
             )));
         }
-        let missing = plan(topics, self.config(), &existing);
+        let existing = names(&metadata);
+        self.create(plan(topics, self.config(), &existing)).await
+    }
+
+    /// Creates the topics named that do not exist yet, with the configured
+    /// partitions, replication and settings (a scenario's topics).
+    pub async fn ensure_named_topics(&self, topics: &[String]) -> Result<(), BusError> {
+        let existing = names(&self.metadata().await?);
+        let config = self.config();
+        let missing = topics
+            .iter()
+            .filter(|t| !existing.contains(t))
+            .map(|t| TopicSpec {
+                name: t.clone(),
+                partitions: config.partitions,
+                replication: config.replication,
+                config: config.topic_config.clone(),
+            })
+            .collect();
+        self.create(missing).await
+    }
+
+    async fn metadata(&self) -> Result<rdkafka::metadata::Metadata, BusError> {
+        let p = self.producer();
+        tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(None, Timeout::After(Duration::from_secs(10)))
+        })
+        .await
+        .map_err(|e| backend("metadata request", e))?
+        .map_err(|e| backend("listing topics", e))
+    }
+
+    async fn create(&self, missing: Vec<TopicSpec>) -> Result<(), BusError> {
         if missing.is_empty() {
             return Ok(());
         }
