@@ -60,7 +60,10 @@ pub fn write_line(out: &mut Vec<u8>, m: &Made<'_>) {
     if m.key.is_empty() {
         out.extend_from_slice(b"null");
     } else {
-        streamcity_scenario::value::write_str(out, &String::from_utf8_lossy(m.key));
+        match std::str::from_utf8(m.key) {
+            Ok(key) => streamcity_scenario::value::write_str(out, key),
+            Err(_) => streamcity_scenario::value::write_str(out, &String::from_utf8_lossy(m.key)),
+        }
     }
     out.extend_from_slice(b",\"timestamp\":");
     out.extend_from_slice(itoa::Buffer::new().format(m.timestamp).as_bytes());

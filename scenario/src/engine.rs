@@ -13,7 +13,7 @@ use crate::city::City;
 use crate::generator::{Counter, Env, Pick, Pool, World};
 use crate::scenario::{Scenario, Stream};
 use crate::timing::Gaps;
-use crate::value::{Val, write_object};
+use crate::value::Val;
 
 /// Changes to a scenario's pace from the command line (the seeds' flags).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,6 +94,8 @@ impl Engine {
                 })
                 .collect(),
             seqs: scenario.seqs.clone(),
+            times: Default::default(),
+            key_buf: String::new(),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for spec in &scenario.pools {
@@ -342,12 +344,15 @@ impl Engine {
                 env.slots[*slot] = v;
             }
             value.clear();
-            write_object(
-                value,
-                spec.fields
-                    .iter()
-                    .map(|(n, slot, _)| (&**n, &env.slots[*slot])),
-            );
+            value.push(b'{');
+            for (k, (_, slot, _)) in spec.fields.iter().enumerate() {
+                if k > 0 {
+                    value.push(b',');
+                }
+                value.extend_from_slice(&spec.names_json[k]);
+                env.slots[*slot].write_json(value);
+            }
+            value.push(b'}');
             key.clear();
             if let Some(g) = &spec.key {
                 g.eval(&mut env).write_text(key);

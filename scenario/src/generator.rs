@@ -235,6 +235,10 @@ pub struct World {
     pub counters: Vec<Counter>,
     /// Sequences' next values.
     pub seqs: Vec<i64>,
+    /// The last moment written in each style, and how: events of one second share it.
+    pub times: [(i64, Option<Rc<str>>); 6],
+    /// A counter key being built (kept to spare an allocation per event).
+    pub key_buf: String,
 }
 
 /// An item picked for an event: its pool, its index, and for a moving pool where it
@@ -348,20 +352,31 @@ impl Gen {
                     .and_then(|g| g.eval(env).as_i64())
                     .unwrap_or(env.now_ms);
                 let local = i64::from(env.world.city.utc_offset_min) * 60_000;
-                time_val(*style, base.saturating_add(plus_ms), local)
+                let ms = base.saturating_add(plus_ms);
+                let cached = &mut env.world.times[*style as usize];
+                let same = match style {
+                    TimeStyle::Iso | TimeStyle::IsoZ => {
+                        cached.0.div_euclid(1000) == ms.div_euclid(1000)
+                    }
+                    _ => cached.0 == ms,
+                };
+                match (&cached.1, same) {
+                    (Some(text), true) => Val::Str(Rc::clone(text)),
+                    _ => {
+                        let v = time_val(*style, ms, local);
+                        if let Val::Str(text) = &v {
+                            *cached = (ms, Some(Rc::clone(text)));
+                        }
+                        v
+                    }
+                }
             }
             Gen::Uuid => {
                 let (a, b): (u64, u64) = (env.rng.random(), env.rng.random());
                 let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
                 let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
-                Val::Str(Rc::from(format!(
-                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                    a >> 32,
-                    (a >> 16) & 0xffff,
-                    a & 0xffff,
-                    b >> 48,
-                    b & 0xffff_ffff_ffff
-                )))
+                let text = uuid_text(a, b);
+                Val::Str(Rc::from(std::str::from_utf8(&text).unwrap_or_default()))
             }
             Gen::Position(kind) => {
                 let (lat, lon) = env.world.city.position(*kind, env.rng);
@@ -401,7 +416,8 @@ impl Gen {
                 Val::Str(Rc::from(s))
             }
             Gen::Counter { slot, key, add } => {
-                let mut k = String::new();
+                let mut k = std::mem::take(&mut env.world.key_buf);
+                k.clear();
                 for (n, part) in key.iter().enumerate() {
                     if n > 0 {
                         k.push('\u{1f}');
@@ -409,7 +425,7 @@ impl Gen {
                     part.eval(env).write_text(&mut k);
                 }
                 let delta = add.eval(env).as_f64().unwrap_or(0.0);
-                let known = env.world.counters[*slot].levels.get(&k).copied();
+                let known = env.world.counters[*slot].levels.get(k.as_str()).copied();
                 let level = match known {
                     Some(l) => l,
                     None => {
@@ -419,10 +435,16 @@ impl Gen {
                 };
                 let c = &mut env.world.counters[*slot];
                 let level = (level + delta).clamp(c.min, c.max);
-                if known.is_none() && c.levels.len() >= COUNTER_KEYS_MAX {
-                    c.levels.clear();
+                match c.levels.get_mut(k.as_str()) {
+                    Some(l) => *l = level,
+                    None => {
+                        if c.levels.len() >= COUNTER_KEYS_MAX {
+                            c.levels.clear();
+                        }
+                        c.levels.insert(k.clone(), level);
+                    }
                 }
-                c.levels.insert(k, level);
+                env.world.key_buf = k;
                 if level.fract() == 0.0 {
                     Val::Int(level as i64)
                 } else {
@@ -471,33 +493,97 @@ impl Gen {
     }
 }
 
+/// The 36 characters of a UUID from its 128 bits.
+fn uuid_text(a: u64, b: u64) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let bits = (u128::from(a) << 64) | u128::from(b);
+    let mut k = 0;
+    for (n, slot) in out.iter_mut().enumerate() {
+        if matches!(n, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        *slot = HEX[((bits >> (124 - 4 * k)) & 0xf) as usize];
+        k += 1;
+    }
+    out
+}
+
 /// `ms` written in `style`; `local_ms` is the city's offset from UTC.
 pub fn time_val(style: TimeStyle, ms: i64, local_ms: i64) -> Val {
-    let iso = |ms: i64, frac: u32| {
-        let secs = ms.div_euclid(1000);
-        let (days, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let mut out = format!(
-            "{}T{:02}:{:02}:{:02}",
-            streamcity_network::Date::from_days(days),
-            s / 3600,
-            s / 60 % 60,
-            s % 60
-        );
-        match frac {
-            3 => out.push_str(&format!(".{:03}", ms.rem_euclid(1000))),
-            6 => out.push_str(&format!(".{:06}", ms.rem_euclid(1000) * 1000)),
-            _ => {}
-        }
-        out
+    let text = |ms: i64, frac: u32, zone: bool| {
+        let mut buf = [0u8; 32];
+        let n = write_iso(&mut buf, ms, frac, zone);
+        Val::Str(Rc::from(std::str::from_utf8(&buf[..n]).unwrap_or_default()))
     };
     match style {
-        TimeStyle::Iso => Val::Str(Rc::from(iso(ms + local_ms, 0))),
-        TimeStyle::IsoZ => Val::Str(Rc::from(iso(ms, 0) + "Z")),
-        TimeStyle::IsoMsZ => Val::Str(Rc::from(iso(ms, 3) + "Z")),
-        TimeStyle::IsoUs => Val::Str(Rc::from(iso(ms + local_ms, 6))),
+        TimeStyle::Iso => text(ms + local_ms, 0, false),
+        TimeStyle::IsoZ => text(ms, 0, true),
+        TimeStyle::IsoMsZ => text(ms, 3, true),
+        TimeStyle::IsoUs => text(ms + local_ms, 6, false),
         TimeStyle::EpochMs => Val::Int(ms),
         TimeStyle::EpochS => Val::Int(ms.div_euclid(1000)),
     }
+}
+
+/// Writes `2025-12-25T10:30:00[.123|.123000][Z]` into `buf`; returns its length.
+fn write_iso(buf: &mut [u8; 32], ms: i64, frac: u32, zone: bool) -> usize {
+    let secs = ms.div_euclid(1000);
+    let (days, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = streamcity_network::Date::from_days(days).ymd();
+    let mut n = 0;
+    let mut put = |value: u64, width: u32| {
+        for k in (0..width).rev() {
+            buf[n] = b'0' + ((value / 10u64.pow(k)) % 10) as u8;
+            n += 1;
+        }
+    };
+    put(u64::from(y), 4);
+    put(u64::from(m), 2);
+    put(u64::from(d), 2);
+    put((s / 3600) as u64, 2);
+    put((s / 60 % 60) as u64, 2);
+    put((s % 60) as u64, 2);
+    let sub = ms.rem_euclid(1000) as u64;
+    match frac {
+        3 => put(sub, 3),
+        6 => put(sub * 1000, 6),
+        _ => {}
+    }
+    // Separators go in after the digits, moving them into place.
+    let digits = n;
+    let mut out = [0u8; 32];
+    let mut o = 0;
+    for (k, &c) in buf[..digits].iter().enumerate() {
+        match k {
+            4 | 6 => {
+                out[o] = b'-';
+                o += 1;
+            }
+            8 => {
+                out[o] = b'T';
+                o += 1;
+            }
+            10 | 12 => {
+                out[o] = b':';
+                o += 1;
+            }
+            14 => {
+                out[o] = b'.';
+                o += 1;
+            }
+            _ => {}
+        }
+        out[o] = c;
+        o += 1;
+    }
+    if zone {
+        out[o] = b'Z';
+        o += 1;
+    }
+    *buf = out;
+    o
 }
 
 /// What a generator may name while it is parsed.
@@ -966,4 +1052,53 @@ pub fn cumulative(w: &Toml, n: usize) -> Result<Vec<f64>, String> {
         return Err("`weights` cannot all be 0".into());
     }
     Ok(cum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_are_written_as_iso_8601_and_epoch() {
+        let ms = 1_766_658_600_123; // 2025-12-25T10:30:00.123Z
+        let text = |style| match time_val(style, ms, 0) {
+            Val::Str(s) => s.to_string(),
+            Val::Int(i) => i.to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(text(TimeStyle::Iso), "2025-12-25T10:30:00");
+        assert_eq!(text(TimeStyle::IsoZ), "2025-12-25T10:30:00Z");
+        assert_eq!(text(TimeStyle::IsoMsZ), "2025-12-25T10:30:00.123Z");
+        assert_eq!(text(TimeStyle::IsoUs), "2025-12-25T10:30:00.123000");
+        assert_eq!(text(TimeStyle::EpochMs), "1766658600123");
+        assert_eq!(text(TimeStyle::EpochS), "1766658600");
+        // Local time: ten hours ahead.
+        assert_eq!(
+            time_val(TimeStyle::Iso, ms, 36_000_000),
+            Val::str("2025-12-25T20:30:00")
+        );
+        // Every second of a leap day and of the years around it agrees with the
+        // calendar's own writing.
+        for day in [-1i64, 0, 11_016, 19_782, 20_513] {
+            for s in [0i64, 59, 3_599, 86_399] {
+                let ms = (day * 86_400 + s) * 1000;
+                let want = streamcity_network::calendar::iso8601(ms);
+                assert_eq!(time_val(TimeStyle::IsoZ, ms, 0), Val::str(&want));
+            }
+        }
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_formats_pad() {
+        let text = uuid_text(u64::MAX, 0);
+        let text = std::str::from_utf8(&text).unwrap();
+        assert_eq!(text, "ffffffff-ffff-ffff-0000-000000000000");
+        assert_eq!(
+            &*Format::parse("PROD-{:04}").unwrap().apply(42),
+            "PROD-0042"
+        );
+        assert_eq!(&*Format::parse("driver_{}").unwrap().apply(7), "driver_7");
+        assert!(Format::parse("no placeholder").is_err());
+        assert!(Format::parse("PROD-{:x}").is_err());
+    }
 }

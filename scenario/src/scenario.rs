@@ -92,6 +92,8 @@ pub(crate) struct Event {
 #[derive(Debug, Clone)]
 pub(crate) struct RecordSpec {
     pub topic: String,
+    /// Each field's name as JSON, with its colon: `"name":`.
+    pub names_json: Vec<Vec<u8>>,
     pub key: Option<Gen>,
     pub fields: Vec<(Rc<str>, usize, Gen)>,
     pub probability: f64,
@@ -601,8 +603,18 @@ fn parse_event(
             None => None,
             Some(k) => Some(generator::parse(k, &format!("{rpath}.key"), names)?),
         };
+        let names_json = fields
+            .iter()
+            .map(|(name, ..)| {
+                let mut json = Vec::new();
+                crate::value::write_str(&mut json, name);
+                json.push(b':');
+                json
+            })
+            .collect();
         out.push(RecordSpec {
             topic,
+            names_json,
             key,
             fields,
             probability,

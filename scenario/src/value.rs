@@ -124,6 +124,12 @@ pub fn write_object<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = (&'a str
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings need no escape: copied whole.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (k, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
