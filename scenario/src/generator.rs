@@ -273,7 +273,7 @@ impl Gen {
                     None => Val::Int(n),
                 }
             }
-            Gen::Uniform(lo, hi, d) => Val::Float(lo + (hi - lo) * env.rng.random::<f64>(), *d),
+            Gen::Uniform(lo, hi, d) => Val::float(lo + (hi - lo) * env.rng.random::<f64>(), *d),
             Gen::Int(lo, hi, format) => {
                 let n = env.rng.random_range(*lo..=*hi);
                 match format {
@@ -297,12 +297,12 @@ impl Gen {
                 if *int {
                     Val::Int(x.round() as i64)
                 } else {
-                    Val::Float(x, *decimals)
+                    Val::float(x, *decimals)
                 }
             }
             Gen::Exponential(mean, d) => {
                 let u: f64 = 1.0 - env.rng.random::<f64>();
-                Val::Float(-u.ln() * mean, *d)
+                Val::float(-u.ln() * mean, *d)
             }
             Gen::Choice(options, cumulative) => {
                 let k = match cumulative {
@@ -337,8 +337,8 @@ impl Gen {
                     let (lat, lon) = env.picks[*p].2.unwrap_or_default();
                     match which {
                         None => Val::Pos(lat, lon),
-                        Some(true) => Val::Float(lat, Some(6)),
-                        Some(false) => Val::Float(lon, Some(6)),
+                        Some(true) => Val::float(lat, Some(6)),
+                        Some(false) => Val::float(lon, Some(6)),
                     }
                 }
             },
@@ -448,14 +448,14 @@ impl Gen {
                 if level.fract() == 0.0 {
                     Val::Int(level as i64)
                 } else {
-                    Val::Float(level, None)
+                    Val::float(level, None)
                 }
             }
             Gen::Scale(inner, scale, d) => match inner.eval(env) {
                 Val::Int(i) if scale.fract() == 0.0 && d.is_none() => {
                     Val::Int(i.saturating_mul(*scale as i64))
                 }
-                v => v.as_f64().map_or(v, |x| Val::Float(x * scale, *d)),
+                v => v.as_f64().map_or(v, |x| Val::float(x * scale, *d)),
             },
             Gen::Nullable(inner, p) => {
                 if env.rng.random::<f64>() < *p {
@@ -475,12 +475,12 @@ impl Gen {
                 if whole && product.abs() < 9e15 {
                     Val::Int(product as i64)
                 } else {
-                    Val::Float(product, *d)
+                    Val::float(product, *d)
                 }
             }
             Gen::Pair(inner) => match inner.eval(env) {
                 Val::Pos(lat, lon) => {
-                    Val::List(vec![Val::Float(lat, Some(6)), Val::Float(lon, Some(6))])
+                    Val::List(vec![Val::float(lat, Some(6)), Val::float(lon, Some(6))])
                 }
                 other => other,
             },

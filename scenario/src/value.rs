@@ -30,6 +30,12 @@ impl Val {
         Val::Str(Rc::from(s))
     }
 
+    /// A number with `decimals` places: rounded now, so that what refers to it reads
+    /// what is written.
+    pub fn float(f: f64, decimals: Option<u8>) -> Val {
+        Val::Float(decimals.map_or(f, |d| round(f, d)), decimals)
+    }
+
     /// The value as a number, when it is one.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
