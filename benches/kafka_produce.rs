@@ -8,6 +8,11 @@
 //! send), on the same records, from `benchmarks/kafka_python_producer.py`; its
 //! environment comes from `benchmarks/python-env.sh` (or `STREAMCITY_PYTHON`).
 //!
+//! Then the same three on a scenario's records (the retail scenario, `produce --scenario
+//! retail --no-pacing`): generated and published through the Kafka bus, rdkafka raw,
+//! kafka-python; and the scenario alone written as JSON lines to nowhere (`--output
+//! /dev/null`), one core.
+//!
 //! `cargo bench --bench kafka_produce -- --records 300000 --python-records 30000`
 //! (`--quick`: 20,000 and 2,000, the CI smoke run). Results go to stdout and to
 //! `target/benchmarks/kafka_produce.json`.
@@ -110,33 +115,7 @@ fn main() {
     // rdkafka's raw producer, the same records pre-serialised.
     let raw_topics = rt.block_on(topics_on(&brokers, "benchraw"));
     let prepared = records(&raw_topics, n);
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    let started = Instant::now();
-    for r in &prepared {
-        loop {
-            let rec = BaseRecord::to(&r.topic)
-                .key(&r.key[..])
-                .payload(&r.payload[..])
-                .timestamp(r.timestamp);
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => panic!("{e}"),
-            }
-        }
-    }
-    producer
-        .flush(Timeout::After(Duration::from_secs(60)))
-        .unwrap();
-    let raw = n as f64 / started.elapsed().as_secs_f64();
+    let raw = raw_rate(&brokers, &prepared);
 
     // A Python producer written like the seeds' (kafka-python), the same records.
     let py_topics = rt.block_on(topics_on(&brokers, "benchpy"));
@@ -159,6 +138,74 @@ fn main() {
         "| Python, kafka-python like the seeds | {python:.0} | {:.0}x it (goal 50x) |",
         ours / python
     );
+    // A scenario's records: the retail scenario, generated and published.
+    let prefix = format!("benchscen{}-", std::process::id());
+    let scenario_topics: Vec<String> = streamcity_scenario::shipped::load("retail")
+        .unwrap()
+        .topics()
+        .iter()
+        .map(|t| format!("{prefix}{t}"))
+        .collect();
+    let (scen_kafka, scen_delivered) = rt.block_on(async {
+        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
+            .await
+            .expect("the broker");
+        bus.ensure_named_topics(&scenario_topics).await.unwrap();
+        let stats = Arc::clone(bus.stats());
+        let rate = scenario_rate(
+            n,
+            &prefix,
+            streamcity::scenario_run::Sink::Bus(bus, Some(Arc::clone(&stats))),
+        )
+        .await;
+        (
+            rate,
+            stats.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
+    assert_eq!(
+        scen_delivered as usize, n,
+        "every scenario record acknowledged"
+    );
+    let raw_prefix = format!("benchscenraw{}-", std::process::id());
+    let prepared_scenario = scenario_records(&raw_prefix, n);
+    rt.block_on(async {
+        let bus = KafkaBus::connect(KafkaConfig::new(brokers.clone()))
+            .await
+            .unwrap();
+        let names: Vec<String> = scenario_topics
+            .iter()
+            .map(|t| t.replacen(&prefix, &raw_prefix, 1))
+            .collect();
+        bus.ensure_named_topics(&names).await.unwrap();
+    });
+    let scen_raw = raw_rate(&brokers, &prepared_scenario);
+    let scen_python = python_producer(&brokers, &prepared_scenario[..py_n]);
+    // The scenario alone, to nowhere, one core: the generator's own speed.
+    let scen_null = rt.block_on(scenario_rate::<KafkaBus>(
+        n.max(1_000_000)
+            .min(if quick { 200_000 } else { 5_000_000 }),
+        "",
+        streamcity::scenario_run::Sink::Lines(Box::new(std::io::sink())),
+    ));
+    let scen_bytes: usize = prepared_scenario.iter().map(|r| r.payload.len()).sum();
+    println!();
+    println!(
+        "retail scenario: {n} records (Python: {py_n}), mean payload {} bytes",
+        scen_bytes / n
+    );
+    println!("| producer | records/s | the scenario is |");
+    println!("| --- | ---: | ---: |");
+    println!("| scenario to nowhere (JSON lines, one core) | {scen_null:.0} | (goal 1,000,000) |");
+    println!("| scenario (generate + publish, all acknowledged) | {scen_kafka:.0} | |");
+    println!(
+        "| rdkafka raw, pre-serialised | {scen_raw:.0} | {:.2} of it (goal 0.70) |",
+        scen_kafka / scen_raw
+    );
+    println!(
+        "| Python, kafka-python like the seeds | {scen_python:.0} | {:.0}x it |",
+        scen_kafka / scen_python
+    );
     let results = serde_json::json!({
         "benchmark": "kafka_produce",
         "records": n,
@@ -166,10 +213,132 @@ fn main() {
         "mean_payload_bytes": bytes / n,
         "rates": {"streamcity": ours, "rdkafka_raw": raw, "kafka_python": python},
         "ratios": {"streamcity_over_raw": ours / raw, "streamcity_over_python": ours / python},
+        "scenario": {
+            "name": "retail",
+            "mean_payload_bytes": scen_bytes / n,
+            "rates": {"to_nowhere_one_core": scen_null, "streamcity": scen_kafka, "rdkafka_raw": scen_raw, "kafka_python": scen_python},
+            "ratios": {"streamcity_over_raw": scen_kafka / scen_raw, "streamcity_over_python": scen_kafka / scen_python},
+        },
     });
     write_results("kafka_produce", &results);
     drop(broker);
 }
+
+/// rdkafka's raw producer sending `records` as they are (idempotent, lz4, linger 5
+/// ms): records a second until the last is acknowledged.
+fn raw_rate(brokers: &str, records: &[Record]) -> f64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    // Its topics' metadata first, as the bus has it before it starts: not timed.
+    let mut topics: Vec<&str> = records.iter().map(|r| &*r.topic).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for t in topics {
+        producer
+            .client()
+            .fetch_metadata(Some(t), Timeout::After(Duration::from_secs(10)))
+            .unwrap();
+    }
+    let started = Instant::now();
+    for r in records {
+        loop {
+            let rec = BaseRecord::to(&r.topic)
+                .key(&r.key[..])
+                .payload(&r.payload[..])
+                .timestamp(r.timestamp);
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("{e}"),
+            }
+        }
+    }
+    producer
+        .flush(Timeout::After(Duration::from_secs(60)))
+        .unwrap();
+    records.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The retail scenario's first `n` records, topics behind `prefix`, as `produce
+/// --scenario retail --no-pacing --seed 42` makes them.
+fn scenario_records(prefix: &str, n: usize) -> Vec<Record> {
+    let scenario = streamcity_scenario::shipped::load("retail").unwrap();
+    let city = synthetic::generate(SyntheticConfig::default());
+    let rename = scenario
+        .topics()
+        .into_iter()
+        .map(|t| (t.clone(), format!("{prefix}{t}")))
+        .collect();
+    let mut engine = streamcity_scenario::Engine::new(
+        &scenario,
+        &city,
+        42,
+        START_MS,
+        &streamcity_scenario::Pace::default(),
+        &rename,
+    );
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        engine.step(&mut |m| {
+            out.push(Record::new(
+                m.topic,
+                bytes::Bytes::copy_from_slice(m.key),
+                bytes::Bytes::copy_from_slice(m.value),
+                m.timestamp,
+            ));
+        });
+    }
+    out.truncate(n);
+    out
+}
+
+/// The scenario run as `produce --scenario retail --no-pacing --max n` runs it, to
+/// `sink`: records a second, and the topics it wrote.
+async fn scenario_rate<B: Bus>(
+    n: usize,
+    prefix: &str,
+    sink: streamcity::scenario_run::Sink<B>,
+) -> f64 {
+    let scenario = streamcity_scenario::shipped::load("retail").unwrap();
+    let city = Arc::new(synthetic::generate(SyntheticConfig::default()));
+    let settings = streamcity::scenario_run::Settings {
+        seed: 42,
+        start_ms: START_MS,
+        speed: 1.0,
+        paced: false,
+        max_records: Some(n as u64),
+        duration: None,
+        pace: streamcity_scenario::Pace::default(),
+        rename: scenario
+            .topics()
+            .into_iter()
+            .map(|t| (t.clone(), format!("{prefix}{t}")))
+            .collect(),
+        report_every: Duration::from_secs(3600),
+    };
+    let started = Instant::now();
+    let summary = streamcity::scenario_run::run(
+        &scenario,
+        city,
+        settings,
+        sink,
+        streamcity_core::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.records, n as u64);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// 2025-12-25T10:30:00Z.
+const START_MS: i64 = 1_766_658_600_000;
 
 /// A set of topics of its own on the broker, named after `prefix` and this process.
 async fn topics_on(brokers: &str, prefix: &str) -> Topics {

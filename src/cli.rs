@@ -714,13 +714,15 @@ pub struct TwinArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PaceArgs {
     /// Events per second of the chosen producer: vehicle reports across the fleet, taps
-    /// across the city at midday, or new incidents. With `all`, paces the incident
-    /// streams (traffic and city).
+    /// (on and off together) across the city at midday, or new incidents. With `all`,
+    /// new incidents of both kinds together (traffic and city); vehicles and riders keep
+    /// their own pace. With --scenario, events per second of all its streams together.
     #[arg(long, env = "STREAMCITY_RATE", value_parser = parse_positive, allow_negative_numbers = true, conflicts_with = "interval", global = true)]
     pub rate: Option<f64>,
 
     /// Mean seconds between events of the chosen producer (for vehicles: between two
-    /// reports of one vehicle). With `all`, paces the incident streams.
+    /// reports of one vehicle), as --rate counts them. With --scenario, between events
+    /// of all its streams together.
     #[arg(long, env = "STREAMCITY_INTERVAL", value_parser = parse_positive, allow_negative_numbers = true, global = true)]
     pub interval: Option<f64>,
 
@@ -1181,12 +1183,22 @@ pub fn simulation(
                 sim.vehicles.gaps = g;
             }
         }
-        ProducerKind::Taps => apply(&mut sim.taps, mean_s, uniform, burst),
+        // Every rider taps on and, later, off: the tap-ons come at half the rate, so
+        // that taps of both kinds together keep to it.
+        ProducerKind::Taps => {
+            apply(&mut sim.taps, mean_s.map(|m| m * 2.0), uniform, burst);
+            // Riders already aboard at the start, in proportion: as many as that
+            // rate keeps aboard.
+            if mean_s.is_some() || uniform.is_some() {
+                sim.initial_load = (1.0 / sim.taps.gaps.mean_s()) / tap_rate;
+            }
+        }
         ProducerKind::Traffic => apply(&mut sim.traffic, mean_s, uniform, burst),
         ProducerKind::Incidents => apply(&mut sim.incidents, mean_s, uniform, burst),
         ProducerKind::All => {
-            apply(&mut sim.traffic, mean_s, uniform, burst);
-            apply(&mut sim.incidents, mean_s, uniform, burst);
+            // Traffic and city incidents together keep to the rate: each at half.
+            apply(&mut sim.traffic, mean_s.map(|m| m * 2.0), uniform, burst);
+            apply(&mut sim.incidents, mean_s.map(|m| m * 2.0), uniform, burst);
         }
     }
     let all = producer == ProducerKind::All;

@@ -33,8 +33,16 @@ fn a_file_gets_the_records_standard_output_gets_for_the_same_seed() {
     let file = temp("retail.jsonl");
     let args = |out: Option<&str>| {
         let mut a = vec![
-            "produce", "--scenario", "retail", "--no-pacing", "--max", "3000", "--seed", "5",
-            "--start", START,
+            "produce",
+            "--scenario",
+            "retail",
+            "--no-pacing",
+            "--max",
+            "3000",
+            "--seed",
+            "5",
+            "--start",
+            START,
         ];
         if let Some(o) = out {
             a.extend(["--output", o]);
@@ -44,8 +52,15 @@ fn a_file_gets_the_records_standard_output_gets_for_the_same_seed() {
     let to_file = args(Some(file.to_str().unwrap()));
     let out = bin().run(&to_file.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "nothing on standard output with --output");
-    assert!(stderr(&out).contains("Done (reached --max)"), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on standard output with --output"
+    );
+    assert!(
+        stderr(&out).contains("Done (reached --max)"),
+        "{}",
+        stderr(&out)
+    );
     let written = std::fs::read_to_string(&file).unwrap();
     std::fs::remove_file(&file).unwrap();
     let to_stdout = args(None);
@@ -54,7 +69,10 @@ fn a_file_gets_the_records_standard_output_gets_for_the_same_seed() {
     assert_eq!(written, String::from_utf8(printed.stdout).unwrap());
     let records = lines(&written);
     assert_eq!(records.len(), 3000);
-    assert_eq!(records[0]["timestamp"].as_i64().unwrap(), START.parse::<i64>().unwrap());
+    assert_eq!(
+        records[0]["timestamp"].as_i64().unwrap(),
+        START.parse::<i64>().unwrap()
+    );
     for r in &records {
         assert!(r["topic"].as_str().unwrap().starts_with("retail-"), "{r}");
         assert!(r["key"].as_str().unwrap().len() > 3, "{r}");
@@ -65,31 +83,78 @@ fn a_file_gets_the_records_standard_output_gets_for_the_same_seed() {
 #[test]
 fn topics_are_renamed_and_prefixed_and_unknown_ones_refused() {
     let out = bin().run(&[
-        "produce", "--scenario", "user-events", "--no-pacing", "--max", "20", "--start", START,
-        "--topic", "user-events=churn.user.events",
+        "produce",
+        "--scenario",
+        "user-events",
+        "--no-pacing",
+        "--max",
+        "20",
+        "--start",
+        START,
+        "--topic",
+        "user-events=churn.user.events",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = lines(&String::from_utf8(out.stdout).unwrap());
-    assert!(records.iter().all(|r| r["topic"] == "churn.user.events"), "{records:?}");
+    assert!(
+        records.iter().all(|r| r["topic"] == "churn.user.events"),
+        "{records:?}"
+    );
     let out = bin().run(&[
-        "produce", "--scenario", "ridematch", "--no-pacing", "--max", "20", "--topic-prefix", "test-",
+        "produce",
+        "--scenario",
+        "ridematch",
+        "--no-pacing",
+        "--max",
+        "20",
+        "--topic-prefix",
+        "test-",
     ]);
     let records = lines(&String::from_utf8(out.stdout).unwrap());
-    assert!(records.iter().all(|r| r["topic"] == "test-ridematch-events"));
-    let out = bin().run(&["produce", "--scenario", "retail", "--topic", "user-events=x"]);
+    assert!(
+        records
+            .iter()
+            .all(|r| r["topic"] == "test-ridematch-events")
+    );
+    let out = bin().run(&[
+        "produce",
+        "--scenario",
+        "retail",
+        "--topic",
+        "user-events=x",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("the retail scenario has no topic user-events"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the retail scenario has no topic user-events"),
+        "{}",
+        stderr(&out)
+    );
     // The twin's producers are renamed the same way.
     let out = bin().run(&[
-        "produce", "vehicles", "--max", "30", "--speed", "100", "--start", START,
-        "--topic", "vehicle_locations=fleet.positions",
+        "produce",
+        "vehicles",
+        "--max",
+        "30",
+        "--speed",
+        "100",
+        "--start",
+        START,
+        "--topic",
+        "vehicle_locations=fleet.positions",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = lines(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(records.len(), 30);
-    assert!(records.iter().all(|r| r["topic"] == "fleet.positions"), "{records:?}");
+    assert!(
+        records.iter().all(|r| r["topic"] == "fleet.positions"),
+        "{records:?}"
+    );
     let out = bin().run(&["produce", "vehicles", "--topic", "vehicles=x"]);
-    assert!(stderr(&out).contains("no topic \"vehicles\" to rename"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no topic \"vehicles\" to rename"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -97,49 +162,141 @@ fn the_seeds_flags_work_for_scenarios() {
     // --duration with a unit, paced in real time: about ten driver updates a second.
     let started = Instant::now();
     let out = bin().run_within(
-        &["produce", "--scenario", "ridematch", "--duration", "3s", "--start", START],
+        &[
+            "produce",
+            "--scenario",
+            "ridematch",
+            "--duration",
+            "3s",
+            "--start",
+            START,
+        ],
         Duration::from_secs(30),
     );
     let took = started.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Done (reached --duration)"), "{}", stderr(&out));
-    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        stderr(&out).contains("Done (reached --duration)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     let records = lines(&String::from_utf8(out.stdout).unwrap());
-    assert!((15..=50).contains(&records.len()), "{} records in 3 s", records.len());
-    let span = records.last().unwrap()["timestamp"].as_i64().unwrap() - records[0]["timestamp"].as_i64().unwrap();
+    assert!(
+        (15..=50).contains(&records.len()),
+        "{} records in 3 s",
+        records.len()
+    );
+    let span = records.last().unwrap()["timestamp"].as_i64().unwrap()
+        - records[0]["timestamp"].as_i64().unwrap();
     assert!(span <= 3_100, "event time ran {span} ms in 3 s");
     // --interval: the seed's fixed gap, here 0.5 s of event time between user events.
     let out = bin().run(&[
-        "produce", "--scenario", "user-events", "--no-pacing", "--max", "50", "--interval", "0.5", "--start", START,
+        "produce",
+        "--scenario",
+        "user-events",
+        "--no-pacing",
+        "--max",
+        "50",
+        "--interval",
+        "0.5",
+        "--start",
+        START,
     ]);
-    let t: Vec<i64> = lines(&String::from_utf8(out.stdout).unwrap()).iter().map(|r| r["timestamp"].as_i64().unwrap()).collect();
+    let t: Vec<i64> = lines(&String::from_utf8(out.stdout).unwrap())
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
     assert!(t.windows(2).all(|w| w[1] - w[0] == 500), "{t:?}");
     // --min-delta/--max-delta: retail's gaps, narrowed.
     let out = bin().run(&[
-        "produce", "--scenario", "retail", "--no-pacing", "--max", "400", "--min-delta", "2", "--max-delta", "3", "--start", START,
+        "produce",
+        "--scenario",
+        "retail",
+        "--no-pacing",
+        "--max",
+        "400",
+        "--min-delta",
+        "2",
+        "--max-delta",
+        "3",
+        "--start",
+        START,
     ]);
-    let mut t: Vec<i64> = lines(&String::from_utf8(out.stdout).unwrap()).iter().map(|r| r["timestamp"].as_i64().unwrap()).collect();
+    let mut t: Vec<i64> = lines(&String::from_utf8(out.stdout).unwrap())
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
     t.dedup();
-    assert!(t.windows(2).all(|w| (2000..=3000).contains(&(w[1] - w[0]))), "{t:?}");
+    assert!(
+        t.windows(2).all(|w| (2000..=3000).contains(&(w[1] - w[0]))),
+        "{t:?}"
+    );
     // --burst: several events at one moment.
     let out = bin().run(&[
-        "produce", "--scenario", "user-events", "--no-pacing", "--max", "300", "--burst", "1", "--burst-size", "3", "--start", START,
+        "produce",
+        "--scenario",
+        "user-events",
+        "--no-pacing",
+        "--max",
+        "300",
+        "--burst",
+        "1",
+        "--burst-size",
+        "3",
+        "--start",
+        START,
     ]);
     let mut per_moment: HashMap<i64, usize> = HashMap::new();
     for r in lines(&String::from_utf8(out.stdout).unwrap()) {
-        *per_moment.entry(r["timestamp"].as_i64().unwrap()).or_default() += 1;
+        *per_moment
+            .entry(r["timestamp"].as_i64().unwrap())
+            .or_default() += 1;
     }
     assert!(per_moment.values().all(|n| *n == 3), "{per_moment:?}");
     // --demo: faster, for two minutes at most; --max still stops it.
-    let out = bin().run(&["produce", "--scenario", "user-events", "--demo", "--no-pacing", "--max", "10"]);
+    let out = bin().run(&[
+        "produce",
+        "--scenario",
+        "user-events",
+        "--demo",
+        "--no-pacing",
+        "--max",
+        "10",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Mistakes are named.
     for (args, want) in [
-        (vec!["produce", "--scenario", "retail", "--duration", "5 parsecs"], "unknown unit"),
-        (vec!["produce", "--scenario", "retail", "--tap-rate", "3"], "--tap-rate paces the twin's producers"),
-        (vec!["produce", "--scenario", "nope"], "no scenario \"nope\""),
-        (vec!["produce", "--scenario", "retail", "--continuous", "--max", "3"], "cannot be used with"),
-        (vec!["produce", "vehicles", "--no-pacing"], "--no-pacing is for scenarios"),
+        (
+            vec!["produce", "--scenario", "retail", "--duration", "5 parsecs"],
+            "unknown unit",
+        ),
+        (
+            vec!["produce", "--scenario", "retail", "--tap-rate", "3"],
+            "--tap-rate paces the twin's producers",
+        ),
+        (
+            vec!["produce", "--scenario", "nope"],
+            "no scenario \"nope\"",
+        ),
+        (
+            vec![
+                "produce",
+                "--scenario",
+                "retail",
+                "--continuous",
+                "--max",
+                "3",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["produce", "vehicles", "--no-pacing"],
+            "--no-pacing is for scenarios",
+        ),
         (vec!["produce"], "<PRODUCER>"),
     ] {
         let out = bin().run(&args);
@@ -175,7 +332,16 @@ value = { order_no = { seq = 100 }, customer = { ref = "c.id" }, at = { position
 "#,
     )
     .unwrap();
-    let out = bin().run(&["produce", "--scenario", file.to_str().unwrap(), "--no-pacing", "--max", "25", "--start", START]);
+    let out = bin().run(&[
+        "produce",
+        "--scenario",
+        file.to_str().unwrap(),
+        "--no-pacing",
+        "--max",
+        "25",
+        "--start",
+        START,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = lines(&String::from_utf8(out.stdout).unwrap());
     for (k, r) in records.iter().enumerate() {
@@ -189,7 +355,9 @@ value = { order_no = { seq = 100 }, customer = { ref = "c.id" }, at = { position
     std::fs::remove_file(&file).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("streams[0].events[0].records[0].value.n: `normal` is [mean, standard deviation]"),
+        stderr(&out).contains(
+            "streams[0].events[0].records[0].value.n: `normal` is [mean, standard deviation]"
+        ),
         "{}",
         stderr(&out)
     );
@@ -198,7 +366,18 @@ value = { order_no = { seq = 100 }, customer = { ref = "c.id" }, at = { position
 #[test]
 fn civicsense_transit_events_are_the_twins_own_disruptions() {
     let out = bin().run_within(
-        &["produce", "--scenario", "civicsense", "--no-pacing", "--max", "1500", "--start", START, "--seed", "3"],
+        &[
+            "produce",
+            "--scenario",
+            "civicsense",
+            "--no-pacing",
+            "--max",
+            "1500",
+            "--start",
+            START,
+            "--seed",
+            "3",
+        ],
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -210,57 +389,124 @@ fn civicsense_transit_events_are_the_twins_own_disruptions() {
     // Lines by name (two lines may share one), with their stops.
     let mut line_stops: HashMap<String, BTreeSet<String>> = HashMap::new();
     for r in &network.routes {
-        let name = if r.name.is_empty() { r.short_name.clone() } else { r.name.clone() };
-        line_stops
-            .entry(name)
-            .or_default()
-            .extend(r.stop_ids.iter().map(|s| network.stop(s).unwrap().name.clone()));
+        let name = if r.name.is_empty() {
+            r.short_name.clone()
+        } else {
+            r.name.clone()
+        };
+        line_stops.entry(name).or_default().extend(
+            r.stop_ids
+                .iter()
+                .map(|s| network.stop(s).unwrap().name.clone()),
+        );
     }
-    let transit: Vec<&Value> = records.iter().filter(|r| r["topic"] == "transit_events").collect();
-    assert!(transit.len() >= 10, "{} transit events in {} records", transit.len(), records.len());
+    let transit: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["topic"] == "transit_events")
+        .collect();
+    assert!(
+        transit.len() >= 10,
+        "{} transit events in {} records",
+        transit.len(),
+        records.len()
+    );
     let mut types = BTreeSet::new();
     for r in &transit {
         let v = &r["value"];
         types.insert(v["type"].as_str().unwrap().to_owned());
         let line = v["line"].as_str().unwrap();
-        let stops = line_stops.get(line).unwrap_or_else(|| panic!("{line} is not a line of the city: {v}"));
+        let stops = line_stops
+            .get(line)
+            .unwrap_or_else(|| panic!("{line} is not a line of the city: {v}"));
         for s in v["affected_stations"].as_array().unwrap() {
-            assert!(stops.contains(s.as_str().unwrap()), "{s} is not a stop of {line}: {v}");
+            assert!(
+                stops.contains(s.as_str().unwrap()),
+                "{s} is not a stop of {line}: {v}"
+            );
         }
         assert!(v["delay_minutes"].as_i64().unwrap() >= 0, "{v}");
-        assert!(v["estimated_resolution"].as_str().unwrap() > v["timestamp"].as_str().unwrap(), "{v}");
-        assert!(["bus", "tram", "subway", "train", "ferry", "cable"].contains(&v["mode"].as_str().unwrap()), "{v}");
-        assert!(["low", "moderate", "high", "critical"].contains(&v["severity"].as_str().unwrap()), "{v}");
+        assert!(
+            v["estimated_resolution"].as_str().unwrap() > v["timestamp"].as_str().unwrap(),
+            "{v}"
+        );
+        assert!(
+            ["bus", "tram", "subway", "train", "ferry", "cable"]
+                .contains(&v["mode"].as_str().unwrap()),
+            "{v}"
+        );
+        assert!(
+            ["low", "moderate", "high", "critical"].contains(&v["severity"].as_str().unwrap()),
+            "{v}"
+        );
         assert_eq!(r["key"], v["event_id"]);
         assert!(v["event_id"].as_str().unwrap().starts_with("TRN-"));
     }
-    assert!(types.contains("delay") && types.contains("route_change"), "{types:?}");
+    assert!(
+        types.contains("delay") && types.contains("route_change"),
+        "{types:?}"
+    );
     // In event-time order with the other topics.
-    let t: Vec<i64> = records.iter().map(|r| r["timestamp"].as_i64().unwrap()).collect();
-    assert!(t.windows(2).all(|w| w[0] <= w[1]), "records out of event-time order");
+    let t: Vec<i64> = records
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(
+        t.windows(2).all(|w| w[0] <= w[1]),
+        "records out of event-time order"
+    );
 }
 
 #[test]
 fn the_broker_gets_the_records_the_file_gets() {
     let brokers = test_brokers();
     let prefix = unique("scen");
-    let common = ["--no-pacing", "--max", "2000", "--seed", "9", "--start", START];
-    let mut args = vec!["produce", "--scenario", "retail", "--brokers", &brokers, "--topic-prefix", &prefix];
+    let common = [
+        "--no-pacing",
+        "--max",
+        "2000",
+        "--seed",
+        "9",
+        "--start",
+        START,
+    ];
+    let mut args = vec![
+        "produce",
+        "--scenario",
+        "retail",
+        "--brokers",
+        &brokers,
+        "--topic-prefix",
+        &prefix,
+    ];
     args.extend(common);
     let out = bin().run_within(&args, Duration::from_secs(120));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Sent 2000 | Delivered 2000 | Failed 0 | Pending 0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Sent 2000 | Delivered 2000 | Failed 0 | Pending 0"),
+        "{}",
+        stderr(&out)
+    );
     let mut args = vec!["produce", "--scenario", "retail", "--topic-prefix", &prefix];
     args.extend(common);
     let expected = lines(&String::from_utf8(bin().run(&args).stdout).unwrap());
     let mut want: HashMap<String, Vec<Value>> = HashMap::new();
     for r in expected {
-        want.entry(r["topic"].as_str().unwrap().to_owned()).or_default().push(r);
+        want.entry(r["topic"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r);
     }
     for (topic, records) in want {
         let n = records.len().to_string();
         let out = bin().run_within(
-            &["tail", &topic, "--from-beginning", "-n", &n, "--brokers", &brokers],
+            &[
+                "tail",
+                &topic,
+                "--from-beginning",
+                "-n",
+                &n,
+                "--brokers",
+                &brokers,
+            ],
             Duration::from_secs(60),
         );
         assert!(out.status.success(), "{topic}: {}", stderr(&out));
@@ -272,4 +518,72 @@ fn the_broker_gets_the_records_the_file_gets() {
         want.sort();
         assert_eq!(got, want, "{topic}");
     }
+}
+
+/// Records a second of event time of the records whose topic is in `topics` (and, for
+/// incidents, that start one), over the span of all records' timestamps.
+fn rate_of(records: &[Value], topics: &[&str]) -> f64 {
+    let t: Vec<i64> = records
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    let span_s = (t.iter().max().unwrap() - t.iter().min().unwrap()) as f64 / 1000.0;
+    let n = records
+        .iter()
+        .filter(|r| topics.contains(&r["topic"].as_str().unwrap()))
+        .filter(|r| r["value"]["status"].as_str().is_none_or(|s| s == "active"))
+        .count();
+    n as f64 / span_s
+}
+
+#[test]
+fn the_twins_producers_keep_to_the_rate_asked() {
+    // `all --rate 4`: four new incidents a second, traffic and city together.
+    let out = bin().run_within(
+        &[
+            "produce",
+            "all",
+            "--rate",
+            "4",
+            "--start",
+            "12:00",
+            "--speed",
+            "50",
+            "--duration",
+            "3s",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = lines(&String::from_utf8(out.stdout).unwrap());
+    let rate = rate_of(&records, &["traffic_incidents", "city_incidents"]);
+    assert!(
+        (3.0..=5.0).contains(&rate),
+        "{rate} incidents a second for --rate 4"
+    );
+    // `taps --rate 6`: six taps a second, on and off together (over a quarter of an
+    // hour, longer than a ride: the riders aboard at the start get off in its first
+    // minutes).
+    let out = bin().run_within(
+        &[
+            "produce",
+            "taps",
+            "--rate",
+            "6",
+            "--start",
+            "12:00",
+            "--speed",
+            "300",
+            "--duration",
+            "3s",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = lines(&String::from_utf8(out.stdout).unwrap());
+    let rate = rate_of(&records, &["rider_tapped_on", "rider_tapped_off"]);
+    assert!(
+        (4.5..=7.5).contains(&rate),
+        "{rate} taps a second for --rate 6"
+    );
 }

@@ -24,7 +24,13 @@ fn city() -> Network {
     synthetic::generate(SyntheticConfig::default())
 }
 
-fn run_with(scenario: &Scenario, network: &Network, seed: u64, pace: &Pace, records: usize) -> Vec<Out> {
+fn run_with(
+    scenario: &Scenario,
+    network: &Network,
+    seed: u64,
+    pace: &Pace,
+    records: usize,
+) -> Vec<Out> {
     let mut engine = Engine::new(scenario, network, seed, START_MS, pace, &HashMap::new());
     let mut out = Vec::new();
     while out.len() < records {
@@ -37,7 +43,10 @@ fn run_with(scenario: &Scenario, network: &Network, seed: u64, pace: &Pace, reco
                 value: serde_json::from_slice(m.value).expect("the value is JSON"),
             });
         });
-        assert!(out.len() > before || engine.next_ms() < i64::MAX, "the scenario stopped");
+        assert!(
+            out.len() > before || engine.next_ms() < i64::MAX,
+            "the scenario stopped"
+        );
     }
     out
 }
@@ -56,7 +65,9 @@ fn shape(v: &Value) -> Value {
         Value::Number(_) => json!("float"),
         Value::String(_) => json!("string"),
         Value::Array(items) => json!([items.first().map_or(json!("any"), shape)]),
-        Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
     }
 }
 
@@ -74,7 +85,10 @@ fn assert_like(record: &Value, example: &Value, what: &str) {
         if kind.is_object() {
             assert_like(&record[field], &example[field], &format!("{what}.{field}"));
         } else {
-            assert_eq!(have, kind, "{what}: field {field} has the wrong type in {record}");
+            assert_eq!(
+                have, kind,
+                "{what}: field {field} has the wrong type in {record}"
+            );
         }
     }
 }
@@ -95,7 +109,10 @@ fn user_events_match_the_seeds_examples_and_are_keyed_by_user() {
         assert_eq!(r.topic, "user-events");
         let kind = r.value["event_type"].as_str().unwrap();
         *kinds.entry(kind.to_owned()).or_insert(0) += 1;
-        let example = examples.iter().find(|e| e["event_type"] == kind).expect("a documented type");
+        let example = examples
+            .iter()
+            .find(|e| e["event_type"] == kind)
+            .expect("a documented type");
         assert_like(&r.value, example, kind);
         let user = r.value["user_id"].as_i64().unwrap();
         assert!((1..=1000).contains(&user), "{}", r.value);
@@ -138,9 +155,18 @@ fn retail_keeps_its_mix_and_gaps_and_a_sale_moves_the_stock_of_its_store_and_pro
         };
         *mix.entry(kind).or_default() += 1;
     }
-    for (kind, share) in [("sales", 0.5), ("inventory", 0.2), ("customer", 0.15), ("price_change", 0.1), ("restock", 0.05)] {
+    for (kind, share) in [
+        ("sales", 0.5),
+        ("inventory", 0.2),
+        ("customer", 0.15),
+        ("price_change", 0.1),
+        ("restock", 0.05),
+    ] {
         let got = mix[kind] as f64 / events.len() as f64;
-        assert!((got - share).abs() <= 0.03, "{kind}: {got:.3} of events, want {share} ± 0.03 ({mix:?})");
+        assert!(
+            (got - share).abs() <= 0.03,
+            "{kind}: {got:.3} of events, want {share} ± 0.03 ({mix:?})"
+        );
     }
     for w in events.windows(2) {
         let gap = w[1].0 - w[0].0;
@@ -155,10 +181,16 @@ fn retail_keeps_its_mix_and_gaps_and_a_sale_moves_the_stock_of_its_store_and_pro
             assert_eq!(rs[1].topic, "retail-inventory-updates");
             assert_eq!(sale["store_id"], update["store_id"]);
             assert_eq!(sale["product_id"], update["product_id"]);
-            assert_eq!(update["quantity_change"].as_i64().unwrap(), -sale["quantity"].as_i64().unwrap());
+            assert_eq!(
+                update["quantity_change"].as_i64().unwrap(),
+                -sale["quantity"].as_i64().unwrap()
+            );
             assert_eq!(update["reason"], "sale");
             let total = sale["quantity"].as_f64().unwrap() * sale["unit_price"].as_f64().unwrap();
-            assert!((sale["total_amount"].as_f64().unwrap() - total).abs() < 0.006, "{sale}");
+            assert!(
+                (sale["total_amount"].as_f64().unwrap() - total).abs() < 0.006,
+                "{sale}"
+            );
         }
         for r in rs {
             let v = &r.value;
@@ -168,7 +200,10 @@ fn retail_keeps_its_mix_and_gaps_and_a_sale_moves_the_stock_of_its_store_and_pro
                 _ => "store_id",
             };
             assert_eq!(r.key, v[key_field].as_str().unwrap(), "{v}");
-            let store_product = (v["store_id"].as_str().unwrap_or_default().to_owned(), v["product_id"].as_str().unwrap_or_default().to_owned());
+            let store_product = (
+                v["store_id"].as_str().unwrap_or_default().to_owned(),
+                v["product_id"].as_str().unwrap_or_default().to_owned(),
+            );
             if r.topic == "retail-inventory-updates" {
                 let level = v["new_quantity"].as_i64().unwrap();
                 assert!(level >= 0, "{v}");
@@ -184,7 +219,11 @@ fn retail_keeps_its_mix_and_gaps_and_a_sale_moves_the_stock_of_its_store_and_pro
             }
         }
     }
-    assert!(stock.len() > 1000, "stock kept for {} store-products", stock.len());
+    assert!(
+        stock.len() > 1000,
+        "stock kept for {} store-products",
+        stock.len()
+    );
 }
 
 #[test]
@@ -243,9 +282,15 @@ fn ridematch_drivers_move_on_the_streets_and_riders_ask_between_stops() {
     // About 10 driver updates a second, a request every ~3 s: the seed's rates.
     let seconds = (records.last().unwrap().timestamp - records[0].timestamp) as f64 / 1000.0;
     let per_s = drivers as f64 / seconds;
-    assert!((9.5..=10.5).contains(&per_s), "{per_s} driver updates a second");
+    assert!(
+        (9.5..=10.5).contains(&per_s),
+        "{per_s} driver updates a second"
+    );
     let ratio = riders as f64 / drivers as f64;
-    assert!((0.02..=0.04).contains(&ratio), "{riders} requests for {drivers} updates");
+    assert!(
+        (0.02..=0.04).contains(&ratio),
+        "{riders} requests for {drivers} updates"
+    );
     assert!(last.len() == 200, "{} drivers reported", last.len());
 }
 
@@ -264,13 +309,18 @@ fn civicsense_emergency_and_infrastructure_events_match_the_seed() {
     let mut types: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut bursts = 0;
     for w in records.windows(2) {
-        if w[0].topic == "emergency_events" && w[1].topic == "emergency_events" && w[0].timestamp == w[1].timestamp {
+        if w[0].topic == "emergency_events"
+            && w[1].topic == "emergency_events"
+            && w[0].timestamp == w[1].timestamp
+        {
             bursts += 1;
         }
     }
     for r in &records {
         let v = &r.value;
-        *types.entry((r.topic.clone(), v["type"].as_str().unwrap().to_owned())).or_default() += 1;
+        *types
+            .entry((r.topic.clone(), v["type"].as_str().unwrap().to_owned()))
+            .or_default() += 1;
         assert_eq!(r.key, v["event_id"].as_str().unwrap());
         let (example, prefix) = match r.topic.as_str() {
             "emergency_events" => (&emergency, "EMG-"),
@@ -281,7 +331,10 @@ fn civicsense_emergency_and_infrastructure_events_match_the_seed() {
         let id = v["event_id"].as_str().unwrap();
         let parts: Vec<&str> = id.strip_prefix(prefix).unwrap().split('-').collect();
         assert_eq!(parts[0].parse::<i64>().unwrap(), r.timestamp / 1000, "{id}");
-        assert!((1000..=9999).contains(&parts[1].parse::<i64>().unwrap()), "{id}");
+        assert!(
+            (1000..=9999).contains(&parts[1].parse::<i64>().unwrap()),
+            "{id}"
+        );
         assert!(districts.contains(v["area"].as_str().unwrap()), "{v}");
         for list in ["affected_groups", "instructions"] {
             if let Some(items) = v[list].as_array() {
@@ -289,18 +342,43 @@ fn civicsense_emergency_and_infrastructure_events_match_the_seed() {
                 assert_eq!(distinct.len(), items.len(), "{list} repeats: {v}");
             }
         }
-        let end = v.get("expires_at").or(v.get("estimated_restoration")).unwrap().as_str().unwrap();
+        let end = v
+            .get("expires_at")
+            .or(v.get("estimated_restoration"))
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert!(end > v["timestamp"].as_str().unwrap(), "{v}");
     }
     let kinds: HashSet<&str> = types.keys().map(|(_, k)| k.as_str()).collect();
-    for k in ["weather_alert", "fire", "public_safety", "health_advisory", "power_outage", "water_advisory", "internet_disruption", "road_closure"] {
+    for k in [
+        "weather_alert",
+        "fire",
+        "public_safety",
+        "health_advisory",
+        "power_outage",
+        "water_advisory",
+        "internet_disruption",
+        "road_closure",
+    ] {
         assert!(kinds.contains(k), "no {k} in {types:?}");
     }
     // Emergencies every 5 s (15 % in bursts of 2 to 4), infrastructure every 15 s.
-    let emergencies: usize = types.iter().filter(|((t, _), _)| t == "emergency_events").map(|(_, n)| n).sum();
-    let infra: usize = types.iter().filter(|((t, _), _)| t == "infrastructure_events").map(|(_, n)| n).sum();
+    let emergencies: usize = types
+        .iter()
+        .filter(|((t, _), _)| t == "emergency_events")
+        .map(|(_, n)| n)
+        .sum();
+    let infra: usize = types
+        .iter()
+        .filter(|((t, _), _)| t == "infrastructure_events")
+        .map(|(_, n)| n)
+        .sum();
     let ratio = emergencies as f64 / infra as f64;
-    assert!((3.4..=4.4).contains(&ratio), "{emergencies} emergencies for {infra} infrastructure events");
+    assert!(
+        (3.4..=4.4).contains(&ratio),
+        "{emergencies} emergencies for {infra} infrastructure events"
+    );
     assert!(bursts > 50, "{bursts} bursts");
 }
 
@@ -322,24 +400,42 @@ fn the_pace_flags_change_rates_gaps_and_bursts() {
     let scenario = shipped::load("user-events").unwrap();
     let network = city();
     let times = |pace: Pace| -> Vec<i64> {
-        run_with(&scenario, &network, 1, &pace, 2000).iter().map(|r| r.timestamp).collect()
+        run_with(&scenario, &network, 1, &pace, 2000)
+            .iter()
+            .map(|r| r.timestamp)
+            .collect()
     };
     // --rate 2: two a second on average, shape kept (fixed gaps).
-    let t = times(Pace { rate: Some(2.0), ..Pace::default() });
-    assert!(t.windows(2).all(|w| w[1] - w[0] == 500), "fixed half-second gaps");
+    let t = times(Pace {
+        rate: Some(2.0),
+        ..Pace::default()
+    });
+    assert!(
+        t.windows(2).all(|w| w[1] - w[0] == 500),
+        "fixed half-second gaps"
+    );
     // --min-delta 1 --max-delta 4: uniform gaps within.
-    let t = times(Pace { uniform: Some((1.0, 4.0)), ..Pace::default() });
+    let t = times(Pace {
+        uniform: Some((1.0, 4.0)),
+        ..Pace::default()
+    });
     let gaps: Vec<i64> = t.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().all(|g| (1000..=4000).contains(g)), "{gaps:?}");
     assert!(gaps.iter().collect::<HashSet<_>>().len() > 100, "gaps vary");
     // --burst 0.5 of 3: about half the moments carry three events.
-    let t = times(Pace { burst: Some((0.5, 3)), ..Pace::default() });
+    let t = times(Pace {
+        burst: Some((0.5, 3)),
+        ..Pace::default()
+    });
     let mut per_moment: BTreeMap<i64, usize> = BTreeMap::new();
     for x in &t {
         *per_moment.entry(*x).or_default() += 1;
     }
     let triples = per_moment.values().filter(|n| **n == 3).count() as f64 / per_moment.len() as f64;
-    assert!((0.4..=0.6).contains(&triples), "{triples} of moments are bursts");
+    assert!(
+        (0.4..=0.6).contains(&triples),
+        "{triples} of moments are bursts"
+    );
 }
 
 #[test]
@@ -357,7 +453,10 @@ value = { n = { seq = 1 } }
 "#;
     let scenario = Scenario::parse(text, "profiled.toml").unwrap();
     // The built-in city is on UTC: START_MS is 10:30.
-    let t: Vec<i64> = run_with(&scenario, &city(), 3, &Pace::default(), 20_000).iter().map(|r| r.timestamp).collect();
+    let t: Vec<i64> = run_with(&scenario, &city(), 3, &Pace::default(), 20_000)
+        .iter()
+        .map(|r| r.timestamp)
+        .collect();
     let mut per_hour = [0usize; 24];
     for x in &t {
         per_hour[((x / 3_600_000) % 24) as usize] += 1;
@@ -376,20 +475,46 @@ value = { n = { seq = 1 } }
 fn a_broken_scenario_is_refused_naming_the_place_and_the_fault() {
     let cases = [
         ("name = \"x\"", "streams"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = {}\n", "give the stream one of"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { unifrom = [1, 2] } }\n", "streams[0].events[0].records[0].value.a: unknown generator `unifrom`"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { ref = \"nobody\" } }\n", "`nobody` names nothing before it"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { choice = [1, 2], weights = [1] } }\n", "`weights` must be 2 numbers"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"bad topic\"\nvalue = { a = 1 }\n", "Kafka topic name"),
-        ("name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\npick = { p = \"nopool\" }\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = 1 }\n", "no pool named"),
-        ("name = \"x\"\nstreams = 3\nsurprise = 1\n", "unknown key `surprise`"),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = {}\n",
+            "give the stream one of",
+        ),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { unifrom = [1, 2] } }\n",
+            "streams[0].events[0].records[0].value.a: unknown generator `unifrom`",
+        ),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { ref = \"nobody\" } }\n",
+            "`nobody` names nothing before it",
+        ),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = { choice = [1, 2], weights = [1] } }\n",
+            "`weights` must be 2 numbers",
+        ),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\n[[streams.events.records]]\ntopic = \"bad topic\"\nvalue = { a = 1 }\n",
+            "Kafka topic name",
+        ),
+        (
+            "name = \"x\"\n[[streams]]\nname = \"s\"\nevery = 1\n[[streams.events]]\npick = { p = \"nopool\" }\n[[streams.events.records]]\ntopic = \"t\"\nvalue = { a = 1 }\n",
+            "no pool named",
+        ),
+        (
+            "name = \"x\"\nstreams = 3\nsurprise = 1\n",
+            "unknown key `surprise`",
+        ),
         ("name = [", "not a valid TOML file"),
     ];
     for (text, want) in cases {
-        let err = Scenario::parse(text, "mine.toml").expect_err(text).to_string();
+        let err = Scenario::parse(text, "mine.toml")
+            .expect_err(text)
+            .to_string();
         assert!(err.contains(want), "{text:?}: {err}");
         assert!(err.starts_with("mine.toml"), "{err}");
     }
     let err = shipped::load("no-such-scenario").unwrap_err().to_string();
-    assert!(err.contains("civicsense, user-events, retail, ridematch"), "{err}");
+    assert!(
+        err.contains("civicsense, user-events, retail, ridematch"),
+        "{err}"
+    );
 }

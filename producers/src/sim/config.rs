@@ -59,6 +59,10 @@ pub struct SimConfig {
     pub dropouts_per_vehicle_hour: f64,
     /// Scripted crowds.
     pub crowds: Vec<CrowdEvent>,
+    /// How full vehicles of the built-in city start, against its usual loads (1): a
+    /// warm start whose riders match the tap rate asked (`produce taps --rate`), so
+    /// that their tap-offs do not outnumber the tap-ons it paces.
+    pub initial_load: f64,
 }
 
 /// The tick of a run that is not paced (tests, benchmarks, batch generation), ms.
@@ -108,6 +112,7 @@ impl Default for SimConfig {
             breakdowns_per_vehicle_hour: 0.01,
             dropouts_per_vehicle_hour: 0.02,
             crowds: Vec::new(),
+            initial_load: 1.0,
         }
     }
 }

@@ -336,7 +336,9 @@ pub(super) fn place_fleet(
             let next_stop = (0..n)
                 .find(|&i| stop_along(route, outbound, i) > along)
                 .unwrap_or(n - 1);
-            let aboard = (route.capacity as f64 * rng.random_range(0.05..0.35)) as usize;
+            let aboard = (route.capacity as f64
+                * rng.random_range(0.05..0.35)
+                * config.initial_load.clamp(0.0, 2.5)) as usize;
             let riders = (0..aboard)
                 .map(|_| Rider {
                     card: rng.random_range(0..100_000_000),
