@@ -171,9 +171,12 @@ impl KafkaBus {
             None => None,
         };
         loop {
-            let mut r = BaseRecord::to(&record.topic)
-                .key(&record.key[..])
-                .timestamp(record.timestamp);
+            let mut r: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&record.topic).timestamp(record.timestamp);
+            // An empty key is none at all (a scenario's record without a key).
+            if !record.key.is_empty() {
+                r.key = Some(&record.key[..]);
+            }
             if let Some(p) = partition {
                 r = r.partition(p);
             }

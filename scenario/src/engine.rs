@@ -337,6 +337,10 @@ impl Engine {
         let mut records = 0;
         for (r, spec) in event.records.iter().enumerate() {
             if spec.probability < 1.0 && env.rng.random::<f64>() >= spec.probability {
+                // Left out: what refers to its fields reads null, not an older event's.
+                for (_, slot, _) in &spec.fields {
+                    env.slots[*slot] = Val::Null;
+                }
                 continue;
             }
             for (_, slot, g) in &spec.fields {

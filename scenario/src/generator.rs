@@ -220,8 +220,8 @@ pub struct Counter {
     pub levels: HashMap<String, f64>,
 }
 
-/// Most keys a counter keeps: past it, the oldest-seen are forgotten (and start again
-/// from their initial level), so memory stays bounded whatever the keys.
+/// Most keys a counter keeps: a new key past it forgets them all (each starts again
+/// from its initial level when next seen), so memory stays bounded whatever the keys.
 pub const COUNTER_KEYS_MAX: usize = 1_000_000;
 
 /// What generators draw from and change.
@@ -644,8 +644,14 @@ impl Names {
                     }),
             };
         }
-        if let Some((_, slot)) = self.slots.iter().rev().find(|(n, _)| n == head) {
-            return Ok(Target::Slot(*slot, Some(Rc::from(part))));
+        // `twin.position.lat`: the longest name before a dot, and the part after it.
+        let mut cut = path.len();
+        while let Some(dot) = path[..cut].rfind('.') {
+            let (name, part) = (&path[..dot], &path[dot + 1..]);
+            if let Some((_, slot)) = self.slots.iter().rev().find(|(n, _)| n == name) {
+                return Ok(Target::Slot(*slot, Some(Rc::from(part))));
+            }
+            cut = dot;
         }
         let mut known: Vec<&str> = self.slots.iter().map(|(n, _)| n.as_str()).collect();
         known.extend(self.picks.iter().map(|(n, _)| n.as_str()));
