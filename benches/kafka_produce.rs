@@ -322,6 +322,7 @@ async fn scenario_rate<B: Bus>(
             .map(|t| (t.clone(), format!("{prefix}{t}")))
             .collect(),
         report_every: Duration::from_secs(3600),
+        avro: None,
     };
     let started = Instant::now();
     let summary = streamcity::scenario_run::run(

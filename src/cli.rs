@@ -372,6 +372,15 @@ pub enum Command {
         /// their moments (their timestamps still follow the scenario's timing).
         #[arg(long)]
         no_pacing: bool,
+        /// How a scenario's values are written: JSON, or Avro with schemas derived
+        /// from the scenario (to Kafka with --schema-registry, in the Confluent wire
+        /// format; or with --output DIR, one object container file per topic).
+        #[arg(long, value_enum, default_value_t = ValueFormat::Json)]
+        format: ValueFormat,
+        /// A Confluent-compatible schema registry where each topic's schema is
+        /// registered (subject `<topic>-value`) before the records carry its id.
+        #[arg(long, env = "STREAMCITY_SCHEMA_REGISTRY")]
+        schema_registry: Option<String>,
     },
     /// Run the processor only, reading and writing Kafka (needs --brokers).
     Process,
@@ -449,6 +458,15 @@ pub enum GtfsAction {
         /// Where to write the zip.
         out: PathBuf,
     },
+}
+
+/// How values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValueFormat {
+    /// JSON, one object per record.
+    Json,
+    /// Avro.
+    Avro,
 }
 
 /// Which simulators' records a producer emits.

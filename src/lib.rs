@@ -12,6 +12,7 @@ pub mod mirror;
 pub mod notify;
 pub mod observe;
 pub mod scenario_run;
+pub mod schema_registry;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -75,11 +75,15 @@ async fn main() -> ExitCode {
             output,
             renames,
             no_pacing,
+            format,
+            schema_registry,
         }) => {
             let options = produce_scenario::Options {
                 output,
                 renames,
                 no_pacing,
+                format,
+                schema_registry,
             };
             match (list_scenarios, scenario, producer) {
                 (true, ..) => produce_scenario::list(),
@@ -301,6 +305,10 @@ async fn run_produce(
     anyhow::ensure!(
         !options.no_pacing,
         "--no-pacing is for scenarios; the twin's producers follow --speed"
+    );
+    anyhow::ensure!(
+        options.format == cli::ValueFormat::Json && options.schema_registry.is_none(),
+        "--format avro and --schema-registry are for scenarios; the twin's producers write JSON"
     );
     let network = Arc::new(twin.build_network()?);
     let (sim, limits) = cli::simulation(twin, pace, producer, &network)?;

@@ -12,7 +12,7 @@ use streamcity::scenario_run::{self, Settings, Sink};
 use streamcity_core::CancellationToken;
 use streamcity_scenario::{Pace, Scenario, shipped};
 
-use crate::cli::{self, BusKind, KafkaArgs, PaceArgs, TwinArgs};
+use crate::cli::{self, BusKind, KafkaArgs, PaceArgs, TwinArgs, ValueFormat};
 use crate::jsonl::JsonLinesBus;
 use crate::stages;
 
@@ -24,6 +24,10 @@ pub struct Options {
     pub renames: Vec<(String, String)>,
     /// `--no-pacing`.
     pub no_pacing: bool,
+    /// `--format`.
+    pub format: ValueFormat,
+    /// `--schema-registry`.
+    pub schema_registry: Option<String>,
 }
 
 /// Prints the shipped scenarios: name, topics, mean rate, what they make.
@@ -63,7 +67,38 @@ pub async fn run(
     }
     let network = twin.build_network()?;
     let start_ms = cli::start_ms(twin, &network)?;
-    let (settings, topics) = settings(&scenario, &options, twin, pace, kafka, start_ms)?;
+    let (mut settings, topics) = settings(&scenario, &options, twin, pace, kafka, start_ms)?;
+    let kafka_out = options.output.is_none() && kafka.bus_kind() == BusKind::Kafka;
+    if options.schema_registry.is_some() {
+        ensure!(
+            kafka_out && options.format == ValueFormat::Avro,
+            "--schema-registry goes with --format avro and --brokers (container files carry their schema)"
+        );
+    }
+    if options.format == ValueFormat::Avro {
+        let plan = streamcity_scenario::avro::AvroPlan::derive(&scenario)?;
+        let mut ids = vec![None; plan.topics.len()];
+        match (&options.schema_registry, kafka_out, &options.output) {
+            (Some(url), true, _) => {
+                let client = reqwest::Client::new();
+                for (k, t) in plan.topics.iter().enumerate() {
+                    let topic = &settings.rename[&t.topic];
+                    let id =
+                        streamcity::schema_registry::register(&client, url, topic, &t.json).await?;
+                    eprintln!("Schema of {topic} registered at {url}: id {id}");
+                    ids[k] = Some(id);
+                }
+            }
+            (None, true, _) => bail!(
+                "Avro to Kafka needs --schema-registry URL: the records carry their schema's id (Confluent's wire format)"
+            ),
+            (_, false, Some(_)) => {}
+            (_, false, None) => bail!(
+                "Avro is binary: give --output DIR (one container file per topic) or --brokers with --schema-registry"
+            ),
+        }
+        settings.avro = Some((plan, ids));
+    }
     eprintln!(
         "Producing the {} scenario: {} (about {:.2} events/s{}); Ctrl+C flushes and stops",
         scenario.name,
@@ -83,6 +118,7 @@ pub async fn run(
         (Some(_), BusKind::Kafka) => {
             bail!("--output writes a file instead of Kafka: leave out --brokers, or --output")
         }
+        (Some(path), _) if options.format == ValueFormat::Avro => Sink::AvroFiles(path.clone()),
         (Some(path), _) => Sink::Lines(Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
             std::fs::File::create(path)
@@ -176,6 +212,7 @@ fn settings(
             pace: p,
             rename,
             report_every: Duration::from_secs(5),
+            avro: None,
         },
         topics,
     ))

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use streamcity_core::{Bus, BusError, CancellationToken, Record};
 use streamcity_kafka::DeliveryStats;
 use streamcity_network::Network;
+use streamcity_scenario::avro::AvroPlan;
 use streamcity_scenario::{Engine, Made, Pace, Scenario};
 
 /// How a scenario runs.
@@ -35,12 +36,16 @@ pub struct Settings {
     pub rename: HashMap<String, String>,
     /// Progress reports on standard error this often.
     pub report_every: Duration,
+    /// Avro instead of JSON: the schemas, and each topic's id in a schema registry.
+    pub avro: Option<(AvroPlan, Vec<Option<u32>>)>,
 }
 
 /// Where the records go.
 pub enum Sink<B> {
     /// JSON lines (`{"topic","key","timestamp","value"}`), to a file or standard output.
     Lines(Box<dyn Write + Send>),
+    /// Avro object container files, one per topic (`<topic>.avro`), in this folder.
+    AvroFiles(std::path::PathBuf),
     /// A bus, with its delivery reports when it gives them.
     Bus(B, Option<Arc<DeliveryStats>>),
 }
@@ -88,6 +93,23 @@ pub async fn run<B: Bus>(
         &settings.pace,
         &settings.rename,
     );
+    // Avro container files, one per topic, each with its schema.
+    let schemas: Vec<(String, apache_avro::Schema)> = match &settings.avro {
+        Some((plan, _)) => plan
+            .topics
+            .iter()
+            .map(|t| {
+                let name = settings.rename.get(&t.topic).unwrap_or(&t.topic).clone();
+                (name, t.schema.clone())
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut containers: Vec<apache_avro::Writer<'_, std::io::BufWriter<std::fs::File>>> =
+        Vec::new();
+    if let Some((plan, ids)) = settings.avro.clone() {
+        engine.write_avro(plan, ids);
+    }
     // The twin runs beside a scenario whose events answer its disruptions.
     let mut twin = engine.twin_incident_every_s().map(|every| {
         crate::disruptions::TwinDisruptions::new(
@@ -108,7 +130,22 @@ pub async fn run<B: Bus>(
     let (mut writer, bus, reports) = match sink {
         Sink::Lines(w) => (Some(w), None, None),
         Sink::Bus(b, r) => (None, Some(b), r),
+        Sink::AvroFiles(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            for (topic, schema) in &schemas {
+                let path = dir.join(format!("{topic}.avro"));
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+                containers.push(apache_avro::Writer::new(
+                    schema,
+                    std::io::BufWriter::new(file),
+                ));
+            }
+            (None, None, None)
+        }
     };
+    let mut container_error: Option<String> = None;
     let mut next_report = started + settings.report_every;
     let mut report_no = 0u64;
     let mut last = (Instant::now(), 0u64);
@@ -161,7 +198,17 @@ pub async fn run<B: Bus>(
                     return;
                 }
                 made += 1;
-                if bus.is_some() {
+                if !containers.is_empty() {
+                    if let Some((value, _)) = m.avro {
+                        let k = schemas
+                            .iter()
+                            .position(|(t, _)| **t == **m.topic)
+                            .unwrap_or(0);
+                        if let Err(e) = containers[k].append(value.clone()) {
+                            container_error.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                } else if bus.is_some() {
                     pending.push(Record::new(
                         m.topic,
                         Bytes::copy_from_slice(m.key),
@@ -212,6 +259,15 @@ pub async fn run<B: Bus>(
         // Let other tasks run (Ctrl+C, metrics) in an unpaced run.
         tokio::task::yield_now().await;
     };
+    for c in &mut containers {
+        if let Err(e) = c.flush() {
+            container_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    drop(containers);
+    if let Some(e) = container_error {
+        return Err(anyhow::anyhow!("writing the Avro files: {e}"));
+    }
     let result = flush(&mut writer, &mut buf, bus.as_ref(), &mut pending).await;
     if let Err(Closed::Failed(e)) = result {
         return Err(e);

@@ -587,3 +587,177 @@ fn the_twins_producers_keep_to_the_rate_asked() {
         "{rate} taps a second for --rate 6"
     );
 }
+
+/// The Python with fastavro and kafka-python (`benchmarks/python-env.sh`, which
+/// `scripts/test.sh` exports as `STREAMCITY_PYTHON`).
+fn python() -> String {
+    std::env::var("STREAMCITY_PYTHON").expect(
+        "STREAMCITY_PYTHON is not set: run the tests with scripts/test.sh, which installs fastavro and kafka-python",
+    )
+}
+
+fn support(name: &str) -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/").to_owned() + name
+}
+
+/// Runs `check_avro.py` with `args`; fails with what it said unless it passed.
+fn check_avro(args: &[&str]) -> String {
+    let mut child = std::process::Command::new(python())
+        .arg(support("check_avro.py"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let out =
+        streamcity_testkit::stage::finish(&mut child, Duration::from_secs(120), "check_avro.py");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "fastavro's check failed: {said}");
+    said
+}
+
+#[test]
+fn avro_files_decode_with_fastavro_to_the_json_records() {
+    for scenario in ["civicsense", "user-events", "retail", "ridematch"] {
+        let dir = temp(&format!("avro-{scenario}"));
+        let json = temp(&format!("avro-{scenario}.jsonl"));
+        let common = [
+            "--no-pacing",
+            "--max",
+            "800",
+            "--seed",
+            "4",
+            "--start",
+            START,
+        ];
+        let mut args = vec![
+            "produce",
+            "--scenario",
+            scenario,
+            "--format",
+            "avro",
+            "--output",
+            dir.to_str().unwrap(),
+        ];
+        args.extend(common);
+        let out = bin().run_within(&args, Duration::from_secs(120));
+        assert!(out.status.success(), "{scenario}: {}", stderr(&out));
+        let mut args = vec![
+            "produce",
+            "--scenario",
+            scenario,
+            "--output",
+            json.to_str().unwrap(),
+        ];
+        args.extend(common);
+        assert!(
+            bin()
+                .run_within(&args, Duration::from_secs(120))
+                .status
+                .success()
+        );
+        let said = check_avro(&["files", dir.to_str().unwrap(), json.to_str().unwrap()]);
+        let decoded: usize = said
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["records"].as_u64().unwrap() as usize)
+            .sum();
+        assert_eq!(decoded, 800, "{scenario}: {said}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_file(&json).unwrap();
+    }
+    // Avro is binary: not to a terminal, and to Kafka only with a registry.
+    let out = bin().run(&["produce", "--scenario", "retail", "--format", "avro"]);
+    assert!(stderr(&out).contains("Avro is binary"), "{}", stderr(&out));
+    let out = bin().run(&[
+        "produce",
+        "--scenario",
+        "retail",
+        "--format",
+        "avro",
+        "--brokers",
+        "127.0.0.1:1",
+    ]);
+    assert!(
+        stderr(&out).contains("needs --schema-registry"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn avro_to_the_broker_is_in_confluents_wire_format_with_registered_schemas() {
+    let brokers = test_brokers();
+    let port = streamcity_testkit::stage::free_port().to_string();
+    /// Stops the registry however the test ends.
+    struct Registry(std::process::Child);
+    impl Drop for Registry {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut registry = Registry(
+        std::process::Command::new(python())
+            .args([&support("schema_registry.py"), &port])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the registry starts"),
+    );
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(registry.0.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first.trim(), "listening");
+    let url = format!("http://127.0.0.1:{port}");
+    for scenario in ["user-events", "retail"] {
+        let prefix = unique("avro");
+        let common = [
+            "--no-pacing",
+            "--max",
+            "600",
+            "--seed",
+            "6",
+            "--start",
+            START,
+            "--topic-prefix",
+            &prefix,
+        ];
+        let mut args = vec![
+            "produce",
+            "--scenario",
+            scenario,
+            "--format",
+            "avro",
+            "--schema-registry",
+            &url,
+            "--brokers",
+            &brokers,
+        ];
+        args.extend(common);
+        let out = bin().run_within(&args, Duration::from_secs(120));
+        assert!(out.status.success(), "{scenario}: {}", stderr(&out));
+        assert!(stderr(&out).contains("registered at"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Sent 600 | Delivered 600 | Failed 0"),
+            "{}",
+            stderr(&out)
+        );
+        let json = temp(&format!("avro-kafka-{scenario}.jsonl"));
+        let mut args = vec![
+            "produce",
+            "--scenario",
+            scenario,
+            "--output",
+            json.to_str().unwrap(),
+        ];
+        args.extend(common);
+        assert!(bin().run(&args).status.success());
+        check_avro(&["kafka", &brokers, &url, json.to_str().unwrap()]);
+        std::fs::remove_file(&json).unwrap();
+    }
+    drop(registry);
+}

@@ -9,6 +9,7 @@ use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use streamcity_network::Network;
 
+use crate::avro::AvroPlan;
 use crate::city::City;
 use crate::generator::{Counter, Env, Pick, Pool, World};
 use crate::scenario::{Scenario, Stream};
@@ -35,8 +36,11 @@ pub struct Made<'a> {
     pub key: &'a [u8],
     /// Event time, ms since the epoch.
     pub timestamp: i64,
-    /// The value, JSON.
+    /// The value: JSON, or Avro when the engine writes Avro (with the Confluent
+    /// header when its topic's schema has an id).
     pub value: &'a [u8],
+    /// The Avro value, when the engine writes Avro, and its topic's schema.
+    pub avro: Option<(&'a apache_avro::types::Value, &'a apache_avro::Schema)>,
 }
 
 struct Running {
@@ -56,6 +60,13 @@ pub struct Engine {
     value: Vec<u8>,
     key: String,
     local_ms: i64,
+    avro: Option<Avro>,
+}
+
+/// How the engine writes Avro: the plan, and each topic's schema id in a registry.
+struct Avro {
+    plan: AvroPlan,
+    ids: Vec<Option<u32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -199,7 +210,15 @@ impl Engine {
             value: Vec::with_capacity(1024),
             key: String::new(),
             local_ms,
+            avro: None,
         }
+    }
+
+    /// Writes values in Avro from now on, to `plan`'s schemas: each value is the
+    /// Confluent wire format (magic byte 0, the schema id, the datum) when its topic's
+    /// schema has an id in `ids` (one per topic of the plan), the bare datum otherwise.
+    pub fn write_avro(&mut self, plan: AvroPlan, ids: Vec<Option<u32>>) {
+        self.avro = Some(Avro { plan, ids });
     }
 
     /// Event time of the next timed event, ms (`i64::MAX` when every stream comes
@@ -299,6 +318,7 @@ impl Engine {
             picks,
             value,
             key,
+            avro,
             ..
         } = self;
         let running = &mut streams[k];
@@ -348,6 +368,33 @@ impl Engine {
                 env.slots[*slot] = v;
             }
             value.clear();
+            if let Some(avro) = &*avro {
+                let (t, v) = avro.plan.value(k, e, r, &spec.fields, env.slots);
+                if let Some(id) = avro.ids.get(t).copied().flatten() {
+                    value.push(0);
+                    value.extend_from_slice(&id.to_be_bytes());
+                }
+                let schema = &avro.plan.topics[t].schema;
+                match apache_avro::to_avro_datum(schema, v.clone()) {
+                    Ok(datum) => value.extend_from_slice(&datum),
+                    // The plan's types come from the generators: a value that does not
+                    // fit is a fault here, said once per record, never a stop.
+                    Err(err) => tracing_free_warn(&spec.topic, &err.to_string()),
+                }
+                key.clear();
+                if let Some(g) = &spec.key {
+                    g.eval(&mut env).write_text(key);
+                }
+                made(Made {
+                    topic: &running.topics[e][r],
+                    key: key.as_bytes(),
+                    timestamp: now_ms,
+                    value,
+                    avro: Some((&v, schema)),
+                });
+                records += 1;
+                continue;
+            }
             value.push(b'{');
             for (k, (_, slot, _)) in spec.fields.iter().enumerate() {
                 if k > 0 {
@@ -366,9 +413,16 @@ impl Engine {
                 key: key.as_bytes(),
                 timestamp: now_ms,
                 value,
+                avro: None,
             });
             records += 1;
         }
         records
     }
+}
+
+/// A value that does not fit its schema (a fault of the schema's derivation): said on
+/// standard error, the record goes out empty.
+fn tracing_free_warn(topic: &str, err: &str) {
+    eprintln!("Avro: a value for {topic} does not fit its schema: {err}");
 }

@@ -6,6 +6,7 @@
 //! scenarios (`civicsense`, `user-events`, `retail`, `ridematch`). Seeded: the same
 //! seed, file and city make the same records.
 
+pub mod avro;
 pub mod city;
 pub mod engine;
 pub mod generator;

@@ -212,10 +212,10 @@ fn retail_keeps_its_mix_and_gaps_and_a_sale_moves_the_stock_of_its_store_and_pro
                     assert_eq!(level, want, "stock of {store_product:?}: {v}");
                 }
                 stock.insert(store_product, level);
-            } else if r.topic == "retail-restock-alerts" {
-                if let Some(before) = stock.get(&store_product) {
-                    assert_eq!(v["current_stock"].as_i64().unwrap(), *before, "{v}");
-                }
+            } else if r.topic == "retail-restock-alerts"
+                && let Some(before) = stock.get(&store_product)
+            {
+                assert_eq!(v["current_stock"].as_i64().unwrap(), *before, "{v}");
             }
         }
     }
@@ -516,5 +516,59 @@ fn a_broken_scenario_is_refused_naming_the_place_and_the_fault() {
     assert!(
         err.contains("civicsense, user-events, retail, ridematch"),
         "{err}"
+    );
+}
+
+#[test]
+fn avro_schemas_follow_the_generators() {
+    use streamcity_scenario::avro::AvroPlan;
+    let schema = |scenario: &str, topic: &str| -> Value {
+        let plan = AvroPlan::derive(&shipped::load(scenario).unwrap()).unwrap();
+        let t = plan.topics.iter().find(|t| t.topic == topic).unwrap();
+        serde_json::from_str(&t.json).unwrap()
+    };
+    let field = |record: &Value, name: &str| -> Value {
+        record["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["type"]
+            .clone()
+    };
+    let sale = schema("retail", "retail-sales-transactions");
+    assert_eq!(sale["type"], "record");
+    assert_eq!(field(&sale, "quantity"), "long");
+    assert_eq!(field(&sale, "total_amount"), "double");
+    assert_eq!(field(&sale, "store_id"), "string");
+    let update = schema("retail", "retail-inventory-updates");
+    assert_eq!(field(&update, "new_quantity"), "long");
+    // Three kinds of user event: a union of three records, their metadata each its own.
+    let user = schema("user-events", "user-events");
+    assert_eq!(user.as_array().unwrap().len(), 3, "{user}");
+    assert_eq!(field(&user[0], "metadata")["type"], "record");
+    let rides = schema("ridematch", "ridematch-events");
+    let request = rides
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            field(r, "event_type").is_string()
+                && r["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["name"] == "origin")
+        })
+        .unwrap();
+    assert_eq!(
+        field(request, "origin"),
+        json!({"type": "array", "items": "double"})
+    );
+    let emergency = schema("civicsense", "emergency_events");
+    assert_eq!(field(&emergency, "coordinates")["type"], "record");
+    assert_eq!(
+        field(&emergency, "affected_groups"),
+        json!({"type": "array", "items": "string"})
     );
 }
