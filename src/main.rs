@@ -10,6 +10,7 @@ macro_rules! say {
     }};
 }
 
+mod avro_events;
 mod cli;
 mod jsonl;
 mod produce;
@@ -306,9 +307,10 @@ async fn run_produce(
         !options.no_pacing,
         "--no-pacing is for scenarios; the twin's producers follow --speed"
     );
+    let avro = options.format == cli::ValueFormat::Avro;
     anyhow::ensure!(
-        options.format == cli::ValueFormat::Json && options.schema_registry.is_none(),
-        "--format avro and --schema-registry are for scenarios; the twin's producers write JSON"
+        avro || options.schema_registry.is_none(),
+        "--schema-registry goes with --format avro"
     );
     let network = Arc::new(twin.build_network()?);
     let (sim, limits) = cli::simulation(twin, pace, producer, &network)?;
@@ -318,6 +320,46 @@ async fn run_produce(
         topics
             .rename(from, to)
             .map_err(|e| anyhow::anyhow!("--topic {from}={to}: {e}"))?;
+    }
+    if avro {
+        eprintln!(
+            "Values of {}, {}, {}, {} and {} in Avro, for your own consumers: the twin's stages (process, serve) read JSON",
+            topics.vehicle_locations,
+            topics.rider_tapped_on,
+            topics.rider_tapped_off,
+            topics.traffic_incidents,
+            topics.city_incidents
+        );
+    }
+    if avro && options.output.is_none() && kafka.bus_kind() != BusKind::Kafka {
+        anyhow::bail!(
+            "Avro is binary: give --output DIR (one container file per topic) or --brokers with --schema-registry"
+        );
+    }
+    if let (true, Some(dir)) = (avro, &options.output) {
+        anyhow::ensure!(
+            kafka.bus_kind() != BusKind::Kafka,
+            "--output writes files instead of Kafka: leave out --brokers, or --output"
+        );
+        let out = produce::Output {
+            bus: avro_events::AvroFilesBus::new(dir, avro_events::EventAvro::new(&topics)?)?,
+            topics,
+            reports: None,
+            share: false,
+        };
+        let stats = Arc::new(ProducerStats::default());
+        return produce::run(
+            out,
+            network,
+            sim,
+            twin.speed,
+            limits,
+            stats,
+            stop_on_signal(),
+            every,
+            None,
+        )
+        .await;
     }
     if let Some(path) = &options.output {
         anyhow::ensure!(
@@ -351,6 +393,12 @@ async fn run_produce(
         .map(|m| (m, Arc::new(streamcity::mirror::MirrorStats::default())));
     let mirror_stats = mirror.as_ref().map(|(_, s)| Arc::clone(s));
     if kafka.bus_kind() == BusKind::Kafka {
+        let registry = match (avro, &options.schema_registry) {
+            (true, None) => anyhow::bail!(
+                "Avro to Kafka needs --schema-registry URL: the records carry their schema's id (Confluent's wire format)"
+            ),
+            (_, url) => url.clone(),
+        };
         let bus = stages::connect(kafka, "produce").await?;
         bus.ensure_topics(&topics).await?;
         let reports = Arc::clone(bus.stats());
@@ -380,24 +428,56 @@ async fn run_produce(
                     .map_or(0, |(_, n)| *n)
             }) as Box<dyn Fn() -> u64 + Send>
         };
-        let out = produce::Output {
-            bus,
-            topics,
-            reports: Some((reports, reference)),
-            share: true,
+        let result = match registry {
+            Some(url) => {
+                let mut schemas = avro_events::EventAvro::new(&topics)?;
+                let client = reqwest::Client::new();
+                for (topic, t) in schemas.topics_mut() {
+                    let id = streamcity::schema_registry::register(&client, &url, topic, &t.json)
+                        .await?;
+                    eprintln!("Schema of {topic} registered at {url}: id {id}");
+                    t.id = Some(id);
+                }
+                let out = produce::Output {
+                    bus: avro_events::AvroBus::new(bus, schemas),
+                    topics,
+                    reports: Some((reports, reference)),
+                    share: true,
+                };
+                produce::run(
+                    out,
+                    network,
+                    sim,
+                    twin.speed,
+                    limits,
+                    stats,
+                    stop.clone(),
+                    every,
+                    mirror,
+                )
+                .await
+            }
+            None => {
+                let out = produce::Output {
+                    bus,
+                    topics,
+                    reports: Some((reports, reference)),
+                    share: true,
+                };
+                produce::run(
+                    out,
+                    network,
+                    sim,
+                    twin.speed,
+                    limits,
+                    stats,
+                    stop.clone(),
+                    every,
+                    mirror,
+                )
+                .await
+            }
         };
-        let result = produce::run(
-            out,
-            network,
-            sim,
-            twin.speed,
-            limits,
-            stats,
-            stop.clone(),
-            every,
-            mirror,
-        )
-        .await;
         stop.cancel();
         let _ = observer.await;
         return result;

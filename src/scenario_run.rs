@@ -263,6 +263,9 @@ pub async fn run<B: Bus>(
         if let Err(e) = c.flush() {
             container_error.get_or_insert_with(|| e.to_string());
         }
+        if let Err(e) = c.get_mut().flush() {
+            container_error.get_or_insert_with(|| e.to_string());
+        }
     }
     drop(containers);
     if let Some(e) = container_error {

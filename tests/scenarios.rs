@@ -689,29 +689,7 @@ fn avro_files_decode_with_fastavro_to_the_json_records() {
 fn avro_to_the_broker_is_in_confluents_wire_format_with_registered_schemas() {
     let brokers = test_brokers();
     let port = streamcity_testkit::stage::free_port().to_string();
-    /// Stops the registry however the test ends.
-    struct Registry(std::process::Child);
-    impl Drop for Registry {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut registry = Registry(
-        std::process::Command::new(python())
-            .args([&support("schema_registry.py"), &port])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the registry starts"),
-    );
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(registry.0.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    assert_eq!(first.trim(), "listening");
+    let registry = Registry::start(&port);
     let url = format!("http://127.0.0.1:{port}");
     for scenario in ["user-events", "retail"] {
         let prefix = unique("avro");
@@ -760,4 +738,124 @@ fn avro_to_the_broker_is_in_confluents_wire_format_with_registered_schemas() {
         std::fs::remove_file(&json).unwrap();
     }
     drop(registry);
+}
+
+#[test]
+fn the_twins_records_in_avro_decode_with_fastavro_from_files_and_the_broker() {
+    let common = [
+        "--rate", "5", "--max", "1500", "--speed", "100", "--seed", "8", "--start", START,
+    ];
+    let json = temp("twin-avro.jsonl");
+    let mut args = vec!["produce", "all", "--output", json.to_str().unwrap()];
+    args.extend(common);
+    assert!(bin().run(&args).status.success());
+    let dir = temp("twin-avro");
+    let mut args = vec![
+        "produce",
+        "all",
+        "--format",
+        "avro",
+        "--output",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let out = bin().run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = check_avro(&[
+        "files",
+        dir.to_str().unwrap(),
+        json.to_str().unwrap(),
+        "--events",
+    ]);
+    for topic in [
+        "vehicle_locations",
+        "rider_tapped_on",
+        "rider_tapped_off",
+        "traffic_incidents",
+        "city_incidents",
+    ] {
+        assert!(
+            said.contains(&format!("\"topic\": \"{topic}\"")),
+            "{topic} missing: {said}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // To the broker, through a registry: the same records in Confluent's wire format.
+    let brokers = test_brokers();
+    let port = streamcity_testkit::stage::free_port().to_string();
+    let registry = Registry::start(&port);
+    let url = format!("http://127.0.0.1:{port}");
+    let prefix = unique("twinavro");
+    let mut args = vec![
+        "produce",
+        "all",
+        "--format",
+        "avro",
+        "--schema-registry",
+        &url,
+        "--brokers",
+        &brokers,
+        "--topic-prefix",
+        &prefix,
+    ];
+    args.extend(common);
+    let out = bin().run_within(&args, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the twin's stages (process, serve) read JSON"),
+        "{}",
+        stderr(&out)
+    );
+    let json_prefixed = temp("twin-avro-prefixed.jsonl");
+    let mut args = vec![
+        "produce",
+        "all",
+        "--topic-prefix",
+        &prefix,
+        "--output",
+        json_prefixed.to_str().unwrap(),
+    ];
+    args.extend(common);
+    assert!(bin().run(&args).status.success());
+    check_avro(&[
+        "kafka",
+        &brokers,
+        &url,
+        json_prefixed.to_str().unwrap(),
+        "--events",
+    ]);
+    drop(registry);
+    std::fs::remove_file(&json).unwrap();
+    std::fs::remove_file(&json_prefixed).unwrap();
+}
+
+/// The schema registry endpoint of `tests/support/schema_registry.py`, stopped however
+/// the test ends.
+struct Registry(std::process::Child);
+
+impl Registry {
+    fn start(port: &str) -> Registry {
+        let mut child = std::process::Command::new(python())
+            .args([&support("schema_registry.py"), port])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the registry starts");
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert_eq!(first.trim(), "listening");
+        Registry(child)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

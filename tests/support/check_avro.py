@@ -9,6 +9,10 @@ same run writes with --format json (same scenario, seed and start).
         in Confluent's wire format: magic byte 0, a 4-byte big-endian schema id that the
         registry at REGISTRY knows (GET /schemas/ids/ID), then the Avro datum.
 
+With --events (the twin's producers' records) a decoded record is turned back into the
+event's JSON before comparing: null fields left out, timestamp-millis as ms, `_extra`
+merged back.
+
 Prints one JSON line of counts per topic; exits 1 with the first difference found.
 """
 
@@ -54,6 +58,26 @@ def same(avro, expected, path="value"):
     return None
 
 
+EVENTS = False
+
+
+def as_event(record, schema):
+    """The twin's event a decoded record holds, as its JSON."""
+    if not EVENTS:
+        return record
+    out = {}
+    for k, v in record.items():
+        if v is None:
+            continue
+        if k == "_extra":
+            out.update(json.loads(v))
+        elif hasattr(v, "timestamp"):
+            out[k] = round(v.timestamp() * 1000)
+        else:
+            out[k] = v
+    return out
+
+
 def expected_by_topic(jsonl):
     by_topic = defaultdict(list)
     with open(jsonl, encoding="utf-8") as f:
@@ -77,7 +101,7 @@ def check_files(directory, jsonl):
         if len(decoded) != len(expected):
             fail(f"{topic}: {len(decoded)} records in {path}, {len(expected)} in the JSON")
         for k, (a, e) in enumerate(zip(decoded, expected)):
-            problem = same(a, e["value"], f"{topic}[{k}]")
+            problem = same(as_event(a, reader.writer_schema), e["value"], f"{topic}[{k}]")
             if problem:
                 fail(problem)
         print(json.dumps({"topic": topic, "records": len(decoded), "schema": reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else "union"}))
@@ -87,11 +111,13 @@ def check_kafka(brokers, registry, jsonl):
     from kafka import KafkaConsumer
 
     schemas = {}
+    raw = {}
 
     def schema(schema_id):
         if schema_id not in schemas:
             with urllib.request.urlopen(f"{registry}/schemas/ids/{schema_id}", timeout=10) as r:
                 text = json.load(r)["schema"]
+            raw[schema_id] = json.loads(text)
             schemas[schema_id] = fastavro.parse_schema(json.loads(text))
         return schemas[schema_id]
 
@@ -110,6 +136,7 @@ def check_kafka(brokers, registry, jsonl):
                 fail(f"{topic}: magic byte {value[0]}, not 0")
             schema_id = int.from_bytes(value[1:5], "big")
             record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema(schema_id))
+            record = as_event(record, raw[schema_id])
             key = message.key.decode() if message.key is not None else None
             got.append((key, message.timestamp, record))
             if len(got) == len(expected):
@@ -130,6 +157,10 @@ def check_kafka(brokers, registry, jsonl):
 
 
 def main():
+    global EVENTS
+    if "--events" in sys.argv:
+        EVENTS = True
+        sys.argv.remove("--events")
     mode = sys.argv[1]
     if mode == "files":
         check_files(sys.argv[2], sys.argv[3])
