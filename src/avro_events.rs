@@ -175,15 +175,15 @@ fn kind_schema(kind: Kind) -> Json {
 #[derive(Debug, Clone)]
 pub struct AvroBus<B> {
     inner: B,
-    avro: Arc<EventAvro>,
+    avro: Option<Arc<EventAvro>>,
 }
 
 impl<B> AvroBus<B> {
-    /// `inner`, its input topics' values written in Avro.
-    pub fn new(inner: B, avro: EventAvro) -> Self {
+    /// `inner`, its input topics' values written in Avro (with `None`, as they are).
+    pub fn new(inner: B, avro: Option<EventAvro>) -> Self {
         AvroBus {
             inner,
-            avro: Arc::new(avro),
+            avro: avro.map(Arc::new),
         }
     }
 }
@@ -192,8 +192,10 @@ impl<B: Bus> Bus for AvroBus<B> {
     type Subscription = B::Subscription;
 
     async fn publish(&self, record: Record) -> Result<(), BusError> {
-        let record = self.avro.encode(record)?;
-        self.inner.publish(record).await
+        match &self.avro {
+            Some(avro) => self.inner.publish(avro.encode(record)?).await,
+            None => self.inner.publish(record).await,
+        }
     }
 
     async fn flush(&self) -> Result<(), BusError> {

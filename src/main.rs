@@ -341,50 +341,16 @@ async fn run_produce(
             kafka.bus_kind() != BusKind::Kafka,
             "--output writes files instead of Kafka: leave out --brokers, or --output"
         );
-        let out = produce::Output {
-            bus: avro_events::AvroFilesBus::new(dir, avro_events::EventAvro::new(&topics)?)?,
-            topics,
-            reports: None,
-            share: false,
-        };
-        let stats = Arc::new(ProducerStats::default());
-        return produce::run(
-            out,
-            network,
-            sim,
-            twin.speed,
-            limits,
-            stats,
-            stop_on_signal(),
-            every,
-            None,
-        )
-        .await;
+        let bus = avro_events::AvroFilesBus::new(dir, avro_events::EventAvro::new(&topics)?)?;
+        return produce_to_file(bus, topics, network, sim, twin.speed, limits, every).await;
     }
     if let Some(path) = &options.output {
         anyhow::ensure!(
             kafka.bus_kind() != BusKind::Kafka,
             "--output writes a file instead of Kafka: leave out --brokers, or --output"
         );
-        let out = produce::Output {
-            bus: produce_scenario::output_bus(path)?,
-            topics,
-            reports: None,
-            share: false,
-        };
-        let stats = Arc::new(ProducerStats::default());
-        return produce::run(
-            out,
-            network,
-            sim,
-            twin.speed,
-            limits,
-            stats,
-            stop_on_signal(),
-            every,
-            None,
-        )
-        .await;
+        let bus = produce_scenario::output_bus(path)?;
+        return produce_to_file(bus, topics, network, sim, twin.speed, limits, every).await;
     }
     let stats = Arc::new(ProducerStats::default());
     let stop = stop_on_signal();
@@ -428,7 +394,8 @@ async fn run_produce(
                     .map_or(0, |(_, n)| *n)
             }) as Box<dyn Fn() -> u64 + Send>
         };
-        let result = match registry {
+        // Avro when asked: each input topic's schema registered, values re-encoded.
+        let schemas = match registry {
             Some(url) => {
                 let mut schemas = avro_events::EventAvro::new(&topics)?;
                 let client = reqwest::Client::new();
@@ -438,46 +405,28 @@ async fn run_produce(
                     eprintln!("Schema of {topic} registered at {url}: id {id}");
                     t.id = Some(id);
                 }
-                let out = produce::Output {
-                    bus: avro_events::AvroBus::new(bus, schemas),
-                    topics,
-                    reports: Some((reports, reference)),
-                    share: true,
-                };
-                produce::run(
-                    out,
-                    network,
-                    sim,
-                    twin.speed,
-                    limits,
-                    stats,
-                    stop.clone(),
-                    every,
-                    mirror,
-                )
-                .await
+                Some(schemas)
             }
-            None => {
-                let out = produce::Output {
-                    bus,
-                    topics,
-                    reports: Some((reports, reference)),
-                    share: true,
-                };
-                produce::run(
-                    out,
-                    network,
-                    sim,
-                    twin.speed,
-                    limits,
-                    stats,
-                    stop.clone(),
-                    every,
-                    mirror,
-                )
-                .await
-            }
+            None => None,
         };
+        let out = produce::Output {
+            bus: avro_events::AvroBus::new(bus, schemas),
+            topics,
+            reports: Some((reports, reference)),
+            share: true,
+        };
+        let result = produce::run(
+            out,
+            network,
+            sim,
+            twin.speed,
+            limits,
+            stats,
+            stop.clone(),
+            every,
+            mirror,
+        )
+        .await;
         stop.cancel();
         let _ = observer.await;
         return result;
@@ -494,6 +443,37 @@ async fn run_produce(
     };
     produce::run(
         out, network, sim, twin.speed, limits, stats, stop, every, mirror,
+    )
+    .await
+}
+
+/// The twin's producers to a file (JSON lines or Avro containers): nothing shared.
+async fn produce_to_file<B: streamcity_core::Bus>(
+    bus: B,
+    topics: streamcity_core::Topics,
+    network: Arc<streamcity_network::Network>,
+    sim: streamcity_producers::SimConfig,
+    speed: f64,
+    limits: streamcity_producers::runner::Limits,
+    every: Duration,
+) -> anyhow::Result<()> {
+    let out = produce::Output {
+        bus,
+        topics,
+        reports: None,
+        share: false,
+    };
+    let stats = Arc::new(ProducerStats::default());
+    produce::run(
+        out,
+        network,
+        sim,
+        speed,
+        limits,
+        stats,
+        stop_on_signal(),
+        every,
+        None,
     )
     .await
 }

@@ -538,25 +538,28 @@ fn rate_of(records: &[Value], topics: &[&str]) -> f64 {
 
 #[test]
 fn the_twins_producers_keep_to_the_rate_asked() {
+    // Over 150 s or 15 min of event time, three seconds of real time.
+    let measured = |producer: &str, rate: &str, speed: &str, topics: &[&str]| {
+        let out = bin().run_within(
+            &[
+                "produce",
+                producer,
+                "--rate",
+                rate,
+                "--start",
+                "12:00",
+                "--speed",
+                speed,
+                "--duration",
+                "3s",
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        rate_of(&lines(&String::from_utf8(out.stdout).unwrap()), topics)
+    };
     // `all --rate 4`: four new incidents a second, traffic and city together.
-    let out = bin().run_within(
-        &[
-            "produce",
-            "all",
-            "--rate",
-            "4",
-            "--start",
-            "12:00",
-            "--speed",
-            "50",
-            "--duration",
-            "3s",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let records = lines(&String::from_utf8(out.stdout).unwrap());
-    let rate = rate_of(&records, &["traffic_incidents", "city_incidents"]);
+    let rate = measured("all", "4", "50", &["traffic_incidents", "city_incidents"]);
     assert!(
         (3.0..=5.0).contains(&rate),
         "{rate} incidents a second for --rate 4"
@@ -564,24 +567,7 @@ fn the_twins_producers_keep_to_the_rate_asked() {
     // `taps --rate 6`: six taps a second, on and off together (over a quarter of an
     // hour, longer than a ride: the riders aboard at the start get off in its first
     // minutes).
-    let out = bin().run_within(
-        &[
-            "produce",
-            "taps",
-            "--rate",
-            "6",
-            "--start",
-            "12:00",
-            "--speed",
-            "300",
-            "--duration",
-            "3s",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let records = lines(&String::from_utf8(out.stdout).unwrap());
-    let rate = rate_of(&records, &["rider_tapped_on", "rider_tapped_off"]);
+    let rate = measured("taps", "6", "300", &["rider_tapped_on", "rider_tapped_off"]);
     assert!(
         (4.5..=7.5).contains(&rate),
         "{rate} taps a second for --rate 6"

@@ -368,42 +368,35 @@ impl Engine {
                 env.slots[*slot] = v;
             }
             value.clear();
-            if let Some(avro) = &*avro {
-                let (t, v) = avro.plan.value(k, e, r, &spec.fields, env.slots);
-                if let Some(id) = avro.ids.get(t).copied().flatten() {
-                    value.push(0);
-                    value.extend_from_slice(&id.to_be_bytes());
+            let encoded = match &*avro {
+                Some(avro) => {
+                    let (t, v) = avro.plan.value(k, e, r, &spec.fields, env.slots);
+                    if let Some(id) = avro.ids.get(t).copied().flatten() {
+                        value.push(0);
+                        value.extend_from_slice(&id.to_be_bytes());
+                    }
+                    let schema = &avro.plan.topics[t].schema;
+                    match apache_avro::to_avro_datum(schema, v.clone()) {
+                        Ok(datum) => value.extend_from_slice(&datum),
+                        // The plan's types come from the generators: a value that does
+                        // not fit is a fault here, said, never a stop.
+                        Err(err) => avro_misfit(&spec.topic, &err.to_string()),
+                    }
+                    Some((v, schema))
                 }
-                let schema = &avro.plan.topics[t].schema;
-                match apache_avro::to_avro_datum(schema, v.clone()) {
-                    Ok(datum) => value.extend_from_slice(&datum),
-                    // The plan's types come from the generators: a value that does not
-                    // fit is a fault here, said once per record, never a stop.
-                    Err(err) => tracing_free_warn(&spec.topic, &err.to_string()),
+                None => {
+                    value.push(b'{');
+                    for (k, (_, slot, _)) in spec.fields.iter().enumerate() {
+                        if k > 0 {
+                            value.push(b',');
+                        }
+                        value.extend_from_slice(&spec.names_json[k]);
+                        env.slots[*slot].write_json(value);
+                    }
+                    value.push(b'}');
+                    None
                 }
-                key.clear();
-                if let Some(g) = &spec.key {
-                    g.eval(&mut env).write_text(key);
-                }
-                made(Made {
-                    topic: &running.topics[e][r],
-                    key: key.as_bytes(),
-                    timestamp: now_ms,
-                    value,
-                    avro: Some((&v, schema)),
-                });
-                records += 1;
-                continue;
-            }
-            value.push(b'{');
-            for (k, (_, slot, _)) in spec.fields.iter().enumerate() {
-                if k > 0 {
-                    value.push(b',');
-                }
-                value.extend_from_slice(&spec.names_json[k]);
-                env.slots[*slot].write_json(value);
-            }
-            value.push(b'}');
+            };
             key.clear();
             if let Some(g) = &spec.key {
                 g.eval(&mut env).write_text(key);
@@ -413,7 +406,7 @@ impl Engine {
                 key: key.as_bytes(),
                 timestamp: now_ms,
                 value,
-                avro: None,
+                avro: encoded.as_ref().map(|(v, schema)| (v, *schema)),
             });
             records += 1;
         }
@@ -423,6 +416,6 @@ impl Engine {
 
 /// A value that does not fit its schema (a fault of the schema's derivation): said on
 /// standard error, the record goes out empty.
-fn tracing_free_warn(topic: &str, err: &str) {
+fn avro_misfit(topic: &str, err: &str) {
     eprintln!("Avro: a value for {topic} does not fit its schema: {err}");
 }
