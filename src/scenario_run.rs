@@ -174,8 +174,10 @@ pub async fn run<B: Bus>(
                 None => engine.next_ms(),
             };
             if settings.paced {
-                let ahead_ms = (due_ms - settings.start_ms) as f64 / settings.speed;
-                let due = started + Duration::from_secs_f64(ahead_ms.max(0.0) / 1000.0);
+                // Bounded to a year ahead, so no scenario's timing can overflow the clock.
+                let ahead_ms = (due_ms.saturating_sub(settings.start_ms) as f64 / settings.speed)
+                    .clamp(0.0, 3.2e10);
+                let due = started + Duration::from_secs_f64(ahead_ms / 1000.0);
                 if due > Instant::now() {
                     // Hand on what was made before waiting.
                     match flush(&mut writer, &mut buf, bus.as_ref(), &mut pending).await {
