@@ -382,8 +382,39 @@ pub enum Command {
         #[arg(long, env = "STREAMCITY_SCHEMA_REGISTRY")]
         schema_registry: Option<String>,
     },
-    /// Run the processor only, reading and writing Kafka (needs --brokers).
-    Process,
+    /// Run the processor only, reading and writing Kafka (needs --brokers); or, with
+    /// --input, over files of records, in event time, to the end of the input.
+    Process {
+        /// Read the records from this file of JSON lines in the `produce` format
+        /// ({"topic", "key", "timestamp", "value"}) instead of Kafka (`-`: standard
+        /// input). Given several times, the files are merged by timestamp. At the end
+        /// of the input every window closes and the run ends; the same input always
+        /// gives the same output, byte for byte.
+        #[arg(long = "input", value_name = "FILE")]
+        inputs: Vec<String>,
+        /// With --input: where every output record goes, as JSON lines in the same
+        /// format (`-`: standard output, the default unless --expect is given).
+        #[arg(long, value_name = "FILE", requires = "inputs")]
+        output: Option<String>,
+        /// With --input: compare the output with this file of JSON lines (the topics
+        /// it has, in order; `timestamp` when it gives one) and fail with a readable
+        /// diff when they differ.
+        #[arg(long, value_name = "FILE", requires = "inputs")]
+        expect: Option<PathBuf>,
+        /// Publish every closed window's count of taps per stop on `stop_tap_counts`
+        /// (the table behind the seed's surge query), not only the surges they raise.
+        #[arg(long)]
+        emit_window_counts: bool,
+        /// The consumer group on Kafka, behind the topic prefix (default
+        /// streamcity-processor). Instances in one group split the partitions.
+        #[arg(long, conflicts_with = "inputs")]
+        group: Option<String>,
+        /// On Kafka: read every record kept from the start, in a new consumer group
+        /// named after --group and the time (printed), leaving the group's own
+        /// committed offsets as they are.
+        #[arg(long, conflicts_with = "inputs")]
+        from_beginning: bool,
+    },
     /// Run the dashboard only, reading Kafka (needs --brokers).
     Serve,
     /// POST each alert raised and cleared to --webhook, signed, at least once (needs

@@ -290,7 +290,8 @@ impl<B: TwinBus> Embedded<B> {
         ));
 
         let processor = Arc::new(ProcessorStats::default());
-        let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+        let group = streamcity_processor::runner::GROUP;
+        let proc_sub = streamcity_processor::runner::subscribe(&bus, &topics, group).await?;
         let options = RunOptions {
             topics: topics.clone(),
             config: processor_config(config.processor.clone(), &network),
@@ -298,6 +299,7 @@ impl<B: TwinBus> Embedded<B> {
             speed: config.speed,
             checkpoint: config.checkpoint.clone(),
             checkpoint_every: config.checkpoint_every,
+            group: group.to_owned(),
         };
         let run = streamcity_processor::runner::run(
             bus.clone(),

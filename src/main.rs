@@ -13,6 +13,7 @@ macro_rules! say {
 mod avro_events;
 mod cli;
 mod jsonl;
+mod process_file;
 mod produce;
 mod produce_scenario;
 mod stages;
@@ -121,8 +122,36 @@ async fn main() -> ExitCode {
         Some(Command::Gtfs {
             action: cli::GtfsAction::Export { out },
         }) => gtfs_export(&cli.twin, &out),
-        Some(Command::Process) => {
-            stages::process(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await
+        Some(Command::Process {
+            inputs,
+            output,
+            expect,
+            emit_window_counts,
+            group,
+            from_beginning,
+        }) => {
+            if inputs.is_empty() {
+                let group = stages::ProcessGroup {
+                    name: group.unwrap_or_else(|| streamcity_processor::runner::GROUP.to_owned()),
+                    from_beginning,
+                };
+                stages::process(
+                    &cli.twin,
+                    &cli.listen,
+                    &cli.kafka,
+                    group,
+                    emit_window_counts,
+                    stop_on_signal(),
+                )
+                .await
+            } else {
+                let files = process_file::Files {
+                    inputs,
+                    output,
+                    expect,
+                };
+                process_file::run(&cli.twin, &cli.kafka, &files, emit_window_counts)
+            }
         }
         Some(Command::Serve) => {
             stages::serve(&cli.twin, &cli.listen, &cli.kafka, stop_on_signal()).await

@@ -81,18 +81,52 @@ async fn network_from_bus(
     Ok(Some((Arc::new(network), clock)))
 }
 
+/// The consumer group `streamcity process` reads Kafka in.
+#[derive(Debug, Clone)]
+pub struct ProcessGroup {
+    /// Its name, without the topics' prefix.
+    pub name: String,
+    /// Read every record kept, in a new group named after this one.
+    pub from_beginning: bool,
+}
+
+impl ProcessGroup {
+    /// The group to join: the one named, or with --from-beginning a new one named after
+    /// it and the time (said on standard error). A checkpoint already on disk resumes
+    /// where it was taken, which reading from the beginning would contradict.
+    fn resolve(self, checkpoint: Option<&std::path::Path>) -> anyhow::Result<String> {
+        anyhow::ensure!(!self.name.trim().is_empty(), "--group must not be empty");
+        if !self.from_beginning {
+            return Ok(self.name);
+        }
+        if let Some(path) = checkpoint.filter(|p| p.exists()) {
+            anyhow::bail!(
+                "--from-beginning reads everything afresh, but the checkpoint {} would resume an earlier run: remove it or give another --checkpoint",
+                path.display()
+            );
+        }
+        let name = format!("{}-{}", self.name, streamcity_core::clock::wall_clock_ms());
+        eprintln!("Reading from the beginning in the new consumer group {name}");
+        Ok(name)
+    }
+}
+
 /// `streamcity process`: the processor alone on Kafka, in the consumer group that
 /// splits the partitions among instances, with its own /metrics, /healthz, /readyz.
 pub async fn process(
     twin: &TwinArgs,
     listen: &ListenArgs,
     kafka: &KafkaArgs,
+    group: ProcessGroup,
+    emit_window_counts: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let group = group.resolve(twin.checkpoint.as_deref())?;
     let bus = connect(kafka, "process").await?;
     let topics = kafka.topics();
     bus.ensure_topics(&topics).await?;
-    let config = twin.processor()?;
+    let mut config = twin.processor()?;
+    config.surge.emit_window_counts |= emit_window_counts;
     let stats = Arc::new(ProcessorStats::default());
     let running = Arc::new(AtomicBool::new(false));
     let listener = observe::bind(listen.host, listen.port, 9102, "process").await?;
@@ -116,14 +150,14 @@ pub async fn process(
     // split of the partitions while they wait for the network. After a long wait it
     // joins afresh: a member that has not read for minutes has been dropped.
     let waiting = std::time::Instant::now();
-    let mut sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+    let mut sub = streamcity_processor::runner::subscribe(&bus, &topics, &group).await?;
     let Some((network, clock)) = network_from_bus(&bus, &topics, twin, "process", &stop).await?
     else {
         return Ok(());
     };
     if waiting.elapsed() > Duration::from_secs(60) {
         drop(sub);
-        sub = streamcity_processor::runner::subscribe(&bus, &topics).await?;
+        sub = streamcity_processor::runner::subscribe(&bus, &topics, &group).await?;
     }
     let options = RunOptions {
         topics,
@@ -132,6 +166,7 @@ pub async fn process(
         speed: clock.map_or(1.0, |c| c.speed),
         checkpoint: twin.checkpoint.clone(),
         checkpoint_every: Duration::from_secs(twin.checkpoint_interval),
+        group,
     };
     let mut task = tokio::spawn(streamcity_processor::runner::run(
         bus,

@@ -40,6 +40,10 @@ pub struct Topics {
     /// Operators' acknowledgements and mutes of alerts ([`crate::AlertAction`]),
     /// compacted, one partition: every dashboard reads it in full and agrees.
     pub alert_actions: Arc<str>,
+    /// Taps per stop in each closed surge window (`{"stop_id", "window_start",
+    /// "window_end", "taps"}`, the table behind the seed's surge query), keyed by stop
+    /// id; published only when the processor is asked to (`--emit-window-counts`).
+    pub stop_tap_counts: Arc<str>,
 }
 
 impl Topics {
@@ -60,6 +64,7 @@ impl Topics {
             dead_letters: name("dead_letters"),
             network: name("network"),
             alert_actions: name("alert_actions"),
+            stop_tap_counts: name("stop_tap_counts"),
         }
     }
 
@@ -81,6 +86,7 @@ impl Topics {
             "dead_letters" => &mut self.dead_letters,
             "network" => &mut self.network,
             "alert_actions" => &mut self.alert_actions,
+            "stop_tap_counts" => &mut self.stop_tap_counts,
             _ => {
                 let names: Vec<String> = self
                     .all()
@@ -103,7 +109,7 @@ impl Topics {
     }
 
     /// Every topic, in a fixed order (for creating them on a broker).
-    pub fn all(&self) -> [&Arc<str>; 12] {
+    pub fn all(&self) -> [&Arc<str>; 13] {
         [
             &self.vehicle_locations,
             &self.rider_tapped_on,
@@ -117,6 +123,7 @@ impl Topics {
             &self.dead_letters,
             &self.network,
             &self.alert_actions,
+            &self.stop_tap_counts,
         ]
     }
 }

@@ -137,6 +137,9 @@ pub struct SurgeConfig {
     /// board have gone another way (and with several processor instances, vehicles of
     /// lines another instance follows board unseen).
     pub give_up_ms: i64,
+    /// Publish every closed window's count on `stop_tap_counts` (the table behind the
+    /// seed's surge query), not only the alerts they raise.
+    pub emit_window_counts: bool,
 }
 
 impl Default for SurgeConfig {
@@ -149,6 +152,7 @@ impl Default for SurgeConfig {
             baseline_samples: 10,
             clear_waiting: 30,
             give_up_ms: 1_800_000,
+            emit_window_counts: false,
         }
     }
 }

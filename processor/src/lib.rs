@@ -700,8 +700,43 @@ impl Processor {
             &mut self.alerts,
             |d, table, cx| d.on_watermark(table, cx),
         );
+        self.flush_window_counts(out);
         self.flush_alerts(out);
         self.state.counts.records_out += (out.len() - before) as u64;
+    }
+
+    /// The input has ended (a file read to its end): closes every window still open,
+    /// as a final watermark would, publishing their counts and the surges they raise
+    /// or clear. Nothing else moves on: vehicles are not taken to have gone silent,
+    /// nor incidents to have ended, for lack of records after the last.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
+        let before = out.len();
+        let State {
+            detectors, book, ..
+        } = &mut self.state;
+        detectors.surge.finish(book, &mut self.alerts);
+        self.flush_window_counts(out);
+        self.flush_alerts(out);
+        self.state.counts.records_out += (out.len() - before) as u64;
+    }
+
+    /// Publishes the windows closed since the last call on `stop_tap_counts` (when
+    /// asked to: `surge.emit_window_counts`), keyed by stop.
+    fn flush_window_counts(&mut self, out: &mut Vec<Record>) {
+        for w in self.state.detectors.surge.take_closed() {
+            let value = serde_json::json!({
+                "stop_id": &*w.key,
+                "window_start": w.start,
+                "window_end": w.end,
+                "taps": w.count,
+            });
+            out.push(Record::new(
+                &self.topics.stop_tap_counts,
+                Bytes::copy_from_slice(w.key.as_bytes()),
+                Bytes::from(value.to_string()),
+                w.end,
+            ));
+        }
     }
 
     /// Publishes the alerts raised and cleared since the last call: every one on

@@ -102,16 +102,18 @@ pub struct Inputs<S> {
     pub side: S,
 }
 
-/// Subscribes to the processor's input topics. Done before [`run`], so that a caller
-/// can make sure the processor is listening before anything is published.
+/// Subscribes to the processor's input topics in consumer group `group` (behind the
+/// topics' prefix; [`GROUP`] unless the user names another). Done before [`run`], so
+/// that a caller can make sure the processor is listening before anything is published.
 pub async fn subscribe<B: Bus>(
     bus: &B,
     topics: &Topics,
+    group: &str,
 ) -> Result<Inputs<B::Subscription>, BusError> {
-    let group = subscribe_group(bus, topics).await?;
+    let in_group = subscribe_group(bus, topics, group).await?;
     // A group of its own, never committed to: each instance reads everything kept.
     let own = format!(
-        "{GROUP}-side-{}-{}",
+        "{group}-side-{}-{}",
         std::process::id(),
         streamcity_core::clock::wall_clock_ms()
     );
@@ -128,14 +130,21 @@ pub async fn subscribe<B: Bus>(
             .from(StartFrom::Earliest),
         )
         .await?;
-    Ok(Inputs { group, side })
+    Ok(Inputs {
+        group: in_group,
+        side,
+    })
 }
 
-/// Joins the processor's consumer group on the input topics. A new group starts from
-/// the oldest records kept; an existing one resumes after its last commit.
-async fn subscribe_group<B: Bus>(bus: &B, topics: &Topics) -> Result<B::Subscription, BusError> {
+/// Joins the processor's consumer group `group` on the input topics. A new group
+/// starts from the oldest records kept; an existing one resumes after its last commit.
+async fn subscribe_group<B: Bus>(
+    bus: &B,
+    topics: &Topics,
+    group: &str,
+) -> Result<B::Subscription, BusError> {
     bus.subscribe(
-        Subscribe::new(topics.group(GROUP), &crate::inputs(topics)).from(StartFrom::Earliest),
+        Subscribe::new(topics.group(group), &crate::inputs(topics)).from(StartFrom::Earliest),
     )
     .await
 }
@@ -230,6 +239,8 @@ pub struct RunOptions {
     pub checkpoint: Option<PathBuf>,
     /// How often the state is checkpointed (and always on a clean stop).
     pub checkpoint_every: Duration,
+    /// The consumer group, without the topics' prefix (the one given to [`subscribe`]).
+    pub group: String,
 }
 
 /// What can stop the processor.
@@ -617,7 +628,7 @@ pub async fn run<B: Bus>(
                 if matches!(verdict, Verdict::NoPartitions(d) if d >= rejoin_after) {
                     tracing::warn!("Leaving the consumer group and joining it afresh");
                     drop(sub);
-                    sub = subscribe_group(&bus, topics).await?;
+                    sub = subscribe_group(&bus, topics, &options.group).await?;
                     health = Health::default();
                     rejoin_after = (rejoin_after * 4).min(REJOIN_MAX);
                 }

@@ -52,6 +52,10 @@ pub struct SurgeDetector {
     /// The minute (of event time) the crowds were last looked at.
     #[serde(default)]
     crowds_checked: i64,
+    /// Windows closed since the processor last took them, to publish (only with
+    /// `emit_window_counts`).
+    #[serde(skip)]
+    closed: Vec<WindowResult<Id>>,
 }
 
 /// The riders waiting at a surging stop: counted in as they tap on, out as vehicles
@@ -78,6 +82,7 @@ impl SurgeDetector {
             baselines: HashMap::new(),
             active: BTreeMap::new(),
             partitions: HashMap::new(),
+            closed: Vec::new(),
             crowds: BTreeMap::new(),
             crowds_checked: 0,
         }
@@ -184,6 +189,9 @@ impl SurgeDetector {
     ) {
         let mut closed: Vec<WindowResult<Id>> = Vec::new();
         self.counts.close_until(watermark, &mut closed);
+        if self.config.emit_window_counts {
+            self.closed.extend(closed.iter().cloned());
+        }
         // Surges are looked at as windows close, and once a minute while a crowd
         // waits (taps may have stopped altogether).
         let minute = watermark.div_euclid(60_000);
@@ -293,6 +301,21 @@ impl SurgeDetector {
                 );
             }
         }
+    }
+
+    /// The input has ended: closes every window still open, as the watermark reaching
+    /// the last one's end (and grace) would, with no more taps meanwhile.
+    pub fn finish(&mut self, book: &mut AlertBook, out: &mut Vec<Alert>) {
+        if let Some(at) = self.counts.all_closed_at() {
+            self.on_watermark(at, book, out);
+        }
+    }
+
+    /// The windows closed since the last call, in the order they closed (by end, start
+    /// and stop within one advance of the watermark); empty unless
+    /// `emit_window_counts` is set.
+    pub fn take_closed(&mut self) -> std::vec::Drain<'_, WindowResult<Id>> {
+        self.closed.drain(..)
     }
 
     /// Open windows across all stops.

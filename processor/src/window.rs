@@ -405,6 +405,16 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         self.open.get(key).map_or(&[], |w| w.as_slice())
     }
 
+    /// The watermark at which every window open now has closed (its end plus grace),
+    /// if any is open.
+    pub fn all_closed_at(&self) -> Option<TimestampMs> {
+        self.open
+            .values()
+            .flat_map(|windows| windows.iter().map(|w| w.end))
+            .max()
+            .map(|end| end.saturating_add(self.spec.grace_ms))
+    }
+
     /// Open windows across all keys.
     pub fn open_window_count(&self) -> usize {
         self.open.values().map(Vec::len).sum()
