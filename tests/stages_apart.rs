@@ -375,3 +375,196 @@ fn a_gtfs_feed_produced_on_kafka_reaches_process_and_serve_with_no_flags() {
     producer.stop();
     assert!(done.contains("dead letters 0"), "{done}");
 }
+
+/// Waits until the processor behind `metrics` has taken in `records` input records.
+fn wait_for_records(process: &Running, records: u64) {
+    let metrics = process.metrics_port();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, page) = http_get(metrics, "/metrics");
+        if metric(&page, "streamcity_processor_records_in_total") >= records as f64 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{records} records were not processed within 2 minutes:\n{page}\n{}",
+            process.printed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The records of `topic` once there are at least `at_least` and no more came for 2 s
+/// (within 90 s).
+fn settled(topic: &str, at_least: usize) -> Vec<streamcity_testkit::topic::Stored> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut last = usize::MAX;
+    loop {
+        let records = streamcity_testkit::topic::read_all(&brokers(), topic);
+        if records.len() >= at_least.max(1) && records.len() == last {
+            return records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} records on {topic} after 90 s, {at_least} awaited",
+            records.len()
+        );
+        last = records.len();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
+    let prefix = unique("group");
+    let bin = bin(&prefix);
+    let produced = bin.run(&[
+        "produce",
+        "taps",
+        "--max",
+        "40000",
+        "--speed",
+        "5000",
+        "--start",
+        "1763884800000",
+        "--seed",
+        "11",
+        "--port",
+        "0",
+    ]);
+    assert!(produced.status.success(), "{}", stderr(&produced));
+    let topics = Topics::with_prefix(&prefix);
+
+    // A group of one's own name: it reads the backlog and commits it.
+    let first = bin.start(&[
+        "process",
+        "--group",
+        "mine",
+        "--emit-window-counts",
+        "--port",
+        "0",
+    ]);
+    wait_for_records(&first, 40000);
+    let counts = settled(&topics.stop_tap_counts, 1);
+    first.stop();
+    assert!(!counts.is_empty(), "no window counts published");
+    let windows: BTreeSet<(Vec<u8>, Vec<u8>)> = counts
+        .iter()
+        .map(|r| (r.key.clone(), r.value.clone()))
+        .collect();
+    for r in &counts {
+        let v: Value = serde_json::from_slice(&r.value).unwrap();
+        assert_eq!(v["stop_id"].as_str().unwrap().as_bytes(), &r.key[..]);
+        assert!(v["taps"].as_u64().unwrap() > 0);
+    }
+
+    // The same group again: nothing left to read.
+    let again = bin.start(&[
+        "process",
+        "--group",
+        "mine",
+        "--emit-window-counts",
+        "--port",
+        "0",
+    ]);
+    std::thread::sleep(Duration::from_secs(8));
+    let (_, page) = http_get(again.metrics_port(), "/metrics");
+    assert_eq!(
+        metric(&page, "streamcity_processor_records_in_total"),
+        0.0,
+        "the group did not resume after its commits:\n{page}"
+    );
+    again.stop();
+
+    // --from-beginning: everything again, in a new group named after it.
+    let fresh = bin.start(&[
+        "process",
+        "--group",
+        "mine",
+        "--from-beginning",
+        "--emit-window-counts",
+        "--port",
+        "0",
+    ]);
+    fresh.wait_for("new consumer group mine-", Duration::from_secs(30));
+    wait_for_records(&fresh, 40000);
+    let counts = settled(&topics.stop_tap_counts, 2 * windows.len());
+    fresh.stop();
+    let twice: BTreeSet<(Vec<u8>, Vec<u8>)> = counts
+        .iter()
+        .map(|r| (r.key.clone(), r.value.clone()))
+        .collect();
+    assert!(
+        counts.len() >= 2 * windows.len(),
+        "{} window counts after reading twice, {} after once",
+        counts.len(),
+        windows.len()
+    );
+    assert!(twice.is_superset(&windows));
+
+    // The same records from a file (`produce` without a broker, `process --input`):
+    // the same window counts as from Kafka.
+    let file = Binary::new(env!("CARGO_BIN_EXE_streamcity")).env("KAFKA_BOOTSTRAP_SERVERS", "");
+    let jsonl = file.run(&[
+        "produce",
+        "taps",
+        "--max",
+        "40000",
+        "--speed",
+        "5000",
+        "--start",
+        "1763884800000",
+        "--seed",
+        "11",
+    ]);
+    assert!(jsonl.status.success(), "{}", stderr(&jsonl));
+    let input = std::env::temp_dir().join(format!("{prefix}.jsonl"));
+    std::fs::write(&input, &jsonl.stdout).unwrap();
+    let processed = file.run(&[
+        "process",
+        "--input",
+        input.to_str().unwrap(),
+        "--emit-window-counts",
+    ]);
+    let _ = std::fs::remove_file(&input);
+    assert!(processed.status.success(), "{}", stderr(&processed));
+    let from_file: BTreeSet<(Vec<u8>, Vec<u8>)> = String::from_utf8(processed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["topic"] == "stop_tap_counts")
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().as_bytes().to_vec(),
+                r["value"].to_string().into_bytes(),
+            )
+        })
+        .collect();
+    // From the file every window closes at the end; on Kafka the last ones stay open
+    // (nothing moves event time past them): the windows Kafka closed, the file has.
+    assert!(
+        windows.is_subset(&from_file),
+        "window counts from Kafka missing from the file's run: {:?}",
+        windows.difference(&from_file).take(3).collect::<Vec<_>>()
+    );
+    assert!(from_file.len() >= windows.len());
+
+    // Reading from the beginning contradicts a checkpoint of an earlier run: refused.
+    let checkpoint = std::env::temp_dir().join(format!("{prefix}.checkpoint"));
+    std::fs::write(&checkpoint, b"{}").unwrap();
+    let refused = bin.run(&[
+        "process",
+        "--from-beginning",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--port",
+        "0",
+    ]);
+    let _ = std::fs::remove_file(&checkpoint);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--from-beginning reads everything afresh"),
+        "{}",
+        stderr(&refused)
+    );
+}
