@@ -229,14 +229,11 @@ fn process(
     // partitions, the stream's clock and the watermark's pace all follow the records.
     let mut now = TimestampMs::MIN;
     let mut second = TimestampMs::MIN;
-    loop {
-        // The earliest head; the first input's on a tie.
-        let Some(i) = (0..heads.len())
-            .filter(|&i| heads[i].is_some())
-            .min_by_key(|&i| heads[i].as_ref().map(|r| r.timestamp))
-        else {
-            break;
-        };
+    // The earliest head each time; the first input's on a tie.
+    while let Some(i) = (0..heads.len())
+        .filter(|&i| heads[i].is_some())
+        .min_by_key(|&i| heads[i].as_ref().map(|r| r.timestamp))
+    {
         let record = heads[i].take().unwrap_or_else(|| unreachable!());
         heads[i] = inputs[i].next(topics, &mut out, &mut summary)?;
         if read.iter().any(|t| ***t == *record.topic) {

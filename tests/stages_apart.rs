@@ -418,7 +418,7 @@ fn settled(topic: &str, at_least: usize) -> Vec<streamcity_testkit::topic::Store
 async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
     let prefix = unique("group");
     let bin = bin(&prefix);
-    let produced = bin.run(&[
+    let stream = [
         "produce",
         "taps",
         "--max",
@@ -429,9 +429,8 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
         "1763884800000",
         "--seed",
         "11",
-        "--port",
-        "0",
-    ]);
+    ];
+    let produced = bin.run(&[&stream[..], &["--port", "0"]].concat());
     assert!(produced.status.success(), "{}", stderr(&produced));
     let topics = Topics::with_prefix(&prefix);
 
@@ -505,18 +504,7 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
     // The same records from a file (`produce` without a broker, `process --input`):
     // the same window counts as from Kafka.
     let file = Binary::new(env!("CARGO_BIN_EXE_streamcity")).env("KAFKA_BOOTSTRAP_SERVERS", "");
-    let jsonl = file.run(&[
-        "produce",
-        "taps",
-        "--max",
-        "40000",
-        "--speed",
-        "5000",
-        "--start",
-        "1763884800000",
-        "--seed",
-        "11",
-    ]);
+    let jsonl = file.run(&stream);
     assert!(jsonl.status.success(), "{}", stderr(&jsonl));
     let input = std::env::temp_dir().join(format!("{prefix}.jsonl"));
     std::fs::write(&input, &jsonl.stdout).unwrap();
