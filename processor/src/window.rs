@@ -213,6 +213,15 @@ pub struct WindowedCount<K> {
     open: HashMap<K, Vec<Window>>,
     /// The watermark windows were last closed at.
     closed_at: TimestampMs,
+    /// No open window closes before this watermark (a lower bound: the earliest end
+    /// plus grace, or less), so that moving the watermark short of it looks at no key.
+    /// Unknown (`MIN`, look) after a restore.
+    #[serde(skip, default = "unknown")]
+    first_close: TimestampMs,
+}
+
+fn unknown() -> TimestampMs {
+    TimestampMs::MIN
 }
 
 impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
@@ -222,6 +231,7 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
             spec,
             open: HashMap::new(),
             closed_at: TimestampMs::MIN,
+            first_close: TimestampMs::MAX,
         }
     }
 
@@ -243,6 +253,15 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         watermark: TimestampMs,
         out: &mut Vec<WindowResult<K>>,
     ) -> Admission {
+        // Every window this record opens or extends ends after it; the first of a
+        // fixed kind ends first.
+        let end = match self.spec.kind {
+            WindowKind::Session { .. } => Some(ts),
+            _ => self.spec.windows_of(ts).next().map(|(_, end)| end),
+        };
+        if let Some(end) = end {
+            self.first_close = self.first_close.min(end.saturating_add(self.spec.grace_ms));
+        }
         match self.spec.kind {
             WindowKind::Session { gap_ms } => self.add_session(key, ts, gap_ms, watermark, out),
             _ => self.add_fixed(key, ts, watermark, out),
@@ -359,7 +378,11 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
         }
         let first = out.len();
         self.closed_at = watermark;
+        if watermark < self.first_close {
+            return; // nothing open ends that early
+        }
         let grace = self.spec.grace_ms;
+        let mut first_close = TimestampMs::MAX;
         self.open.retain(|key, windows| {
             let n = windows
                 .iter()
@@ -389,8 +412,12 @@ impl<K: Hash + Eq + Ord + Clone> WindowedCount<K> {
                     is_final: true,
                 }));
             }
+            for w in windows.iter() {
+                first_close = first_close.min(w.end.saturating_add(grace));
+            }
             !windows.is_empty()
         });
+        self.first_close = first_close;
         // A deterministic order: by end, then start, then key.
         out[first..].sort_by(|a, b| (a.end, a.start, &a.key).cmp(&(b.end, b.start, &b.key)));
     }
