@@ -388,9 +388,6 @@ async fn step<B: Bus>(
     published: &mut Published,
 ) -> Result<(), BusError> {
     restore_assigned(bus, sub, core, topics, now).await?;
-    // Windows close where event time reaches them, not where a batch happens to end:
-    // the watermark moves on each time the input's event time reaches a new second.
-    let mut second = core.event_time().map(|t| t.div_euclid(1000));
     for delivery in batch {
         fill_gap(bus, core, delivery, now, out).await?;
         core.on_record_at(
@@ -400,11 +397,6 @@ async fn step<B: Bus>(
             now,
             out,
         );
-        let reached = core.event_time().map(|t| t.div_euclid(1000));
-        if reached != second {
-            second = reached;
-            core.advance(now, out);
-        }
     }
     // Partitions a rebalance gave to another instance: release their state.
     for (topic, partition) in sub.take_revoked() {
