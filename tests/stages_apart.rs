@@ -271,29 +271,12 @@ async fn a_backfill_of_yesterday_gives_the_alerts_of_a_live_run() {
     let produced = bin.run(&[&args[..], &["--port", "0"]].concat());
     assert!(produced.status.success(), "{}", stderr(&produced));
     let process = bin.start(&["process", "--port", "0"]);
-    let metrics = process.metrics_port();
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let (_, page) = http_get(metrics, "/metrics");
-        if metric(&page, "streamcity_processor_records_in_total") >= inputs as f64 {
-            assert_eq!(
-                metric(&page, "streamcity_processor_dead_letters_total"),
-                0.0,
-                "{page}"
-            );
-            assert_eq!(
-                metric(&page, "streamcity_processor_late_records_total"),
-                0.0,
-                "{page}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backlog of {inputs} records was not processed within 3 minutes:\n{page}\n{}",
-            process.printed()
-        );
-        std::thread::sleep(Duration::from_millis(500));
+    let page = wait_for_records(&process, inputs, Duration::from_secs(180));
+    for counter in [
+        "streamcity_processor_dead_letters_total",
+        "streamcity_processor_late_records_total",
+    ] {
+        assert_eq!(metric(&page, counter), 0.0, "{page}");
     }
     std::thread::sleep(Duration::from_secs(2));
     process.stop();
@@ -376,18 +359,19 @@ fn a_gtfs_feed_produced_on_kafka_reaches_process_and_serve_with_no_flags() {
     assert!(done.contains("dead letters 0"), "{done}");
 }
 
-/// Waits until the processor behind `metrics` has taken in `records` input records.
-fn wait_for_records(process: &Running, records: u64) {
+/// Waits until `process` has taken in `records` input records (failing after `within`);
+/// returns its metrics then.
+fn wait_for_records(process: &Running, records: u64, within: Duration) -> String {
     let metrics = process.metrics_port();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + within;
     loop {
         let (_, page) = http_get(metrics, "/metrics");
         if metric(&page, "streamcity_processor_records_in_total") >= records as f64 {
-            return;
+            return page;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{records} records were not processed within 2 minutes:\n{page}\n{}",
+            "{records} records were not processed within {within:?}:\n{page}\n{}",
             process.printed()
         );
         std::thread::sleep(Duration::from_millis(300));
@@ -443,7 +427,7 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
         "--port",
         "0",
     ]);
-    wait_for_records(&first, 40000);
+    wait_for_records(&first, 40000, Duration::from_secs(120));
     let counts = settled(&topics.stop_tap_counts, 1);
     first.stop();
     assert!(!counts.is_empty(), "no window counts published");
@@ -486,7 +470,7 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
         "0",
     ]);
     fresh.wait_for("new consumer group mine-", Duration::from_secs(30));
-    wait_for_records(&fresh, 40000);
+    wait_for_records(&fresh, 40000, Duration::from_secs(120));
     let counts = settled(&topics.stop_tap_counts, 2 * windows.len());
     fresh.stop();
     let twice: BTreeSet<(Vec<u8>, Vec<u8>)> = counts
