@@ -85,6 +85,28 @@ fn hopping_counts<'a>(taps: impl Iterator<Item = &'a Value>) -> BTreeMap<(String
     counts
 }
 
+/// The published window counts, `(stop, window start) -> taps`; each a 5-minute window
+/// keyed by its stop.
+fn window_counts(out: &[Value]) -> BTreeMap<(String, i64), u64> {
+    on(out, "stop_tap_counts")
+        .map(|r| {
+            let v = &r["value"];
+            assert_eq!(
+                v["window_end"].as_i64().unwrap() - v["window_start"].as_i64().unwrap(),
+                300_000
+            );
+            assert_eq!(r["key"], v["stop_id"]);
+            (
+                (
+                    v["stop_id"].as_str().unwrap().to_owned(),
+                    v["window_start"].as_i64().unwrap(),
+                ),
+                v["taps"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_file_runs_to_its_end_the_same_way_every_time_with_every_window_counted() {
     let d = dir("counts");
@@ -110,23 +132,7 @@ fn a_file_runs_to_its_end_the_same_way_every_time_with_every_window_counted() {
         .copied()
         .filter(|t| !late.contains(&t["value"].to_string()));
     let want = hopping_counts(counted);
-    let got: BTreeMap<(String, i64), u64> = on(&out, "stop_tap_counts")
-        .map(|r| {
-            let v = &r["value"];
-            assert_eq!(
-                v["window_end"].as_i64().unwrap() - v["window_start"].as_i64().unwrap(),
-                300_000
-            );
-            assert_eq!(r["key"], v["stop_id"]);
-            (
-                (
-                    v["stop_id"].as_str().unwrap().to_owned(),
-                    v["window_start"].as_i64().unwrap(),
-                ),
-                v["taps"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let got = window_counts(&out);
     assert!(
         late.len() * 100 < taps.len(),
         "{} of {} taps late",
@@ -246,18 +252,7 @@ fn lines_that_are_not_records_become_dead_letters_and_nothing_else_is_lost() {
             .all(|l| l["value"]["payload"].as_str().unwrap().len() <= 1100)
     );
     // The good taps are all counted: the six of S0001 and the 600 of S0002.
-    let counts: BTreeMap<(String, i64), u64> = on(&out, "stop_tap_counts")
-        .map(|r| {
-            let v = &r["value"];
-            (
-                (
-                    v["stop_id"].as_str().unwrap().to_owned(),
-                    v["window_start"].as_i64().unwrap(),
-                ),
-                v["taps"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let counts = window_counts(&out);
     assert_eq!(
         counts.get(&("S0001".to_owned(), t0)),
         Some(&6),
@@ -299,13 +294,14 @@ fn expect_passes_on_the_same_records_and_fails_with_a_diff_otherwise() {
     assert!(kept.len() > 100, "{} records kept", kept.len());
     let expected = d.join("expected.jsonl");
     std::fs::write(&expected, kept.join("\n") + "\n").unwrap();
-    let ok = process(&[
+    let compare = [
         "--input",
         input,
         "--emit-window-counts",
         "--expect",
         expected.to_str().unwrap(),
-    ]);
+    ];
+    let ok = process(&compare);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(ok.stdout.is_empty(), "nothing written when comparing");
     assert!(stderr(&ok).contains("matches"), "{}", stderr(&ok));
@@ -321,13 +317,7 @@ fn expect_passes_on_the_same_records_and_fails_with_a_diff_otherwise() {
     wrong[i] = changed.to_string();
     let dropped = wrong.remove(i + 3);
     std::fs::write(&expected, wrong.join("\n") + "\n").unwrap();
-    let bad = process(&[
-        "--input",
-        input,
-        "--emit-window-counts",
-        "--expect",
-        expected.to_str().unwrap(),
-    ]);
+    let bad = process(&compare);
     assert!(!bad.status.success(), "a wrong expectation passed");
     let text = stderr(&bad);
     assert!(text.contains("the output differs from"), "{text}");

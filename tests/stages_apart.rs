@@ -419,14 +419,15 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
     let topics = Topics::with_prefix(&prefix);
 
     // A group of one's own name: it reads the backlog and commits it.
-    let first = bin.start(&[
+    let mine = [
         "process",
         "--group",
         "mine",
         "--emit-window-counts",
         "--port",
         "0",
-    ]);
+    ];
+    let first = bin.start(&mine);
     wait_for_records(&first, 40000, Duration::from_secs(120));
     let counts = settled(&topics.stop_tap_counts, 1);
     first.stop();
@@ -442,14 +443,7 @@ async fn a_named_group_resumes_and_from_beginning_reads_everything_again() {
     }
 
     // The same group again: nothing left to read.
-    let again = bin.start(&[
-        "process",
-        "--group",
-        "mine",
-        "--emit-window-counts",
-        "--port",
-        "0",
-    ]);
+    let again = bin.start(&mine);
     std::thread::sleep(Duration::from_secs(8));
     let (_, page) = http_get(again.metrics_port(), "/metrics");
     assert_eq!(
